@@ -1,0 +1,65 @@
+# magsasa.chaos — the two commands that matter are `make demo` and `make test`.
+# Both build or refresh .venv from requirements.txt first, so they work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+COLLECTION := collections/ansible_collections/magsasa/chaos
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo demo-up demo-down test lint sanity unit integration molecule bench clean
+
+help:
+	@echo "make demo   - start the demo target, run the smoke chaos suite, print the report path"
+	@echo "make test   - lint, sanity, unit, integration (real ansible-playbook runs), molecule"
+	@echo "make bench  - benchmarks that print tables"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+demo: venv
+	$(BIN)/ansible-playbook playbooks/demo_up.yml
+	bash scripts/run-demo.sh
+
+demo-up: venv
+	$(BIN)/ansible-playbook playbooks/demo_up.yml
+
+demo-down: venv
+	$(BIN)/ansible-playbook playbooks/demo_down.yml
+
+test: venv
+	$(MAKE) lint
+	$(MAKE) sanity
+	$(MAKE) unit
+	$(MAKE) integration
+
+lint: venv
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --profile production --offline
+
+sanity: venv
+	cd $(COLLECTION) && $(CURDIR)/$(BIN)/ansible-test sanity --python 3.11 --requirements --color no
+
+unit: venv
+	$(BIN)/python -m pytest -q $(COLLECTION)/tests/unit $(PYTEST_ARGS)
+
+integration: venv
+	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
+
+bench: venv
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean:
+	-$(BIN)/ansible-playbook playbooks/demo_down.yml
+	rm -rf $(VENV) reports .state
