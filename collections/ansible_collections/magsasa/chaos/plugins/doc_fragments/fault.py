@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    # The lifecycle every fault module shares (module_utils/_fault.py).
+    DOCUMENTATION = r'''
+options:
+  state:
+    description:
+      - V(present) injects the fault, or renews the lease of an identical active fault.
+      - V(absent) reverts the fault named by O(fault_id), or every active fault of this kind when
+        O(fault_id) is not given. Reverting a fault that is already gone is not an error.
+    type: str
+    choices: [present, absent]
+    default: present
+  duration:
+    description:
+      - How long the fault lasts, in seconds. Required with O(state=present).
+      - The fault ends by itself at its start plus O(duration), even if nothing ever talks to the
+        host again (the guard, a detached process per fault, reverts it).
+    type: float
+  max_duration:
+    description:
+      - Safety cap on O(duration), in seconds. A longer O(duration) is refused before anything is injected.
+    type: float
+    default: 3600.0
+  fault_id:
+    description:
+      - Identifier of the fault. Generated as C(<kind>-<random>) when not given.
+      - With O(state=present) and an active fault of this id and the same parameters, nothing is
+        injected again and the lease is renewed.
+      - 1 to 64 letters, digits, V(_), V(.) or V(-).
+    type: str
+  lease:
+    description:
+      - Seconds the fault stays unless renewed. Running the module again with the same O(fault_id)
+        and O(state=present) renews it. An unrenewed lease reverts the fault early, so a dead
+        controller or a lost SSH link ends the fault within O(lease) seconds instead of O(duration).
+    type: float
+  state_dir:
+    description:
+      - Directory on the target holding one JSON record per active fault, the guard script and the
+        revert history. Defaults to C(/run/magsasa-chaos) for root, C(~/.cache/magsasa-chaos) otherwise.
+    type: path
+  revert_timeout:
+    description:
+      - Seconds to keep retrying a revert step that fails before giving up and reporting it.
+    type: float
+    default: 60.0
+notes:
+  - The active fault records are listed and reverted all at once with M(magsasa.chaos.chaos_faults).
+'''

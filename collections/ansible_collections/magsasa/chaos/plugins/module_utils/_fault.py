@@ -1,0 +1,334 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The fault lifecycle shared by every fault module.
+
+A fault module declares its own options, merges in :func:`fault_argument_spec`, subclasses
+:class:`Fault` and calls :func:`run_fault_module`. The engine does the rest, the same way for
+every fault:
+
+* ``state: present`` — validate, then (unless an identical fault is already active, which only
+  renews its lease) write the record, start the guard, inject, measure the effect.
+  The guard is started *before* injection and every revert action is persisted the moment it is
+  registered, so a module that dies half way through still leaves a fault the guard can undo.
+* ``state: absent`` — revert the fault named by ``fault_id`` (or every fault of this kind);
+  reverting a fault that is already gone is ``ok``, not an error.
+* check mode — return the plan; touch nothing.
+
+A subclass implements ``validate()``, ``identity()``, ``plan()``, ``inject(ctx)`` and, if it can
+measure what it did, ``measure(ctx)``. Inside ``inject`` it registers how to undo each step with
+``ctx.on_revert({...})`` *right after* doing the step (see ``_guard`` for the action types).
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import inspect
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+
+from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
+
+FAULT_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
+LIFECYCLE_OPTIONS = ('state', 'duration', 'max_duration', 'fault_id', 'lease', 'state_dir', 'revert_timeout')
+
+
+def default_state_dir():
+    if os.geteuid() == 0:
+        return '/run/magsasa-chaos'
+    return os.path.join(os.path.expanduser('~'), '.cache', 'magsasa-chaos')
+
+
+def fault_argument_spec():
+    """The lifecycle options every fault module accepts (documented in doc_fragments/fault.py)."""
+    return dict(
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        duration=dict(type='float'),
+        max_duration=dict(type='float', default=3600.0),
+        fault_id=dict(type='str'),
+        lease=dict(type='float'),
+        state_dir=dict(type='path'),
+        revert_timeout=dict(type='float', default=60.0),
+    )
+
+
+def fault_required_if():
+    return [('state', 'present', ('duration',))]
+
+
+class FaultError(Exception):
+    """A failure with a message meant for the user (field, value, what to do)."""
+
+
+class Fault(object):
+    """Base class of a fault. ``kind`` names it in records and fault ids."""
+
+    kind = None
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+
+    def fail(self, msg, **kwargs):
+        self.module.fail_json(msg=msg, **kwargs)
+
+    def validate(self):
+        """Check what the argument spec cannot say; call ``self.fail`` naming field and value."""
+
+    def identity(self):
+        """The parameters that make two requests 'the same fault' (default: every option of the
+        module's own, minus secrets)."""
+        secret = set(name for name, spec in self.module.argument_spec.items() if spec.get('no_log'))
+        return dict((k, v) for k, v in self.params.items()
+                    if k not in LIFECYCLE_OPTIONS and k not in secret)
+
+    def plan(self):
+        """What ``present`` would do, as plain data (returned in check mode and recorded)."""
+        return self.identity()
+
+    def inject(self, ctx):
+        raise NotImplementedError
+
+    def measure(self, ctx):
+        """The effect measured after injection (optional)."""
+        return {}
+
+
+class InjectContext(object):
+    """Handed to ``Fault.inject``: registers revert actions and details, persisting each at once."""
+
+    def __init__(self, engine, record):
+        self.engine = engine
+        self.record = record
+        self.started_at = record['started_at']
+        self.expires_at = record['expires_at']
+
+    @property
+    def remaining(self):
+        return max(0.0, self.expires_at - time.time())
+
+    def on_revert(self, action):
+        self.record['revert'].append(action)
+        self.engine.save(self.record)
+
+    def detail(self, **values):
+        self.record['details'].update(values)
+        self.engine.save(self.record)
+
+
+def spawn_detached(argv, cwd='/', env=None):
+    """Start a process that outlives the task: its own session, no inherited stdio or fds.
+
+    Returns ``(pid, starttime)`` so a later kill can make sure it hits the same process.
+    """
+    devnull = open(os.devnull, 'r+b')
+    try:
+        proc = subprocess.Popen(argv, stdin=devnull, stdout=devnull, stderr=devnull, cwd=cwd,
+                                env=env, close_fds=True, start_new_session=True)
+    finally:
+        devnull.close()
+    starttime = None
+    for _ in range(50):
+        starttime = _guard.proc_starttime(proc.pid)
+        if starttime is not None:
+            break
+        time.sleep(0.01)
+    return proc.pid, starttime
+
+
+def kill_action(pid, starttime, signal_name='SIGTERM', group=True, escalate_after=3.0):
+    """A revert action that stops a process we started (the same process, never a reused pid)."""
+    return dict(type='kill', pid=pid, starttime=starttime, signal=signal_name, group=group,
+                escalate_after=escalate_after)
+
+
+class FaultEngine(object):
+    """Runs one fault module invocation through the shared lifecycle."""
+
+    def __init__(self, module, fault_class):
+        self.module = module
+        self.fault = fault_class(module)
+        self.kind = fault_class.kind
+        self.state_dir = module.params['state_dir'] or default_state_dir()
+
+    # -- records -------------------------------------------------------------------
+    def path(self, fault_id):
+        return _guard.record_path(self.state_dir, fault_id)
+
+    def save(self, record):
+        _guard.write_record(self.path(record['fault_id']), record)
+
+    def active(self):
+        return [r for r in _guard.list_records(self.state_dir) if r.get('kind') == self.kind]
+
+    def ensure_state_dir(self):
+        if not os.path.isdir(self.state_dir):
+            os.makedirs(self.state_dir, 0o700)
+        target = os.path.join(self.state_dir, _guard.GUARD_FILENAME)
+        source = inspect.getsource(_guard)
+        current = None
+        if os.path.exists(target):
+            with open(target, 'r') as handle:
+                current = handle.read()
+        if current != source:
+            tmp = target + '.tmp'
+            with open(tmp, 'w') as handle:
+                handle.write(source)
+            os.rename(tmp, target)
+        return target
+
+    # -- validation ----------------------------------------------------------------
+    def validate(self):
+        params = self.module.params
+        fault_id = params['fault_id']
+        if fault_id is not None and not FAULT_ID_RE.match(fault_id):
+            self.module.fail_json(msg='fault_id must be 1-64 characters of letters, digits, "_", "." or "-" '
+                                      'starting with a letter or digit, got %r' % fault_id)
+        for name in ('max_duration', 'revert_timeout'):
+            if params[name] is not None and params[name] <= 0:
+                self.module.fail_json(msg='%s must be greater than 0, got %s' % (name, params[name]))
+        if params['state'] == 'present':
+            duration = params['duration']
+            if duration <= 0:
+                self.module.fail_json(msg='duration must be greater than 0 seconds, got %s' % duration)
+            if duration > params['max_duration']:
+                self.module.fail_json(msg='duration %s exceeds max_duration %s; raise max_duration deliberately '
+                                          'if this long a fault is intended' % (duration, params['max_duration']))
+            lease = params['lease']
+            if lease is not None and lease <= 0:
+                self.module.fail_json(msg='lease must be greater than 0 seconds, got %s' % lease)
+        self.fault.validate()
+
+    # -- present -------------------------------------------------------------------
+    def present(self):
+        params = self.module.params
+        identity = self.fault.identity()
+        now = time.time()
+        existing = None
+        if params['fault_id']:
+            try:
+                existing = _guard.read_record(self.path(params['fault_id']))
+            except ValueError as exc:
+                self.module.fail_json(msg=str(exc))
+            if existing is not None and (existing.get('kind') != self.kind or existing.get('identity') != identity):
+                self.module.fail_json(
+                    msg='fault_id %s is already active as a different fault (%s %s); revert it with state=absent first'
+                        % (params['fault_id'], existing.get('kind'), existing.get('identity')))
+        else:
+            for record in self.active():
+                if record.get('identity') == identity:
+                    existing = record
+                    break
+        if existing is not None:
+            return self.renew(existing, now)
+
+        fault_id = params['fault_id'] or '%s-%s' % (self.kind, uuid.uuid4().hex[:10])
+        plan = self.fault.plan()
+        expires_at = now + params['duration']
+        lease_expires_at = None if params['lease'] is None else min(expires_at, now + params['lease'])
+        result = dict(changed=True, fault_id=fault_id, kind=self.kind, plan=plan, state_dir=self.state_dir,
+                      started_at=now, expires_at=expires_at, lease_expires_at=lease_expires_at)
+        if self.module.check_mode:
+            result['msg'] = 'check mode: would inject a %s fault for %ss' % (self.kind, params['duration'])
+            return result
+
+        guard_script = self.ensure_state_dir()
+        record = dict(
+            version=_guard.RECORD_VERSION, fault_id=fault_id, kind=self.kind,
+            module=self.module._name, host=socket.gethostname(), identity=identity, plan=plan,
+            started_at=now, duration=params['duration'], expires_at=expires_at,
+            lease=params['lease'], lease_expires_at=lease_expires_at,
+            revert_timeout=params['revert_timeout'], revert=[], details={}, status='injecting',
+        )
+        self.save(record)
+        guard_pid, guard_start = spawn_detached([sys.executable, guard_script, 'watch', self.state_dir, fault_id])
+        record['guard'] = dict(pid=guard_pid, starttime=guard_start)
+        self.save(record)
+        ctx = InjectContext(self, record)
+        try:
+            self.fault.inject(ctx)
+        except Exception as exc:  # pylint: disable=broad-except
+            undone = _guard.revert_fault(self.state_dir, fault_id, 'inject-failed')
+            message = exc.args[0] if isinstance(exc, FaultError) else 'injecting the %s fault failed: %s' % (self.kind, exc)
+            self.module.fail_json(msg=message, fault_id=fault_id, exception=traceback.format_exc(),
+                                  reverted=bool(undone and undone['revert_ok']))
+        record['status'] = 'active'
+        self.save(record)
+        try:
+            effect = self.fault.measure(ctx)
+        except Exception as exc:  # pylint: disable=broad-except
+            effect = dict(error='measuring the effect failed: %s' % exc)
+        record['effect'] = effect
+        self.save(record)
+        result.update(details=record['details'], effect=effect, guard_pid=guard_pid, record=self.path(fault_id))
+        return result
+
+    def renew(self, record, now):
+        """An identical fault is active: leave it alone, except to renew its lease."""
+        params = self.module.params
+        changed = False
+        renewed = False
+        lease = params['lease'] if params['lease'] is not None else record.get('lease')
+        if lease is not None and not self.module.check_mode:
+            with _guard.FaultLock(self.state_dir, record['fault_id']):
+                current = _guard.read_record(self.path(record['fault_id']))
+                if current is not None:
+                    current['lease'] = lease
+                    current['lease_expires_at'] = min(float(current['expires_at']), now + lease)
+                    self.save(current)
+                    record = current
+                    renewed = True
+        return dict(changed=changed, renewed=renewed, fault_id=record['fault_id'], kind=self.kind,
+                    plan=record.get('plan'), state_dir=self.state_dir, started_at=record['started_at'],
+                    expires_at=record['expires_at'], lease_expires_at=record.get('lease_expires_at'),
+                    details=record.get('details', {}), effect=record.get('effect', {}),
+                    guard_pid=(record.get('guard') or {}).get('pid'), record=self.path(record['fault_id']),
+                    msg='an identical %s fault is already active' % self.kind)
+
+    # -- absent --------------------------------------------------------------------
+    def absent(self):
+        params = self.module.params
+        if params['fault_id']:
+            try:
+                record = _guard.read_record(self.path(params['fault_id']))
+            except ValueError:
+                record = {'fault_id': params['fault_id']}
+            targets = [record] if record is not None else []
+        else:
+            targets = self.active()
+        result = dict(changed=bool(targets), reverted=[], state_dir=self.state_dir)
+        if self.module.check_mode or not targets:
+            result['reverted'] = [r['fault_id'] for r in targets]
+            return result
+        failures = []
+        for record in targets:
+            entry = _guard.revert_fault(self.state_dir, record['fault_id'], 'module:absent',
+                                        timeout=params['revert_timeout'])
+            if entry is None:
+                continue
+            result['reverted'].append(entry['fault_id'])
+            if not entry['revert_ok']:
+                failures.extend('%s: %s' % (entry['fault_id'], r['error']) for r in entry['revert_results'] if not r['ok'])
+        result['changed'] = bool(result['reverted'])
+        if failures:
+            self.module.fail_json(msg='could not fully revert: %s' % '; '.join(failures), **result)
+        return result
+
+    def run(self):
+        self.validate()
+        if self.module.params['state'] == 'present':
+            return self.present()
+        return self.absent()
+
+
+def run_fault_module(module, fault_class):
+    """The whole ``main()`` of a fault module after the AnsibleModule is built."""
+    result = FaultEngine(module, fault_class).run()
+    module.exit_json(**result)

@@ -1,0 +1,205 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: chaos_faults
+short_description: List or revert the active chaos faults on a host
+version_added: 0.1.0
+description:
+  - Reads the fault state directory that every magsasa.chaos fault module writes, lists the
+    active faults, and reverts one, some or all of them from their records.
+  - This is the per-host "revert everything" that C(playbooks/halt.yml) uses.
+author:
+  - magsasa.chaos maintainers
+attributes:
+  check_mode:
+    support: full
+    description: With O(state=absent_all) or O(state=absent), reports what would be reverted and reverts nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: Reverting faults that are already gone changes nothing.
+options:
+  state:
+    description:
+      - V(list) returns the active faults.
+      - V(absent) reverts the faults named in O(fault_ids).
+      - V(absent_all) reverts every active fault, optionally only of the kinds in O(kinds).
+    type: str
+    choices: [list, absent, absent_all]
+    default: list
+  fault_ids:
+    description:
+      - The faults to revert with O(state=absent). Ids that are not active are ignored.
+    type: list
+    elements: str
+    default: []
+  kinds:
+    description:
+      - Limit O(state=list) and O(state=absent_all) to these fault kinds (for example V(cpu), V(netem)).
+    type: list
+    elements: str
+    default: []
+  state_dir:
+    description:
+      - The fault state directory. Defaults to C(/run/magsasa-chaos) for root, C(~/.cache/magsasa-chaos) otherwise.
+    type: path
+  revert_timeout:
+    description:
+      - Seconds to keep retrying a failing revert step of one fault.
+    type: float
+    default: 60.0
+'''
+
+EXAMPLES = r'''
+- name: What is injected on this host right now?
+  magsasa.chaos.chaos_faults:
+    state: list
+  register: chaos_active
+
+- name: Revert everything this collection injected here
+  magsasa.chaos.chaos_faults:
+    state: absent_all
+
+- name: Revert one experiment's faults
+  magsasa.chaos.chaos_faults:
+    state: absent
+    fault_ids: "{{ chaos_experiment_fault_ids }}"
+'''
+
+RETURN = r'''
+faults:
+  description: The active faults (before reverting, for O(state=absent) and O(state=absent_all)).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    fault_id:
+      description: The fault's id.
+      type: str
+    kind:
+      description: The fault kind (cpu, memory, disk, process, netem, container, db ...).
+      type: str
+    module:
+      description: The module that injected it.
+      type: str
+    started_at:
+      description: Epoch seconds when it was injected.
+      type: float
+    expires_at:
+      description: Epoch seconds when the guard reverts it at the latest.
+      type: float
+    lease_expires_at:
+      description: Epoch seconds when an unrenewed lease ends it, or null.
+      type: float
+    remaining:
+      description: Seconds until the guard reverts it.
+      type: float
+    guard_alive:
+      description: Whether the guard process of the fault is running.
+      type: bool
+    plan:
+      description: What the fault does, as its module described it.
+      type: dict
+reverted:
+  description: The fault ids reverted (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+failures:
+  description: Revert steps that failed, one string each; the fault stays listed so a later run can retry.
+  returned: always
+  type: list
+  elements: str
+state_dir:
+  description: The state directory read.
+  returned: always
+  type: str
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
+from ansible_collections.magsasa.chaos.plugins.module_utils._fault import default_state_dir
+
+
+class FaultInventory(object):
+    """The active fault records of one host."""
+
+    def __init__(self, module):
+        self.module = module
+        self.state_dir = module.params['state_dir'] or default_state_dir()
+
+    def records(self):
+        kinds = set(self.module.params['kinds'])
+        return [r for r in _guard.list_records(self.state_dir) if not kinds or r.get('kind') in kinds]
+
+    @staticmethod
+    def summary(record, now):
+        guard = record.get('guard') or {}
+        expires = record.get('expires_at')
+        deadline = _guard.fault_deadline(record) if expires is not None else None
+        return dict(
+            fault_id=record.get('fault_id'), kind=record.get('kind'), module=record.get('module'),
+            started_at=record.get('started_at'), expires_at=expires,
+            lease_expires_at=record.get('lease_expires_at'),
+            remaining=None if deadline is None else round(max(0.0, deadline - now), 3),
+            guard_alive=bool(guard.get('pid')) and _guard.process_alive(guard['pid'], guard.get('starttime')),
+            plan=record.get('plan') or {}, corrupt=record.get('corrupt'),
+        )
+
+    def run(self):
+        params = self.module.params
+        records = self.records()
+        now = time.time()
+        result = dict(changed=False, faults=[self.summary(r, now) for r in records], reverted=[], failures=[],
+                      state_dir=self.state_dir)
+        if params['state'] == 'list':
+            return result
+        if params['state'] == 'absent':
+            wanted = set(params['fault_ids'])
+            records = [r for r in records if r.get('fault_id') in wanted]
+        if self.module.check_mode:
+            result['reverted'] = [r['fault_id'] for r in records]
+            result['changed'] = bool(records)
+            return result
+        for record in records:
+            entry = _guard.revert_fault(self.state_dir, record['fault_id'], 'chaos_faults:%s' % params['state'],
+                                        timeout=params['revert_timeout'])
+            if entry is None:
+                continue
+            result['reverted'].append(entry['fault_id'])
+            result['failures'].extend('%s: %s' % (entry['fault_id'], r['error'])
+                                      for r in entry['revert_results'] if not r['ok'])
+        result['changed'] = bool(result['reverted'])
+        return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type='str', default='list', choices=['list', 'absent', 'absent_all']),
+            fault_ids=dict(type='list', elements='str', default=[]),
+            kinds=dict(type='list', elements='str', default=[]),
+            state_dir=dict(type='path'),
+            revert_timeout=dict(type='float', default=60.0),
+        ),
+        required_if=[('state', 'absent', ('fault_ids',))],
+        supports_check_mode=True,
+    )
+    result = FaultInventory(module).run()
+    if result['failures']:
+        module.fail_json(msg='could not fully revert: %s' % '; '.join(result['failures']), **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
