@@ -46,7 +46,7 @@ test: venv
 
 lint: venv
 	$(BIN)/yamllint -s .
-	$(BIN)/ansible-lint --profile production --offline
+	$(BIN)/ansible-lint --profile production
 
 sanity: venv
 	cd $(COLLECTION) && $(CURDIR)/$(BIN)/ansible-test sanity --python 3.11 --requirements --color no

@@ -16,25 +16,26 @@ description:
     active faults, and reverts one, some or all of them from their records.
   - This is the per-host "revert everything" that C(playbooks/halt.yml) uses.
 author:
-  - magsasa.chaos maintainers
+  - magsasa.chaos maintainers (@magsasa)
 attributes:
   check_mode:
     support: full
     description: With O(state=absent_all) or O(state=absent), reports what would be reverted and reverts nothing.
   diff_mode:
     support: none
+    description: Nothing to diff; the reverted fault ids are returned instead.
   idempotent:
     support: full
     description: Reverting faults that are already gone changes nothing.
 options:
   state:
     description:
-      - V(list) returns the active faults.
+      - V(query) returns the active faults and changes nothing.
       - V(absent) reverts the faults named in O(fault_ids).
       - V(absent_all) reverts every active fault, optionally only of the kinds in O(kinds).
     type: str
-    choices: [list, absent, absent_all]
-    default: list
+    choices: [query, absent, absent_all]
+    default: query
   fault_ids:
     description:
       - The faults to revert with O(state=absent). Ids that are not active are ignored.
@@ -43,7 +44,7 @@ options:
     default: []
   kinds:
     description:
-      - Limit O(state=list) and O(state=absent_all) to these fault kinds (for example V(cpu), V(netem)).
+      - Limit O(state=query) and O(state=absent_all) to these fault kinds (for example V(cpu), V(netem)).
     type: list
     elements: str
     default: []
@@ -61,7 +62,7 @@ options:
 EXAMPLES = r'''
 - name: What is injected on this host right now?
   magsasa.chaos.chaos_faults:
-    state: list
+    state: query
   register: chaos_active
 
 - name: Revert everything this collection injected here
@@ -162,7 +163,7 @@ class FaultInventory(object):
         now = time.time()
         result = dict(changed=False, faults=[self.summary(r, now) for r in records], reverted=[], failures=[],
                       state_dir=self.state_dir)
-        if params['state'] == 'list':
+        if params['state'] == 'query':
             return result
         if params['state'] == 'absent':
             wanted = set(params['fault_ids'])
@@ -186,7 +187,7 @@ class FaultInventory(object):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type='str', default='list', choices=['list', 'absent', 'absent_all']),
+            state=dict(type='str', default='query', choices=['query', 'absent', 'absent_all']),
             fault_ids=dict(type='list', elements='str', default=[]),
             kinds=dict(type='list', elements='str', default=[]),
             state_dir=dict(type='path'),
