@@ -1,0 +1,657 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: chaos_netem
+short_description: Inject network faults (latency, loss, corruption, partitions) with tc netem or nftables
+version_added: 0.1.0
+description:
+  - Degrades or cuts the network of a host for a bounded time, optionally only for traffic to or
+    from given CIDRs or ports, and reverts it at the deadline even if the controller never comes back.
+  - Two backends. V(tc) puts a netem qdisc on the egress of O(interface) and does latency, jitter,
+    loss, corruption, duplication, reordering and rate limits; it needs the kernel's C(sch_netem)
+    (and C(sch_prio) when the fault is scoped or spares traffic). V(nftables) adds one table of its
+    own and does random loss and partitions (dropping all selected traffic), in either direction.
+  - O(backend=auto) uses V(tc) when the request needs it (anything but loss and partitions) and
+    V(nftables) otherwise. When the backend cannot do what is asked (a delay without C(sch_netem),
+    a delay on V(nftables), ingress on V(tc)) the module fails before injecting anything, says why
+    and what would work.
+  - The fault owns only what it adds, its own root qdisc handle or its own nftables table
+    C(inet magsasa_chaos_<fault_id>), and its revert removes only that. It refuses to replace a
+    root qdisc it did not add.
+  - 'Selection: a packet is selected when its destination is in O(destinations) or its source is in
+    O(sources) (no address list: any address) and, with O(ports), when its TCP or UDP source or
+    destination port is one of them.'
+  - The control channel is spared: with O(spare_control_channel=true) (the default) the controller's
+    SSH connection (the address and sshd port from C(SSH_CONNECTION) of the module or of its parent
+    processes, or O(control_channel)) is accepted before any rule that drops or delays. If the link
+    is lost anyway, a O(lease) reverts the fault when the controller stops renewing it.
+author:
+  - magsasa.chaos maintainers
+extends_documentation_fragment:
+  - magsasa.chaos.fault
+attributes:
+  check_mode:
+    support: full
+    description: Validates, chooses the backend, and returns the plan (the tc commands or the nftables ruleset); adds nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: An identical active fault (same O(fault_id) or same options) is not injected twice; its lease is renewed.
+options:
+  interface:
+    description:
+      - The network interface. Required for the V(tc) backend, whose qdisc sits on its egress.
+      - With V(nftables), only traffic through this interface is selected; without it, traffic through every
+        interface except the loopback is.
+    type: str
+  netns:
+    description:
+      - Act inside this named network namespace (C(ip netns exec)), for example a test namespace or one of a container.
+    type: str
+  backend:
+    description:
+      - V(tc) for netem, V(nftables) for loss and partitions, V(auto) to choose from the request.
+    type: str
+    choices: [auto, tc, nftables]
+    default: auto
+  direction:
+    description:
+      - Which traffic is affected. V(tc) only shapes V(egress).
+      - Defaults to V(both) with O(partition=true) and V(egress) otherwise.
+    type: str
+    choices: [egress, ingress, both]
+  delay_ms:
+    description:
+      - Added latency in milliseconds (V(tc) only).
+    type: float
+  jitter_ms:
+    description:
+      - Random variation of the delay in milliseconds (V(tc) only). Needs O(delay_ms).
+    type: float
+  correlation_percent:
+    description:
+      - How much each delay depends on the previous one, 0-100 (V(tc) only). Needs O(jitter_ms).
+    type: float
+  loss_percent:
+    description:
+      - Share of the selected packets dropped at random, 0-100 (both backends).
+    type: float
+  corrupt_percent:
+    description:
+      - Share of the selected packets with a flipped bit, 0-100 (V(tc) only).
+    type: float
+  duplicate_percent:
+    description:
+      - Share of the selected packets sent twice, 0-100 (V(tc) only).
+    type: float
+  reorder_percent:
+    description:
+      - Share of the selected packets sent at once, ahead of the delayed others, 0-100 (V(tc) only). Needs O(delay_ms).
+    type: float
+  rate:
+    description:
+      - Bandwidth limit as a number and unit, for example V(1mbit), V(512kbit), V(10mbps) (V(tc) only).
+    type: str
+  partition:
+    description:
+      - Drop all selected traffic (a blackhole, a partition, a region outage). V(nftables) only, and not
+        combined with the other faults.
+    type: bool
+    default: false
+  destinations:
+    description:
+      - Select packets whose destination address is in one of these addresses or CIDRs.
+    type: list
+    elements: str
+    default: []
+  sources:
+    description:
+      - Select packets whose source address is in one of these addresses or CIDRs.
+      - To cut a host off from a group both ways, give the group's addresses as O(destinations) and O(sources).
+    type: list
+    elements: str
+    default: []
+  ports:
+    description:
+      - Select only TCP and UDP packets whose source or destination port is one of these.
+    type: list
+    elements: int
+    default: []
+  exclude_ports:
+    description:
+      - Never select TCP or UDP packets whose source or destination port is one of these.
+    type: list
+    elements: int
+    default: []
+  spare_control_channel:
+    description:
+      - Accept the controller's SSH connection before any rule of the fault, so Ansible keeps its link to the host.
+      - Set V(false) only when cutting the control channel too is the point of the experiment; the
+        fault then still ends at its deadline or lease.
+    type: bool
+    default: true
+  control_channel:
+    description:
+      - The control channel to spare, when C(SSH_CONNECTION) does not tell it (for example behind a
+        bastion or with another connection plugin).
+    type: dict
+    suboptions:
+      address:
+        description:
+          - The address the controller's connection comes from, as the target sees it.
+        type: str
+        required: true
+      port:
+        description:
+          - The port of the target's sshd.
+        type: int
+        default: 22
+requirements:
+  - C(nft) (nftables) for the V(nftables) backend; C(tc) (iproute2) and the kernel's C(sch_netem) for V(tc).
+  - C(ip) (iproute2) and C(unshare) (util-linux) to check interfaces and probe the kernel.
+  - root, or CAP_NET_ADMIN.
+notes:
+  - V(tc) probes the kernel in a throwaway network namespace before injecting.
+  - The nftables chains accept what they do not drop; rules of other tables still apply as before.
+seealso:
+  - module: magsasa.chaos.chaos_faults
+'''
+
+EXAMPLES = r'''
+- name: 200 ms +- 20 ms of latency on eth0 for 60 seconds (tc netem)
+  magsasa.chaos.chaos_netem:
+    interface: eth0
+    delay_ms: 200
+    jitter_ms: 20
+    duration: 60
+
+- name: 15 % packet loss towards the database subnet, lease renewed by the experiment
+  magsasa.chaos.chaos_netem:
+    loss_percent: 15
+    destinations: [10.20.0.0/24]
+    duration: 300
+    lease: 30
+  register: chaos_netem_loss
+
+- name: Cut this host off from PostgreSQL, keeping everything else
+  magsasa.chaos.chaos_netem:
+    partition: true
+    ports: [5432]
+    duration: 30
+
+- name: Region outage - cut every host of region_a off from the other hosts, both ways
+  magsasa.chaos.chaos_netem:
+    partition: true
+    destinations: "{{ chaos_other_hosts }}"
+    sources: "{{ chaos_other_hosts }}"
+    duration: 120
+    lease: 30
+  vars:
+    chaos_other_hosts: "{{ groups['all'] | difference(groups['region_a']) | map('extract', hostvars, 'ansible_host') | list }}"
+  when: inventory_hostname in groups['region_a']
+
+- name: Revert the loss fault early
+  magsasa.chaos.chaos_netem:
+    state: absent
+    fault_id: "{{ chaos_netem_loss.fault_id }}"
+
+- name: Behind a bastion, say which connection to spare
+  magsasa.chaos.chaos_netem:
+    partition: true
+    control_channel:
+      address: 10.0.0.2
+      port: 22
+    duration: 60
+'''
+
+RETURN = r'''
+fault_id:
+  description: The fault's id.
+  returned: always
+  type: str
+  sample: netem-3f9a1c2b7d
+kind:
+  description: The fault kind, V(netem).
+  returned: when O(state=present)
+  type: str
+plan:
+  description:
+    - What the fault does - the backend, the direction, what is spared, and the tc commands or the nftables ruleset.
+    - Before injection the ruleset names the table with the fault id, or C(FAULT_ID) while none is generated yet.
+  returned: when O(state=present)
+  type: dict
+details:
+  description: What was added.
+  returned: when O(state=present) and not in check mode
+  type: dict
+  contains:
+    backend:
+      description: V(tc) or V(nftables).
+      type: str
+    table:
+      description: The nftables table, C(inet magsasa_chaos_<fault_id>).
+      type: str
+    ruleset:
+      description: The nftables ruleset applied.
+      type: str
+    interface:
+      description: The interface.
+      type: str
+    handle:
+      description: The root qdisc handle the fault owns, like C(3a7:).
+      type: str
+    commands:
+      description: The tc commands run, one argv list each.
+      type: list
+      elements: list
+    spared:
+      description: The control channels accepted before the fault's rules, C({address, port}) each.
+      type: list
+      elements: dict
+    control_channel_source:
+      description: Where the spared control channel came from (V(control_channel), C(SSH_CONNECTION ...), or V(none)).
+      type: str
+effect:
+  description:
+    - Measured after injection. V(nftables) - C(table), C(present), C(chains), C(sets), C(rules),
+      C(drop_rules). V(tc) - C(interface), C(qdiscs) (the fault's own, as parsed from C(tc qdisc show)), C(filters).
+  returned: when O(state=present) and not in check mode
+  type: dict
+started_at:
+  description: Epoch seconds when the fault was injected.
+  returned: when O(state=present)
+  type: float
+expires_at:
+  description: Epoch seconds when the guard reverts the fault at the latest.
+  returned: when O(state=present)
+  type: float
+lease_expires_at:
+  description: Epoch seconds when an unrenewed lease reverts the fault, or null.
+  returned: when O(state=present)
+  type: float
+renewed:
+  description: Whether an identical active fault had its lease renewed instead of a new injection.
+  returned: when an identical fault is active
+  type: bool
+guard_pid:
+  description: The process id of the fault's guard.
+  returned: when O(state=present) and not in check mode
+  type: int
+record:
+  description: The path of the fault's record.
+  returned: when O(state=present) and not in check mode
+  type: str
+state_dir:
+  description: The fault state directory.
+  returned: always
+  type: str
+reverted:
+  description: The fault ids reverted.
+  returned: when O(state=absent)
+  type: list
+  elements: str
+'''
+
+import os
+import re
+import shlex
+import zlib
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
+    Fault, FaultError, fault_argument_spec, fault_required_if, run_fault_module)
+from ansible_collections.magsasa.chaos.plugins.module_utils import _netem
+
+MISSING_QDISC = 'Specified qdisc kind is unknown'
+PROC_ANCESTORS = 32
+
+
+def find_ssh_connection():
+    """The control channel from SSH_CONNECTION of this process or its nearest ancestor that has it
+    (become may clear the variable in the module's own environment)."""
+    parsed = _netem.parse_ssh_connection(os.environ.get('SSH_CONNECTION'))
+    if parsed:
+        return parsed, 'SSH_CONNECTION'
+    pid = os.getppid()
+    for _attempt in range(PROC_ANCESTORS):
+        if pid <= 1:
+            break
+        try:
+            with open('/proc/%d/environ' % pid, 'rb') as handle:
+                environ = handle.read().split(b'\0')
+            with open('/proc/%d/stat' % pid, 'r') as handle:
+                stat = handle.read()
+        except (IOError, OSError):
+            break
+        for entry in environ:
+            if entry.startswith(b'SSH_CONNECTION='):
+                parsed = _netem.parse_ssh_connection(entry.split(b'=', 1)[1].decode('utf-8', 'replace'))
+                if parsed:
+                    return parsed, 'SSH_CONNECTION of process %d' % pid
+        pid = int(stat[stat.rfind(')') + 2:].split()[1])
+    return None, 'none'
+
+
+class NetemFault(Fault):
+    kind = 'netem'
+
+    def __init__(self, module):
+        super(NetemFault, self).__init__(module)
+        self.backend = None
+        self.directions = ()
+        self.destinations = []
+        self.sources = []
+        self.ports = []
+        self.exclude_ports = []
+        self.spared = []
+        self.spared_source = 'none'
+        self.rate = None
+        self.qdiscs = []
+
+    # -- commands --------------------------------------------------------------------
+    def bin(self, name, package):
+        path = self.module.get_bin_path(name)
+        if not path:
+            self.fail('`%s` is needed and was not found on the target; install %s' % (name, package))
+        return path
+
+    def command(self, argv):
+        """``argv`` inside O(netns) when one is given, with the tool's absolute path."""
+        tools = {'nft': ('nft', 'nftables'), 'tc': ('tc', 'iproute2'), 'ip': ('ip', 'iproute2')}
+        argv = [self.bin(*tools[argv[0]])] + list(argv[1:]) if argv[0] in tools else list(argv)
+        if self.params['netns']:
+            argv = [self.bin('ip', 'iproute2'), 'netns', 'exec', self.params['netns']] + argv
+        return argv
+
+    def run(self, argv, data=None):
+        return self.module.run_command(self.command(argv), data=data, binary_data=data is not None)
+
+    # -- validation ----------------------------------------------------------------
+    def validate(self):
+        if self.params['state'] != 'present':
+            return
+        try:
+            self.validate_values()
+        except _netem.NetemInputError as exc:
+            self.fail(str(exc))
+        self.choose_backend()
+        self.check_host()
+
+    def netem_settings(self):
+        names = ('delay_ms', 'jitter_ms', 'correlation_percent', 'loss_percent', 'corrupt_percent',
+                 'duplicate_percent', 'reorder_percent')
+        settings = dict((name, self.params[name]) for name in names)
+        settings['rate'] = self.rate
+        return settings
+
+    def requested(self):
+        """The faults asked for, besides partition, as ``{option: value}``."""
+        return dict((k, v) for k, v in self.netem_settings().items() if v)
+
+    def validate_values(self):
+        params = self.params
+        for name in _netem.PERCENT_OPTIONS:
+            _netem.check_percent(name, params[name])
+        for name in ('delay_ms', 'jitter_ms'):
+            _netem.check_non_negative(name, params[name])
+        self.rate = _netem.parse_rate(params['rate'])
+        if params['jitter_ms'] and not params['delay_ms']:
+            raise _netem.NetemInputError('`jitter_ms` needs `delay_ms` (jitter varies a delay), got jitter_ms=%g without it'
+                                         % params['jitter_ms'])
+        if params['correlation_percent'] and not params['jitter_ms']:
+            raise _netem.NetemInputError('`correlation_percent` needs `jitter_ms` (it correlates the jitter), got %g without it'
+                                         % params['correlation_percent'])
+        if params['reorder_percent'] and not params['delay_ms']:
+            raise _netem.NetemInputError('`reorder_percent` needs `delay_ms` (reordered packets skip the delay), got %g without it'
+                                         % params['reorder_percent'])
+        requested = self.requested()
+        if params['partition'] and requested:
+            raise _netem.NetemInputError('`partition` drops every selected packet; it cannot be combined with %s'
+                                         % ', '.join('%s=%s' % kv for kv in sorted(requested.items())))
+        if not params['partition'] and not requested:
+            raise _netem.NetemInputError('nothing to inject: set `partition`, `loss_percent`, or one of %s'
+                                         % ', '.join('`%s`' % o for o in _netem.TC_ONLY_OPTIONS))
+        self.destinations = _netem.parse_networks('destinations', params['destinations'])
+        self.sources = _netem.parse_networks('sources', params['sources'])
+        self.ports, self.exclude_ports = _netem.check_ports(params['ports'], params['exclude_ports'])
+        if params['netns'] is not None and not re.match(r'^[A-Za-z0-9_.-]+$', params['netns']):
+            raise _netem.NetemInputError('`netns` must be a namespace name, got %r' % params['netns'])
+        if params['interface'] is not None and not re.match(r'^[^\s/"]{1,15}$', params['interface']):
+            raise _netem.NetemInputError('`interface` must be an interface name, got %r' % params['interface'])
+        if params['control_channel'] and not params['spare_control_channel']:
+            raise _netem.NetemInputError('`control_channel` is given but `spare_control_channel` is false; '
+                                         'drop one of them')
+        if params['spare_control_channel']:
+            if params['control_channel']:
+                channel = params['control_channel']
+                self.spared = [_netem.control_channel(channel['address'], channel['port'])]
+                self.spared_source = 'control_channel'
+            else:
+                found, self.spared_source = find_ssh_connection()
+                self.spared = [found] if found else []
+        direction = params['direction'] or ('both' if params['partition'] else 'egress')
+        self.directions = ('egress', 'ingress') if direction == 'both' else (direction,)
+
+    def probe_qdisc(self, kind):
+        """Whether the kernel can create a ``kind`` qdisc: (True|False|None, detail). Tried in a
+        throwaway network namespace, so nothing on the host is touched."""
+        if os.path.isdir('/sys/module/sch_%s' % kind):
+            return True, 'sch_%s is loaded' % kind
+        unshare = self.module.get_bin_path('unshare')
+        if not unshare:
+            return None, 'unshare (util-linux) is missing, cannot probe for sch_%s' % kind
+        argv = [unshare, '--net', self.bin('tc', 'iproute2'), 'qdisc', 'add', 'dev', 'lo', 'root']
+        argv += ['netem', 'delay', '1ms'] if kind == 'netem' else ['prio', 'bands', str(_netem.PRIO_BANDS)]
+        rc, out, err = self.module.run_command(argv)
+        if rc == 0:
+            return True, 'probed'
+        if MISSING_QDISC in err:
+            return False, 'kernel lacks sch_%s (tc: %s)' % (kind, err.strip())
+        return None, 'could not probe for sch_%s: %s' % (kind, (err or out).strip())
+
+    def choose_backend(self):
+        params = self.params
+        tc_wanted = dict((k, v) for k, v in self.requested().items() if k in _netem.TC_ONLY_OPTIONS)
+        wanted_text = ', '.join('`%s`=%s' % kv for kv in sorted(tc_wanted.items()))
+        backend = params['backend']
+        if backend == 'nftables' and tc_wanted:
+            self.fail('%s cannot be done by the nftables backend: it only drops packets (`loss_percent`, `partition`). '
+                      'Use backend=tc (needs the kernel\'s sch_netem) or backend=auto' % wanted_text)
+        if backend == 'tc' and params['partition']:
+            self.fail('`partition` needs the nftables backend (tc netem shapes traffic, it does not cut it); '
+                      'use backend=nftables or backend=auto')
+        if backend == 'auto':
+            backend = 'tc' if tc_wanted else 'nftables'
+        self.backend = backend
+        if backend != 'tc':
+            return
+        if self.directions != ('egress',):
+            self.fail('`direction`=%s: the tc backend shapes egress only. For loss or a partition on ingress use '
+                      'backend=nftables; for latency on ingress, inject it on the sending host\'s egress'
+                      % params['direction'])
+        if not params['interface']:
+            self.fail('`interface` is required for the tc backend (the netem qdisc sits on its egress)%s'
+                      % ((' - needed for %s' % wanted_text) if wanted_text else ''))
+        kinds = ['netem']
+        if _netem.tc_needs_prio(self.destinations, self.sources, self.ports, self.exclude_ports, self.spared):
+            kinds.append('prio')
+        for kind in kinds:
+            available, detail = self.probe_qdisc(kind)
+            if available is False:
+                what = wanted_text or '`loss_percent`=%s on backend=tc' % _netem.format_number(params['loss_percent'])
+                self.fail('%s needs tc netem, but this %s. What would work: load the module (modprobe sch_%s; some '
+                          'distributions ship it in an extra kernel modules package such as '
+                          'linux-modules-extra-$(uname -r)), or ask only for `loss_percent` or `partition`, which the '
+                          'nftables backend does without netem' % (what, detail, kind), probe=detail)
+
+    def check_host(self):
+        """Read-only checks of the target before anything is injected."""
+        netns = self.params['netns']
+        if netns and not os.path.exists('/run/netns/%s' % netns):
+            self.fail('`netns` %s does not exist (no /run/netns/%s); list them with `ip netns list`' % (netns, netns))
+        interface = self.params['interface']
+        if interface:
+            rc, out, err = self.run(['ip', '-o', 'link', 'show', 'dev', interface])
+            if rc != 0:
+                rc, out, err = self.run(['ip', '-o', 'link', 'show'])
+                names = [line.split(':')[1].strip().split('@')[0] for line in out.splitlines() if ':' in line]
+                self.fail('`interface` %s does not exist%s; interfaces there: %s'
+                          % (interface, ' in netns %s' % netns if netns else '', ', '.join(names)))
+        if self.backend == 'tc':
+            self.qdiscs = self.current_qdiscs()
+            self.check_root_qdisc(self.qdiscs)
+
+    def current_qdiscs(self):
+        rc, out, err = self.run(['tc', 'qdisc', 'show', 'dev', self.params['interface']])
+        if rc != 0:
+            raise FaultError('tc qdisc show dev %s failed: %s' % (self.params['interface'], err.strip()))
+        return _netem.parse_qdisc_show(out)
+
+    def check_root_qdisc(self, qdiscs):
+        root = _netem.root_qdisc(qdiscs)
+        if root and root['major'] != 0:
+            self.fail('`interface` %s already has a root qdisc (%s %s) that this fault did not add; netem would '
+                      'replace it. Remove it deliberately or choose another interface'
+                      % (self.params['interface'], root['kind'], root['handle']))
+
+    # -- plan ---------------------------------------------------------------------------
+    def table(self, fault_id):
+        return _netem.table_name(fault_id)
+
+    def ruleset(self, table):
+        return _netem.nft_ruleset(table, self.directions, loss_percent=self.params['loss_percent'],
+                                  partition=self.params['partition'], destinations=self.destinations,
+                                  sources=self.sources, ports=self.ports, exclude_ports=self.exclude_ports,
+                                  interface=self.params['interface'], spared=self.spared)
+
+    def tc_commands(self, handle):
+        return _netem.tc_commands(self.params['interface'], handle, _netem.netem_args(**self.netem_settings()),
+                                  destinations=self.destinations, sources=self.sources, ports=self.ports,
+                                  exclude_ports=self.exclude_ports, spared=self.spared)
+
+    def plan(self):
+        plan = dict(backend=self.backend, direction=list(self.directions), interface=self.params['interface'],
+                    netns=self.params['netns'], spared=self.spared, control_channel_source=self.spared_source,
+                    destinations=[n.with_prefixlen for n in self.destinations],
+                    sources=[n.with_prefixlen for n in self.sources], ports=self.ports,
+                    exclude_ports=self.exclude_ports)
+        if self.backend == 'nftables':
+            plan['ruleset'] = self.ruleset(self.table(self.params['fault_id'] or 'FAULT_ID'))
+        else:
+            plan['netem'] = _netem.netem_args(**self.netem_settings())
+            # The handle is picked again at injection (see details.handle); this one is free now.
+            handle = _netem.free_handle(self.qdiscs, 0x100)
+            plan['commands'] = [' '.join(shlex.quote(w) for w in argv) for argv in self.tc_commands(handle)]
+        return plan
+
+    # -- inject ------------------------------------------------------------------------
+    def revert_env(self, **values):
+        env = dict(CHAOS_NETNS=self.params['netns'] or '', CHAOS_IP=self.bin('ip', 'iproute2'))
+        env.update(values)
+        return env
+
+    def inject(self, ctx):
+        if self.backend == 'nftables':
+            self.inject_nftables(ctx)
+        else:
+            self.inject_tc(ctx)
+
+    def inject_nftables(self, ctx):
+        table = self.table(ctx.record['fault_id'])
+        rc, out, err = self.run(['nft', 'list', 'table', _netem.TABLE_FAMILY, table])
+        if rc == 0:
+            raise FaultError('nftables table %s %s already exists and is not this fault\'s; not touching it'
+                             % (_netem.TABLE_FAMILY, table))
+        ruleset = self.ruleset(table)
+        # Registered before the step: the revert deletes only this fault's own table and is a
+        # no-op when it does not exist, so a module that dies mid-step still leaves no rules behind.
+        ctx.on_revert(dict(type='command', argv=['sh', '-c', _netem.nft_delete_script()], ok_rcs=[0], timeout=30,
+                           env=self.revert_env(CHAOS_TABLE=table, CHAOS_NFT=self.bin('nft', 'nftables'))))
+        rc, out, err = self.run(['nft', '-f', '-'], data=ruleset)
+        if rc != 0:
+            raise FaultError('nft refused the ruleset of table %s: %s' % (table, err.strip()))
+        ctx.detail(backend='nftables', table='%s %s' % (_netem.TABLE_FAMILY, table), ruleset=ruleset,
+                   direction=list(self.directions), netns=self.params['netns'], spared=self.spared,
+                   control_channel_source=self.spared_source)
+
+    def inject_tc(self, ctx):
+        interface = self.params['interface']
+        qdiscs = self.current_qdiscs()
+        root = _netem.root_qdisc(qdiscs)
+        if root and root['major'] != 0:
+            raise FaultError('`interface` %s got a root qdisc (%s %s) meanwhile; not replacing it'
+                             % (interface, root['kind'], root['handle']))
+        preferred = 0x100 + zlib.crc32(ctx.record['fault_id'].encode('utf-8')) % 0xF000
+        handle = _netem.free_handle(qdiscs, preferred)
+        commands = self.tc_commands(handle)
+        # Registered before the step: the revert deletes the root qdisc only while it carries this
+        # fault's handle, so it is a no-op when the step never happened.
+        ctx.on_revert(dict(type='command', argv=['sh', '-c', _netem.tc_delete_script()], ok_rcs=[0], timeout=30,
+                           env=self.revert_env(CHAOS_DEV=interface, CHAOS_HANDLE='%x' % handle,
+                                               CHAOS_TC=self.bin('tc', 'iproute2'))))
+        ctx.detail(backend='tc', interface=interface, handle='%x:' % handle, netns=self.params['netns'],
+                   commands=commands, spared=self.spared, control_channel_source=self.spared_source)
+        for argv in commands:
+            rc, out, err = self.run(argv)
+            if rc != 0:
+                raise FaultError('%s failed: %s' % (' '.join(argv), err.strip()))
+
+    # -- measure ----------------------------------------------------------------------
+    def measure(self, ctx):
+        details = ctx.record['details']
+        if details['backend'] == 'nftables':
+            family, table = details['table'].split()
+            rc, out, err = self.run(['nft', '-j', 'list', 'table', family, table])
+            if rc != 0:
+                return dict(table=details['table'], present=False, error=err.strip())
+            effect = dict(table=details['table'], present=True)
+            effect.update(_netem.parse_nft_table_json(out))
+            return effect
+        interface = details['interface']
+        major = int(details['handle'][:-1], 16)
+        owned = [q for q in self.current_qdiscs() if q['major'] in (major, major + 1)]
+        rc, out, err = self.run(['tc', 'filter', 'show', 'dev', interface, 'parent', details['handle']])
+        filters = len([line for line in out.splitlines() if 'flowid' in line]) if rc == 0 else None
+        return dict(interface=interface, qdiscs=owned, filters=filters)
+
+
+def main():
+    argument_spec = fault_argument_spec()
+    argument_spec.update(
+        interface=dict(type='str'),
+        netns=dict(type='str'),
+        backend=dict(type='str', default='auto', choices=['auto', 'tc', 'nftables']),
+        direction=dict(type='str', choices=['egress', 'ingress', 'both']),
+        delay_ms=dict(type='float'),
+        jitter_ms=dict(type='float'),
+        correlation_percent=dict(type='float'),
+        loss_percent=dict(type='float'),
+        corrupt_percent=dict(type='float'),
+        duplicate_percent=dict(type='float'),
+        reorder_percent=dict(type='float'),
+        rate=dict(type='str'),
+        partition=dict(type='bool', default=False),
+        destinations=dict(type='list', elements='str', default=[]),
+        sources=dict(type='list', elements='str', default=[]),
+        ports=dict(type='list', elements='int', default=[]),
+        exclude_ports=dict(type='list', elements='int', default=[]),
+        spare_control_channel=dict(type='bool', default=True),
+        control_channel=dict(type='dict', options=dict(
+            address=dict(type='str', required=True),
+            port=dict(type='int', default=22),
+        )),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, required_if=fault_required_if(), supports_check_mode=True)
+    run_fault_module(module, NetemFault)
+
+
+if __name__ == '__main__':
+    main()
