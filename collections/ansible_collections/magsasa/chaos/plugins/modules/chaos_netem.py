@@ -28,12 +28,12 @@ description:
   - 'Selection: a packet is selected when its destination is in O(destinations) or its source is in
     O(sources) (no address list: any address) and, with O(ports), when its TCP or UDP source or
     destination port is one of them.'
-  - The control channel is spared: with O(spare_control_channel=true) (the default) the controller's
+  - The control channel is spared. With O(spare_control_channel=true) (the default) the controller's
     SSH connection (the address and sshd port from C(SSH_CONNECTION) of the module or of its parent
     processes, or O(control_channel)) is accepted before any rule that drops or delays. If the link
     is lost anyway, a O(lease) reverts the fault when the controller stops renewing it.
 author:
-  - magsasa.chaos maintainers
+  - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
   - magsasa.chaos.fault
 attributes:
@@ -42,6 +42,7 @@ attributes:
     description: Validates, chooses the backend, and returns the plan (the tc commands or the nftables ruleset); adds nothing.
   diff_mode:
     support: none
+    description: Nothing to diff; the rules or qdiscs added are returned in RV(details).
   idempotent:
     support: full
     description: An identical active fault (same O(fault_id) or same options) is not injected twice; its lease is renewed.
@@ -340,6 +341,12 @@ def find_ssh_connection():
     return None, 'none'
 
 
+def describe(options):
+    """``{'delay_ms': 200.0}`` as "`delay_ms`=200" for messages."""
+    return ', '.join('`%s`=%s' % (name, value if isinstance(value, str) else _netem.format_number(value))
+                     for name, value in sorted(options.items()))
+
+
 class NetemFault(Fault):
     kind = 'netem'
 
@@ -415,7 +422,7 @@ class NetemFault(Fault):
         requested = self.requested()
         if params['partition'] and requested:
             raise _netem.NetemInputError('`partition` drops every selected packet; it cannot be combined with %s'
-                                         % ', '.join('%s=%s' % kv for kv in sorted(requested.items())))
+                                         % describe(requested))
         if not params['partition'] and not requested:
             raise _netem.NetemInputError('nothing to inject: set `partition`, `loss_percent`, or one of %s'
                                          % ', '.join('`%s`' % o for o in _netem.TC_ONLY_OPTIONS))
@@ -460,7 +467,7 @@ class NetemFault(Fault):
     def choose_backend(self):
         params = self.params
         tc_wanted = dict((k, v) for k, v in self.requested().items() if k in _netem.TC_ONLY_OPTIONS)
-        wanted_text = ', '.join('`%s`=%s' % kv for kv in sorted(tc_wanted.items()))
+        wanted_text = describe(tc_wanted)
         backend = params['backend']
         if backend == 'nftables' and tc_wanted:
             self.fail('%s cannot be done by the nftables backend: it only drops packets (`loss_percent`, `partition`). '
