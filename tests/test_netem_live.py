@@ -1,0 +1,532 @@
+"""chaos_netem, live: real ansible-playbook runs acting in network namespaces this test creates
+(two of them, joined by a veth pair), measured with real traffic between them.
+
+Traffic goes only between those namespaces. Every namespace, server and fault is removed in
+``finally``; a table of this collection left in a namespace fails the test. nftables is
+required (a missing ``nft`` fails under CI=true); the tc netem test skips only when the kernel
+lacks sch_netem.
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+VENV_BIN = Path(sys.executable).parent
+PACKETS = 2000
+TOLERANCE_POINTS = 3.0
+TABLE_MARKERS = ("magsasa", "chaos")
+
+UDP_RECEIVER = textwrap.dedent("""
+    import socket, sys
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.bind((sys.argv[1], 0))
+    print(sock.getsockname()[1], flush=True)
+    seen = set()
+    sock.settimeout(float(sys.argv[2]))
+    while True:
+        try:
+            seen.add(sock.recv(64))
+        except socket.timeout:
+            break
+        sock.settimeout(1.0)
+    print(len(seen), flush=True)
+""")
+
+UDP_SENDER = textwrap.dedent("""
+    import socket, sys, time
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target = (sys.argv[1], int(sys.argv[2]))
+    for seq in range(int(sys.argv[3])):
+        try:
+            sock.sendto(b'%d' % seq, target)
+        except OSError:
+            pass  # an nftables drop on output answers sendto with EPERM
+        if seq % 20 == 0:
+            time.sleep(0.002)
+""")
+
+TCP_SERVER = textwrap.dedent("""
+    import socket, sys, threading
+    listeners = []
+    for _ in range(int(sys.argv[1])):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(('0.0.0.0', 0))
+        sock.listen(16)
+        listeners.append(sock)
+    print(' '.join(str(s.getsockname()[1]) for s in listeners), flush=True)
+    def serve(sock):
+        while True:
+            conn, _peer = sock.accept()
+            conn.sendall(b'ok')
+            conn.close()
+    for sock in listeners:
+        threading.Thread(target=serve, args=(sock,), daemon=True).start()
+    sys.stdin.read()
+""")
+
+TCP_PROBE = textwrap.dedent("""
+    import socket, sys, time
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(float(sys.argv[4]))
+    if sys.argv[3]:
+        sock.bind((sys.argv[3], 0))
+    started = time.time()
+    expect = sys.argv[5].encode()
+    try:
+        sock.connect((sys.argv[1], int(sys.argv[2])))
+        ok = sock.recv(len(expect)) == expect
+    except OSError:
+        ok = False
+    print('open' if ok else 'blocked', round((time.time() - started) * 1000, 2))
+""")
+
+FREE_PORT = "import socket; s = socket.socket(); s.bind(('0.0.0.0', 0)); print(s.getsockname()[1])"
+
+
+def missing(reason):
+    """Skip, or fail under CI=true where nothing real may be skipped."""
+    if IN_CI:
+        pytest.fail("%s (CI=true: a missing part fails the test instead of skipping it)" % reason, pytrace=False)
+    pytest.skip(reason)
+
+
+def run(argv, check=True, timeout=60, **kwargs):
+    result = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError("%s exited %d: %s %s" % (" ".join(map(str, argv)), result.returncode,
+                                                       result.stdout, result.stderr))
+    return result
+
+
+@pytest.fixture(scope="module")
+def tools():
+    if os.geteuid() != 0:
+        missing("network namespaces and nftables need root")
+    found = {}
+    for tool in ("ip", "nft", "tc", "ansible-playbook"):
+        found[tool] = shutil.which(tool, path=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", ""),
+                                                                 "/usr/sbin", "/sbin"]))
+        if not found[tool]:
+            missing("%s not found (apt-get install nftables iproute2)" % tool)
+    return found
+
+
+def sch_netem_probe(tools):
+    """Try a netem qdisc once in a throwaway namespace: (available, stderr)."""
+    netns = "chaos-t-%06x-probe" % random.getrandbits(24)
+    run([tools["ip"], "netns", "add", netns])
+    try:
+        result = run([tools["ip"], "netns", "exec", netns, tools["tc"], "qdisc", "add", "dev", "lo", "root",
+                      "netem", "delay", "1ms"], check=False)
+        return result.returncode == 0, result.stderr.strip()
+    finally:
+        run([tools["ip"], "netns", "del", netns], check=False)
+
+
+class Net(object):
+    """Two namespaces, A (10.x.y.1) and B (10.x.y.2 and 10.x.y.3), on one veth pair."""
+
+    def __init__(self, tools, tmp_path):
+        self.tools = tools
+        self.tmp = tmp_path
+        suffix = "%06x" % random.getrandbits(24)
+        self.a = "chaos-t-%s-a" % suffix
+        self.b = "chaos-t-%s-b" % suffix
+        prefix = "10.%d.%d" % (random.randint(16, 250), random.randint(0, 255))
+        self.a_addr, self.b_addr, self.b_addr2 = prefix + ".1", prefix + ".2", prefix + ".3"
+        self.state_dir = tmp_path / "state"
+        self.processes = []
+        self.plays = 0
+
+    def setup(self):
+        ip = self.tools["ip"]
+        for netns in (self.a, self.b):
+            run([ip, "netns", "add", netns])
+            run([ip, "-n", netns, "link", "set", "lo", "up"])
+        run([ip, "link", "add", "va", "netns", self.a, "type", "veth", "peer", "name", "vb", "netns", self.b])
+        run([ip, "-n", self.a, "addr", "add", self.a_addr + "/24", "dev", "va"])
+        run([ip, "-n", self.b, "addr", "add", self.b_addr + "/24", "dev", "vb"])
+        run([ip, "-n", self.b, "addr", "add", self.b_addr2 + "/24", "dev", "vb"])
+        run([ip, "-n", self.a, "link", "set", "va", "up"])
+        run([ip, "-n", self.b, "link", "set", "vb", "up"])
+
+    def teardown(self):
+        """Remove everything; return what the faults left behind (must be nothing)."""
+        leftovers = []
+        for netns in (self.a, self.b):
+            if os.path.exists("/run/netns/%s" % netns):
+                leftovers += ["%s: table %s" % (netns, t) for t in self.tables(netns)]
+        if self.state_dir.is_dir():
+            sys.path.insert(0, str(REPO_ROOT / "collections"))
+            from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
+            for record in _guard.list_records(str(self.state_dir)):
+                leftovers.append("active fault record %s" % record["fault_id"])
+                _guard.revert_fault(str(self.state_dir), record["fault_id"], "test-cleanup", timeout=10)
+        for proc in self.processes:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for netns in (self.a, self.b):
+            run([self.tools["ip"], "netns", "del", netns], check=False)
+        return leftovers
+
+    # -- inspection ------------------------------------------------------------------
+    def ns(self, netns, argv, **kwargs):
+        return run([self.tools["ip"], "netns", "exec", netns] + list(argv), **kwargs)
+
+    def tables(self, netns):
+        listing = self.ns(netns, [self.tools["nft"], "list", "tables"]).stdout
+        return [line.split()[-1] for line in listing.splitlines()
+                if any(marker in line for marker in TABLE_MARKERS)]
+
+    def root_qdisc(self, netns, dev):
+        return self.ns(netns, [self.tools["tc"], "qdisc", "show", "dev", dev, "root"]).stdout.strip()
+
+    # -- traffic -----------------------------------------------------------------------
+    def background(self, netns, code, *args):
+        proc = subprocess.Popen([self.tools["ip"], "netns", "exec", netns, sys.executable, "-c", code]
+                                + [str(a) for a in args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        self.processes.append(proc)
+        return proc
+
+    def tcp_servers(self, netns, count):
+        proc = self.background(netns, TCP_SERVER, count)
+        return [int(p) for p in proc.stdout.readline().split()]
+
+    def tcp_timed(self, netns, address, port, source="", timeout=1.5, expect="ok"):
+        """("open"|"blocked", milliseconds) of one TCP connection and greeting from ``netns``."""
+        state, millis = self.ns(netns, [sys.executable, "-c", TCP_PROBE, address, port, source, timeout,
+                                        expect]).stdout.split()
+        return state, float(millis)
+
+    def tcp(self, netns, address, port, source="", timeout=1.5, expect="ok"):
+        return self.tcp_timed(netns, address, port, source, timeout, expect)[0]
+
+    def udp_received(self, sender, receiver, address, count=PACKETS):
+        proc = self.background(receiver, UDP_RECEIVER, address, 3)
+        port = int(proc.stdout.readline())
+        self.ns(sender, [sys.executable, "-c", UDP_SENDER, address, port, count], timeout=60)
+        received = int(proc.stdout.readline())
+        proc.wait(timeout=10)
+        return received
+
+    # -- ansible ----------------------------------------------------------------------
+    def env(self):
+        env = dict(os.environ)
+        env.update(ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / "collections"),
+                   ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_LOCAL_TEMP=str(self.tmp / "ansible-local"),
+                   # a new SSH connection per task, so a task after a cut proves new ones pass
+                   ANSIBLE_SSH_ARGS="-o ControlMaster=no -o ControlPath=none",
+                   PATH=os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]))
+        return env
+
+    def playbook(self, tasks, inventory=None, netns=None, popen=False):
+        """Run the tasks against localhost (connection local) or ``inventory``; ``netns`` runs
+        ansible-playbook itself inside that namespace (a controller there)."""
+        self.plays += 1
+        path = self.tmp / ("play-%d.yml" % self.plays)
+        path.write_text(json.dumps([{"hosts": "all", "gather_facts": False, "tasks": tasks}], indent=1))
+        argv = [self.tools["ansible-playbook"], "-i", inventory or "localhost,", str(path)]
+        if inventory is None:
+            argv += ["-e", json.dumps({"ansible_connection": "local", "ansible_python_interpreter": sys.executable})]
+        if netns:
+            argv = [self.tools["ip"], "netns", "exec", netns] + argv
+        if popen:
+            proc = subprocess.Popen(argv, env=self.env(), cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, start_new_session=True)
+            self.processes.append(proc)
+            return proc
+        result = run(argv, check=False, timeout=180, env=self.env(), cwd=str(REPO_ROOT))
+        try:
+            report = json.loads(result.stdout)
+        except ValueError:
+            raise AssertionError("ansible-playbook printed no JSON (rc %d): %s %s"
+                                 % (result.returncode, result.stdout[-2000:], result.stderr[-2000:]))
+        return [list(task["hosts"].values())[0] for task in report["plays"][0]["tasks"]]
+
+    def netem(self, netns=None, **options):
+        args = dict(state_dir=str(self.state_dir), duration=120)
+        if netns:
+            args["netns"] = netns
+        args.update(options)
+        return {"magsasa.chaos.chaos_netem": args}
+
+    def inject(self, netns, **options):
+        result = self.playbook([self.netem(netns, **options)])[0]
+        assert not result.get("failed"), result.get("msg")
+        assert result["changed"] is True
+        return result
+
+    def revert(self, fault_id):
+        result = self.playbook([{"magsasa.chaos.chaos_netem": dict(state="absent", fault_id=fault_id,
+                                                                   state_dir=str(self.state_dir))}])[0]
+        assert not result.get("failed"), result.get("msg")
+        assert result["reverted"] == [fault_id]
+
+
+@pytest.fixture
+def net(tools, tmp_path):
+    net = Net(tools, tmp_path)
+    leftovers = []
+    try:
+        net.setup()
+        yield net
+    finally:
+        leftovers = net.teardown()
+    assert not leftovers, "the faults left these behind: %s" % leftovers
+
+
+def history(net, fault_id):
+    return json.loads((net.state_dir / "history" / (fault_id + ".json")).read_text())
+
+
+# ---------------------------------------------------------------- loss
+
+@pytest.mark.parametrize("percent, direction, where", [(5, "egress", "sender"), (15, "ingress", "receiver"),
+                                                       (30, "both", "sender")])
+def test_random_loss_is_within_three_points_over_2000_packets(net, percent, direction, where):
+    netns = net.a if where == "sender" else net.b
+    result = net.inject(netns, loss_percent=percent, direction=direction)
+    try:
+        assert result["details"]["backend"] == "nftables"
+        assert result["effect"]["present"] is True and result["effect"]["drop_rules"] == 1
+        assert net.tables(netns) == [result["details"]["table"].split()[1]]
+        received = net.udp_received(net.a, net.b, net.b_addr)
+    finally:
+        net.revert(result["fault_id"])
+    assert net.tables(netns) == []
+    loss = 100.0 * (PACKETS - received) / PACKETS
+    print("loss %s %% (%s): measured %.2f %% over %d packets" % (percent, direction, loss, PACKETS))
+    assert abs(loss - percent) <= TOLERANCE_POINTS, "target %s %%, measured %.2f %% (%d of %d received)" % (
+        percent, loss, received, PACKETS)
+    assert history(net, result["fault_id"])["revert_ok"] is True
+
+
+# ---------------------------------------------------------------- partitions
+
+def test_partition_drops_all_and_only_the_selected_cidr_both_ways(net):
+    b_ports = net.tcp_servers(net.b, 2)
+    (a_port,) = net.tcp_servers(net.a, 1)
+    assert net.tcp(net.a, net.b_addr, b_ports[0]) == "open"
+    assert net.udp_received(net.a, net.b, net.b_addr, 200) == 200
+    result = net.inject(net.a, partition=True, destinations=[net.b_addr], sources=[net.b_addr + "/32"])
+    try:
+        assert result["details"]["direction"] == ["egress", "ingress"]
+        cut = [net.tcp(net.a, net.b_addr, port) for port in b_ports]
+        cut.append(net.tcp(net.b, net.a_addr, a_port, source=net.b_addr))
+        udp_cut = net.udp_received(net.a, net.b, net.b_addr, 200)
+        spared = [net.tcp(net.a, net.b_addr2, port) for port in b_ports]
+        spared.append(net.tcp(net.b, net.a_addr, a_port, source=net.b_addr2))
+        udp_spared = net.udp_received(net.a, net.b, net.b_addr2, 200)
+    finally:
+        net.revert(result["fault_id"])
+    assert cut == ["blocked"] * 3 and udp_cut == 0, "traffic to/from %s passed the partition" % net.b_addr
+    assert spared == ["open"] * 3 and udp_spared == 200, "traffic to/from %s was hit too" % net.b_addr2
+    assert net.tables(net.a) == []
+    assert net.tcp(net.a, net.b_addr, b_ports[0]) == "open"
+
+
+def test_partition_by_port_leaves_other_ports_alone(net):
+    b_ports = net.tcp_servers(net.b, 2)
+    (a_port,) = net.tcp_servers(net.a, 1)
+    result = net.inject(net.a, partition=True, ports=[b_ports[0]])
+    try:
+        states = (net.tcp(net.a, net.b_addr, b_ports[0]), net.tcp(net.a, net.b_addr, b_ports[1]),
+                  net.tcp(net.b, net.a_addr, a_port))
+    finally:
+        net.revert(result["fault_id"])
+    assert states == ("blocked", "open", "open")
+    assert net.tables(net.a) == []
+
+
+# ---------------------------------------------------------------- the control channel
+
+@pytest.fixture
+def sshd(net, tools):
+    """A real sshd in namespace B on a free port, root login with a key made here."""
+    if not os.path.exists("/usr/sbin/sshd") or not shutil.which("ssh"):
+        missing("openssh-server and openssh-client are needed (apt-get install openssh-server)")
+    workdir = net.tmp / "ssh"
+    workdir.mkdir()
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", workdir / "host_key"])
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", workdir / "client_key"])
+    shutil.copy(str(workdir / "client_key.pub"), str(workdir / "authorized_keys"))
+    port = int(net.ns(net.b, [sys.executable, "-c", FREE_PORT]).stdout)
+    config = workdir / "sshd_config"
+    config.write_text(textwrap.dedent("""
+        Port %d
+        ListenAddress 0.0.0.0
+        HostKey %s
+        PidFile %s
+        AuthorizedKeysFile %s
+        PermitRootLogin prohibit-password
+        PasswordAuthentication no
+        KbdInteractiveAuthentication no
+        UsePAM no
+        StrictModes no
+        LogLevel ERROR
+    """ % (port, workdir / "host_key", workdir / "sshd.pid", workdir / "authorized_keys")))
+    os.makedirs("/run/sshd", exist_ok=True)
+    proc = subprocess.Popen([tools["ip"], "netns", "exec", net.b, "/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    net.processes.append(proc)
+    deadline = time.time() + 10
+    while net.tcp(net.a, net.b_addr, port, timeout=0.5, expect="SSH-") == "blocked" and time.time() < deadline:
+        assert proc.poll() is None, "sshd exited: %s" % proc.stdout.read()
+        time.sleep(0.1)
+    options = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+               "-o", "LogLevel=ERROR"]
+
+    def ssh_ok():
+        result = net.ns(net.a, ["ssh", "-i", workdir / "client_key", "-p", port, "-o", "ConnectTimeout=3",
+                                "-o", "ControlMaster=no", "-o", "ControlPath=none"] + options
+                        + ["root@" + net.b_addr, "echo", "through"], check=False, timeout=30)
+        return result.returncode == 0 and result.stdout.strip() == "through"
+
+    inventory = workdir / "inventory.yml"
+    inventory.write_text(json.dumps({"all": {"hosts": {net.b_addr: {
+        "ansible_connection": "ssh", "ansible_port": port, "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(workdir / "client_key"),
+        "ansible_ssh_common_args": " ".join(options), "ansible_python_interpreter": sys.executable,
+    }}}}))
+    return dict(port=port, ssh_ok=ssh_ok, inventory=str(inventory))
+
+
+def test_ssh_control_channel_from_ssh_connection_survives_a_full_cut(net, sshd):
+    """The controller (in A) runs the module over SSH on B and cuts B off from A entirely: the
+    spared SSH connection still works, new ones too, everything else between them is dropped."""
+    (b_port,) = net.tcp_servers(net.b, 1)
+    assert sshd["ssh_ok"]()
+    tasks = [net.netem(partition=True, destinations=[net.a_addr], sources=[net.a_addr]),
+             {"ansible.builtin.command": "true"}]
+    inject, after = net.playbook(tasks, inventory=sshd["inventory"], netns=net.a)
+    assert not inject.get("failed"), inject.get("msg")
+    fault_id = inject["fault_id"]
+    try:
+        assert inject["details"]["control_channel_source"].startswith("SSH_CONNECTION")
+        assert inject["details"]["spared"] == [{"address": net.a_addr, "port": sshd["port"]}]
+        assert not after.get("failed"), "a new SSH connection after the cut failed: %s" % after.get("msg")
+        assert sshd["ssh_ok"](), "ssh from the controller was cut"
+        assert net.tcp(net.a, net.b_addr, b_port) == "blocked"
+        assert net.tcp(net.a, net.b_addr2, b_port) == "blocked"
+        assert net.udp_received(net.a, net.b, net.b_addr, 100) == 0
+    finally:
+        revert = net.playbook([{"magsasa.chaos.chaos_netem": dict(state="absent", fault_id=fault_id,
+                                                                  state_dir=str(net.state_dir))}],
+                              inventory=sshd["inventory"], netns=net.a)[0]
+    assert revert.get("reverted") == [fault_id], revert
+    assert net.tables(net.b) == []
+    assert net.tcp(net.a, net.b_addr, b_port) == "open"
+
+
+def test_control_channel_option_is_what_keeps_ssh_alive(net, sshd):
+    cut_from_a = dict(partition=True, destinations=[net.a_addr], sources=[net.a_addr])
+    unspared = net.inject(net.b, spare_control_channel=False, **cut_from_a)
+    try:
+        assert unspared["details"]["spared"] == []
+        ssh_without = sshd["ssh_ok"]()
+    finally:
+        net.revert(unspared["fault_id"])
+    spared = net.inject(net.b, control_channel={"address": net.a_addr, "port": sshd["port"]}, **cut_from_a)
+    try:
+        assert spared["details"]["control_channel_source"] == "control_channel"
+        ssh_with = sshd["ssh_ok"]()
+    finally:
+        net.revert(spared["fault_id"])
+    assert ssh_without is False, "ssh passed a partition that did not spare it"
+    assert ssh_with is True, "ssh was cut although control_channel spared it"
+    assert net.tables(net.b) == []
+
+
+# ---------------------------------------------------------------- a dead controller
+
+def test_sigkilled_controller_rules_are_gone_by_the_lease_end(net):
+    (b_port,) = net.tcp_servers(net.b, 1)
+    lease = 4.0
+    proc = net.playbook([net.netem(net.a, partition=True, destinations=[net.b_addr], lease=lease),
+                         {"ansible.builtin.pause": {"seconds": 120}}], popen=True)
+    deadline = time.time() + 60
+    while not net.tables(net.a):
+        assert proc.poll() is None, "ansible-playbook ended early: %s" % proc.stderr.read().decode()
+        assert time.time() < deadline, "the fault never appeared"
+        time.sleep(0.1)
+    record = None
+    while record is None and time.time() < deadline:
+        records = list(net.state_dir.glob("netem-*.json"))
+        record = json.loads(records[0].read_text()) if records else None
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert net.tcp(net.a, net.b_addr, b_port) == "blocked"
+    lease_end = record["lease_expires_at"]
+    while net.tables(net.a) and time.time() < lease_end + 5:
+        time.sleep(0.1)
+    gone_at = time.time()
+    assert net.tables(net.a) == [], "the rules outlived the lease by more than 5 s"
+    assert gone_at <= lease_end + 3, "reverted %.1f s after the lease end" % (gone_at - lease_end)
+    assert history(net, record["fault_id"])["reverted_by"] == "guard:lease-expired"
+    assert net.tcp(net.a, net.b_addr, b_port) == "open"
+
+
+# ---------------------------------------------------------------- bad input, tc netem
+
+def test_bad_input_fails_before_anything_is_injected(net, tools):
+    netem_ok, probe_error = sch_netem_probe(tools)
+    cases = [
+        (dict(loss_percent=150), "`loss_percent` must be 0-100, got 150"),
+        (dict(delay_ms=-5, interface="va"), "`delay_ms` must be 0 or more, got -5"),
+        (dict(loss_percent=5, interface="nope0"), "`interface` nope0 does not exist in netns %s" % net.a),
+        (dict(partition=True, destinations=["10.0.0.0/24", "10.0.0.300/24"]),
+         "`destinations` must hold IP addresses or CIDRs, got '10.0.0.300/24'"),
+        (dict(partition=True, ports=[80, 443], exclude_ports=[443]), "port 443 is in both `ports` and `exclude_ports`"),
+        (dict(delay_ms=100, backend="nftables"), "`delay_ms`=100 cannot be done by the nftables backend"),
+        (dict(delay_ms=100, interface="va", direction="ingress"), "the tc backend shapes egress only"),
+        (dict(partition=True, backend="tc", interface="va"), "`partition` needs the nftables backend"),
+    ]
+    if not netem_ok:
+        cases.append((dict(delay_ms=100, interface="va"), "kernel lacks sch_netem"))
+    tasks = [dict(net.netem(net.a, **options), ignore_errors=True) for options, _message in cases]
+    results = net.playbook(tasks)
+    for (options, message), result in zip(cases, results):
+        assert result.get("failed") is True, "%s was accepted" % options
+        assert message in result["msg"], "%s: %s" % (options, result["msg"])
+    if not netem_ok:
+        assert "nftables backend does without netem" in results[-1]["msg"]
+    assert net.tables(net.a) == []
+    assert " 0: " in net.root_qdisc(net.a, "va") + " ", net.root_qdisc(net.a, "va")
+    assert not net.state_dir.exists() or not list(net.state_dir.rglob("*.json")), "a fault record was written"
+
+
+def test_tc_netem_delay_live(net, tools):
+    netem_ok, probe_error = sch_netem_probe(tools)
+    if not netem_ok:
+        if "Specified qdisc kind is unknown" in probe_error:
+            pytest.skip("kernel lacks sch_netem")
+        pytest.fail("probing sch_netem failed for another reason: %s" % probe_error)
+    (b_port,) = net.tcp_servers(net.b, 1)
+    result = net.inject(net.a, interface="va", delay_ms=100, destinations=[net.b_addr])
+    try:
+        assert result["details"]["backend"] == "tc"
+        netem = [q for q in result["effect"]["qdiscs"] if q["kind"] == "netem"]
+        assert netem and netem[0]["netem"]["delay_ms"] == 100.0
+        delayed = net.tcp_timed(net.a, net.b_addr, b_port, timeout=3)
+        other = net.tcp_timed(net.a, net.b_addr2, b_port, timeout=3)
+    finally:
+        net.revert(result["fault_id"])
+    assert delayed[0] == "open" and delayed[1] >= 100.0, delayed
+    assert other[0] == "open" and other[1] < 50.0, other
+    assert " 0: " in net.root_qdisc(net.a, "va") + " "
