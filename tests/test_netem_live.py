@@ -530,3 +530,23 @@ def test_tc_netem_delay_live(net, tools):
     assert delayed[0] == "open" and delayed[1] >= 100.0, delayed
     assert other[0] == "open" and other[1] < 50.0, other
     assert " 0: " in net.root_qdisc(net.a, "va") + " "
+
+
+def test_check_mode_plans_and_an_identical_request_renews(net):
+    fault = net.netem(net.a, partition=True, destinations=[net.b_addr], fault_id="netem-t-idem", lease=60)
+    planned, injected, again, reverted, reverted_again = net.playbook([
+        dict(fault, check_mode=True),
+        fault,
+        fault,
+        {"magsasa.chaos.chaos_netem": dict(state="absent", fault_id="netem-t-idem", state_dir=str(net.state_dir))},
+        {"magsasa.chaos.chaos_netem": dict(state="absent", fault_id="netem-t-idem", state_dir=str(net.state_dir))},
+    ])
+    assert planned["changed"] is True and "drop" in planned["plan"]["ruleset"]
+    assert "table inet magsasa_chaos_netem_t_idem {" in planned["plan"]["ruleset"]
+    assert injected["changed"] is True and injected["effect"]["present"] is True
+    assert again["changed"] is False and again["renewed"] is True
+    assert again["lease_expires_at"] >= injected["lease_expires_at"]
+    assert reverted["changed"] is True and reverted["reverted"] == ["netem-t-idem"]
+    assert reverted_again["changed"] is False and reverted_again["reverted"] == []
+    assert net.tables(net.a) == []
+    assert history(net, "netem-t-idem")["reverted_by"] == "module:absent"
