@@ -150,6 +150,7 @@ class Net(object):
         self.state_dir = tmp_path / "state"
         self.processes = []
         self.plays = 0
+        self.extra = []
 
     def setup(self):
         ip = self.tools["ip"]
@@ -166,7 +167,7 @@ class Net(object):
     def teardown(self):
         """Remove everything; return what the faults left behind (must be nothing)."""
         leftovers = []
-        for netns in (self.a, self.b):
+        for netns in [self.a, self.b] + self.extra:
             if os.path.exists("/run/netns/%s" % netns):
                 leftovers += ["%s: table %s" % (netns, t) for t in self.tables(netns)]
         if self.state_dir.is_dir():
@@ -179,9 +180,27 @@ class Net(object):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        for netns in (self.a, self.b):
+        for netns in [self.a, self.b] + self.extra:
             run([self.tools["ip"], "netns", "del", netns], check=False)
         return leftovers
+
+    def add_routed_namespace(self):
+        """Namespace C behind B: B forwards between A's subnet and C's. Returns (netns, address)."""
+        ip = self.tools["ip"]
+        netns = self.a[:-1] + "c"
+        self.extra.append(netns)
+        prefix = "10.%d.%d" % (random.randint(16, 250), random.randint(0, 255))
+        run([ip, "netns", "add", netns])
+        run([ip, "-n", netns, "link", "set", "lo", "up"])
+        run([ip, "link", "add", "vbc", "netns", self.b, "type", "veth", "peer", "name", "vc", "netns", netns])
+        run([ip, "-n", self.b, "addr", "add", prefix + ".1/24", "dev", "vbc"])
+        run([ip, "-n", netns, "addr", "add", prefix + ".2/24", "dev", "vc"])
+        run([ip, "-n", self.b, "link", "set", "vbc", "up"])
+        run([ip, "-n", netns, "link", "set", "vc", "up"])
+        run([ip, "-n", netns, "route", "add", "default", "via", prefix + ".1"])
+        run([ip, "-n", self.a, "route", "add", prefix + ".0/24", "via", self.b_addr])
+        self.ns(self.b, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        return netns, prefix + ".2"
 
     # -- inspection ------------------------------------------------------------------
     def ns(self, netns, argv, **kwargs):
@@ -352,6 +371,33 @@ def test_partition_by_port_leaves_other_ports_alone(net):
         net.revert(result["fault_id"])
     assert states == ("blocked", "open", "open")
     assert net.tables(net.a) == []
+
+
+def test_forwarded_traffic_is_cut_on_the_host_that_routes_it(net):
+    """B routes between A and C (as a host routes to its containers): with ``forwarded`` the
+    partition on B cuts A from C; without it B's own hooks never see that traffic."""
+    routed, routed_addr = net.add_routed_namespace()
+    (c_port,) = net.tcp_servers(routed, 1)
+    (b_port,) = net.tcp_servers(net.b, 1)
+    (a_port,) = net.tcp_servers(net.a, 1)
+    assert (net.tcp(net.a, routed_addr, c_port), net.tcp(routed, net.a_addr, a_port)) == ("open", "open")
+    cut_c = dict(partition=True, destinations=[routed_addr], sources=[routed_addr])
+    host_only = net.inject(net.b, **cut_c)
+    try:
+        without_forwarded = net.tcp(net.a, routed_addr, c_port)
+    finally:
+        net.revert(host_only["fault_id"])
+    routed_cut = net.inject(net.b, forwarded=True, **cut_c)
+    try:
+        with_forwarded = (net.tcp(net.a, routed_addr, c_port), net.tcp(routed, net.a_addr, a_port))
+        unrelated = net.tcp(net.a, net.b_addr, b_port)
+    finally:
+        net.revert(routed_cut["fault_id"])
+    assert without_forwarded == "open"
+    assert with_forwarded == ("blocked", "blocked")
+    assert unrelated == "open"
+    assert net.tables(net.b) == []
+    assert net.tcp(net.a, routed_addr, c_port) == "open"
 
 
 # ---------------------------------------------------------------- the control channel

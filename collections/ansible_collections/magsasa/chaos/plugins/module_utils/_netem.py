@@ -345,12 +345,13 @@ def _nft_set(name, kind, elements):
 
 
 def nft_ruleset(table, directions, loss_percent=None, partition=False, destinations=None, sources=None,
-                ports=None, exclude_ports=None, interface=None, spared=None):
+                ports=None, exclude_ports=None, interface=None, spared=None, forwarded=False):
     """The whole table of one fault as ``nft -f`` input.
 
     ``directions`` is a subset of ('egress', 'ingress'); ``destinations``/``sources`` are
-    ``ipaddress`` networks; ``spared`` a list of control channels ``{address, port}``. Loopback is
-    left alone unless ``interface`` names it.
+    ``ipaddress`` networks; ``spared`` a list of control channels ``{address, port}``;
+    ``forwarded`` adds a forward hook for traffic the host routes or bridges (containers).
+    Loopback is left alone unless ``interface`` names it.
     """
     if not partition and not loss_percent:
         raise ValueError('nothing to drop: neither partition nor loss_percent')
@@ -408,7 +409,17 @@ def nft_ruleset(table, directions, loss_percent=None, partition=False, destinati
             rules.append('%s "lo" accept' % iface_key)
             rules.append('jump %s' % entry)
         chains.insert(0, (direction, 'type filter hook %s priority %d; policy accept;' % (hook, NFT_PRIORITY), rules))
-    chains.sort(key=lambda c: 0 if c[1] else 1)
+    if forwarded:
+        rules = []
+        if exclude_ports:
+            rules.append('meta l4proto { tcp, udp } th sport @exclude_ports accept')
+            rules.append('meta l4proto { tcp, udp } th dport @exclude_ports accept')
+        if interface:
+            rules.append('iifname != "%s" oifname != "%s" accept' % (interface, interface))
+        rules.append('jump %s' % entry)
+        chains.insert(0, ('forward', 'type filter hook forward priority %d; policy accept;' % NFT_PRIORITY, rules))
+    order = {'egress': 0, 'ingress': 1, 'forward': 2}
+    chains.sort(key=lambda c: order.get(c[0], 3))
 
     parts = list(sets)
     for name, header, rules in chains:

@@ -132,6 +132,13 @@ options:
     type: list
     elements: int
     default: []
+  forwarded:
+    description:
+      - Also select traffic the host forwards, such as the traffic of containers on a bridge, of
+        virtual machines, or of a router (V(nftables), in a forward hook, whatever O(direction)).
+      - V(tc) shapes everything leaving O(interface), forwarded or not, so this option changes nothing there.
+    type: bool
+    default: false
   spare_control_channel:
     description:
       - Accept the controller's SSH connection before any rule of the fault, so Ansible keeps its link to the host.
@@ -193,6 +200,7 @@ EXAMPLES = r'''
     partition: true
     destinations: "{{ chaos_other_hosts }}"
     sources: "{{ chaos_other_hosts }}"
+    forwarded: true  # the containers on these hosts too
     duration: 120
     lease: 30
   vars:
@@ -537,7 +545,8 @@ class NetemFault(Fault):
         return _netem.nft_ruleset(table, self.directions, loss_percent=self.params['loss_percent'],
                                   partition=self.params['partition'], destinations=self.destinations,
                                   sources=self.sources, ports=self.ports, exclude_ports=self.exclude_ports,
-                                  interface=self.params['interface'], spared=self.spared)
+                                  interface=self.params['interface'], spared=self.spared,
+                                  forwarded=self.params['forwarded'])
 
     def tc_commands(self, handle):
         return _netem.tc_commands(self.params['interface'], handle, _netem.netem_args(**self.netem_settings()),
@@ -549,7 +558,7 @@ class NetemFault(Fault):
                     netns=self.params['netns'], spared=self.spared, control_channel_source=self.spared_source,
                     destinations=[n.with_prefixlen for n in self.destinations],
                     sources=[n.with_prefixlen for n in self.sources], ports=self.ports,
-                    exclude_ports=self.exclude_ports)
+                    exclude_ports=self.exclude_ports, forwarded=self.params['forwarded'])
         if self.backend == 'nftables':
             plan['ruleset'] = self.ruleset(self.table(self.params['fault_id'] or 'FAULT_ID'))
         else:
@@ -650,6 +659,7 @@ def main():
         sources=dict(type='list', elements='str', default=[]),
         ports=dict(type='list', elements='int', default=[]),
         exclude_ports=dict(type='list', elements='int', default=[]),
+        forwarded=dict(type='bool', default=False),
         spare_control_channel=dict(type='bool', default=True),
         control_channel=dict(type='dict', options=dict(
             address=dict(type='str', required=True),

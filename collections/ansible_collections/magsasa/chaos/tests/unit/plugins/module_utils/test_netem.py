@@ -224,6 +224,22 @@ def test_nft_addresses_then_ports_then_fault():
     assert chain(text, 'select_ports')[0] == 'meta l4proto { tcp, udp } th dport @ports goto fault'
 
 
+@pytest.mark.parametrize('interface, guard', [
+    (None, []),
+    ('docker0', ['iifname != "docker0" oifname != "docker0" accept']),
+])
+def test_nft_forwarded_traffic_gets_a_forward_hook(interface, guard):
+    text = _netem.nft_ruleset('t', ('egress', 'ingress'), partition=True, destinations=nets('172.17.0.0/16'),
+                              exclude_ports=[53], interface=interface, forwarded=True,
+                              spared=[dict(address='192.0.2.1', port=22)])
+    assert chain(text, 'forward') == (['type filter hook forward priority -10; policy accept;',
+                                       'meta l4proto { tcp, udp } th sport @exclude_ports accept',
+                                       'meta l4proto { tcp, udp } th dport @exclude_ports accept']
+                                      + guard + ['jump select_addresses'])
+    assert text.index('chain egress') < text.index('chain ingress') < text.index('chain forward')
+    assert '\tchain forward' not in _netem.nft_ruleset('t', ('egress',), partition=True)
+
+
 def test_nft_nothing_to_drop_is_refused():
     with pytest.raises(ValueError):
         _netem.nft_ruleset('t', ('egress',))
