@@ -596,3 +596,38 @@ def test_check_mode_plans_and_an_identical_request_renews(net):
     assert reverted_again["changed"] is False and reverted_again["reverted"] == []
     assert net.tables(net.a) == []
     assert history(net, "netem-t-idem")["reverted_by"] == "module:absent"
+
+
+def test_revert_commands_remove_only_their_own_objects_and_are_idempotent(net, tools):
+    """The revert actions the guard runs, against real tables and qdiscs: they delete the fault's
+    own table / root qdisc, leave others alone, and succeed when there is nothing left to do."""
+    sys.path.insert(0, str(REPO_ROOT / "collections"))
+    from ansible_collections.magsasa.chaos.plugins.module_utils import _netem
+
+    def revert(script, **env):
+        base = dict(os.environ, CHAOS_NETNS=net.a, CHAOS_IP=tools["ip"], CHAOS_NFT=tools["nft"], CHAOS_TC=tools["tc"])
+        base.update(env)
+        return run(["sh", "-c", script], check=False, env=base)
+
+    table = _netem.table_name("netem-t-revert")
+    net.ns(net.a, [tools["nft"], "-f", "-"], input="table inet %s { }\ntable inet magsasa_chaos_someone_else { }\n" % table)
+    first = revert(_netem.nft_delete_script(), CHAOS_TABLE=table)
+    second = revert(_netem.nft_delete_script(), CHAOS_TABLE=table)
+    remaining = net.tables(net.a)
+    net.ns(net.a, [tools["nft"], "delete", "table", "inet", "magsasa_chaos_someone_else"])
+    assert (first.returncode, second.returncode) == (0, 0), (first.stderr, second.stderr)
+    assert remaining == ["magsasa_chaos_someone_else"]
+
+    # htb stands in for the fault's prio/netem root: the revert only matches on the handle.
+    net.ns(net.a, [tools["tc"], "qdisc", "add", "dev", "va", "root", "handle", "1a2:", "htb"])
+    not_ours = revert(_netem.tc_delete_script(), CHAOS_DEV="va", CHAOS_HANDLE="3a7")
+    still_there = net.root_qdisc(net.a, "va")
+    ours = revert(_netem.tc_delete_script(), CHAOS_DEV="va", CHAOS_HANDLE="1a2")
+    again = revert(_netem.tc_delete_script(), CHAOS_DEV="va", CHAOS_HANDLE="1a2")
+    device_gone = revert(_netem.tc_delete_script(), CHAOS_DEV="nope0", CHAOS_HANDLE="1a2")
+    assert not_ours.returncode == 0 and still_there.startswith("qdisc htb 1a2: ")
+    assert (ours.returncode, again.returncode, device_gone.returncode) == (0, 0, 0)
+    assert " 0: " in net.root_qdisc(net.a, "va") + " "
+
+    namespace_gone = revert(_netem.nft_delete_script(), CHAOS_TABLE=table, CHAOS_NETNS="chaos-t-no-such-ns")
+    assert namespace_gone.returncode == 0
