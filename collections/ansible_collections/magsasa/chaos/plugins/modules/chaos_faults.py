@@ -222,7 +222,7 @@ class FaultInventory(object):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type='str', default='query', choices=['query', 'absent', 'absent_all']),
+            state=dict(type='str', default='query', choices=['query', 'absent', 'absent_all', 'renew']),
             fault_ids=dict(type='list', elements='str', default=[]),
             kinds=dict(type='list', elements='str', default=[]),
             state_dir=dict(type='path'),
