@@ -26,7 +26,7 @@ requirements:
   - Enable it in ansible.cfg (C(callbacks_enabled = magsasa.chaos.chaos_report) under C([defaults]))
     or with E(ANSIBLE_CALLBACKS_ENABLED).
 author:
-  - magsasa.chaos maintainers
+  - magsasa.chaos maintainers (@magsasa)
 options:
   output_dir:
     description:

@@ -320,6 +320,7 @@ def _nice_ceiling(value):
 
 
 def _fault_end_relative(record):
+    """Measured fault duration in seconds (fault end relative to fault start), or None."""
     start = _get(record, 'window', 'fault_start')
     end = _get(record, 'window', 'fault_end')
     if not (_is_number(start) and _is_number(end)):
@@ -327,8 +328,17 @@ def _fault_end_relative(record):
         end = _get(record, 'fault', 'ended_at')
     if _is_number(start) and _is_number(end) and end >= start:
         return float(end) - float(start)
+    return None
+
+
+def _fault_window_text(record):
+    measured = _fault_end_relative(record)
+    if measured is not None:
+        return '%s s' % fmt_number(measured)
     planned = _get(record, 'fault', 'planned_duration')
-    return float(planned) if _is_number(planned) else None
+    if _is_number(planned):
+        return 'not measured (planned %s s)' % fmt_number(planned)
+    return 'n/a'
 
 
 def timeline_chart(record):
@@ -346,7 +356,7 @@ def timeline_chart(record):
     failures = [y_max if p.get('ok') is False else 0 for p in points]
     in_fault = [y_max if (p['t'] >= 0 and (fault_end is None or p['t'] <= fault_end)) else 0 for p in points]
     window = '0 s to %s s' % fmt_number(fault_end) if fault_end is not None else 'from 0 s'
-    title = mermaid_text('%s latency (ms), fault window %s' % (record.get('name') or 'experiment', window))
+    title = '%s latency (ms), fault window %s' % (mermaid_text(record.get('name') or 'experiment', 48), window)
 
     def series(values):
         return '[%s]' % ', '.join(fmt_number(float(v)) for v in values)
@@ -383,7 +393,6 @@ def experiment_view(record):
         })
     outcome = experiment_outcome(record)
     fault = record.get('fault') or {}
-    fault_end = _fault_end_relative(record)
     return {
         'name': plain_text(record.get('name') or 'unnamed experiment'),
         'type': plain_text(record.get('type')),
@@ -400,8 +409,9 @@ def experiment_view(record):
         'module': plain_text(fault.get('module')),
         'parameters': ', '.join('%s=%s' % (plain_text(k, 40), plain_text(json.dumps(v, sort_keys=True), 80))
                                 for k, v in sorted((fault.get('parameters') or {}).items())),
-        'fault_window': ('%s s' % fmt_number(fault_end)) if fault_end is not None else 'n/a',
-        'samples': '%s / %s failed' % (fmt_number(metrics.get('samples_failed')), fmt_number(metrics.get('samples_total'))),
+        'fault_window': _fault_window_text(record),
+        'samples': ('%s of %s failed' % (fmt_number(metrics.get('samples_failed')), fmt_number(metrics.get('samples_total')))
+                    if _is_number(metrics.get('samples_total')) else 'n/a'),
         'latency_baseline_p95': fmt_number(_get(metrics, 'latency_ms', 'baseline', 'p95'), 'ms'),
         'latency_fault_p95': fmt_number(_get(metrics, 'latency_ms', 'fault', 'p95'), 'ms'),
         'metrics': rows,
