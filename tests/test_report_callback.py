@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOK = ROOT / 'tests' / 'playbooks' / 'report_records.yml'
-INVENTORY = ROOT / 'tests' / 'playbooks' / 'inventory.yml'
+INVENTORY = ROOT / 'tests' / 'playbooks' / 'inventory' / 'report_hosts.yml'
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / 'ansible-playbook'
 MEMORY_NAME_ESCAPED = 'Medium Memory Stress \\| &lt;img src=x onerror=alert(1)&gt;'
 
@@ -67,7 +67,7 @@ def test_violations_run_writes_markdown_json_and_junit(tmp_path):
     assert results['summary']['counts'] == {'total': 4, 'passed': 1, 'violated': 1, 'aborted': 0,
                                             'failed': 1, 'skipped': 1, 'dry_run': 0}
     assert results['run']['playbooks'] == ['tests/playbooks/report_records.yml']
-    assert results['run']['inventories'][0] == 'tests/playbooks/inventory.yml'
+    assert results['run']['inventories'][0] == 'tests/playbooks/inventory/report_hosts.yml'
     assert results['run']['environments'] == ['staging']
     assert results['run']['check_mode'] is False
     assert results['run']['started_at'] <= results['run']['ended_at']

@@ -172,7 +172,7 @@ def test_mermaid_chart_marks_failures_and_fault_window():
     bars = [float(v) for v in lines[4].split('[', 1)[1].rstrip(']').split(',')]
     window = [float(v) for v in lines[6].split('[', 1)[1].rstrip(']').split(',')]
     failed_at = [p['t'] for p in record['timeline'] if not p['ok']]
-    assert [p['t'] for p, bar in zip(record['timeline'], bars) if bar == y_max] == failed_at
+    assert [p['t'] for p, height in zip(record["timeline"], bars) if height == y_max] == failed_at
     assert [p['t'] for p, high in zip(record['timeline'], window) if high == y_max] == [
         p['t'] for p in record['timeline'] if 0 <= p['t'] <= 30.4]
     assert report_lib.timeline_chart(skipped_record()) is None
