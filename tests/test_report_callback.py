@@ -187,3 +187,29 @@ def test_ini_options_relative_to_the_config_file(tmp_path):
     assert written == ['project/ansible.cfg', 'project/out/chaos/junit.xml']
     junit = ET.parse(str(config_dir / 'out' / 'chaos' / 'junit.xml')).getroot()
     assert (junit.get('tests'), junit.get('failures'), junit.get('skipped')) == ('3', '1', '1')
+
+
+def test_several_playbooks_give_one_summary_and_all_records(tmp_path):
+    proc = run_playbook(tmp_path, str(PLAYBOOK), '-e', 'report_set=violations', '-e', 'report_result_record=true',
+                        env={'CHAOS_FAIL_ON_VIOLATION': 'true'})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout.count('PLAY RECAP') == 2
+    assert len(summary_lines(proc)) == 1
+    results = json.loads((tmp_path / 'reports' / 'chaos_results.json').read_text())
+    assert results['run']['playbooks'] == ['tests/playbooks/report_records.yml'] * 2
+    assert results['summary']['counts']['total'] == 4
+
+
+@pytest.mark.parametrize('write_empty, files', [(None, []), ('true', ['chaos_report.md', 'chaos_results.json', 'junit.xml'])])
+def test_run_without_records_keeps_the_last_report_unless_asked(tmp_path, write_empty, files):
+    proc = run_playbook(tmp_path, '-e', 'report_set=none', env={'CHAOS_REPORT_WRITE_EMPTY': write_empty})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    reports = tmp_path / 'reports'
+    written = sorted(p.name for p in reports.iterdir()) if reports.exists() else []
+    assert written == files
+    if files:
+        assert '**Verdict: NO EXPERIMENTS**' in (reports / 'chaos_report.md').read_text()
+        assert summary_lines(proc) == ['chaos_report: NO EXPERIMENTS - 0 experiments, 0 passed, 0 violated SLOs'
+                                       ' | report: %s' % (reports / 'chaos_report.md')]
+    else:
+        assert summary_lines(proc) == []

@@ -77,6 +77,18 @@ options:
     ini:
       - section: callback_chaos_report
         key: title
+  write_empty:
+    description:
+      - Also write the files when the run published no experiment record.
+      - Off by default so that playbooks without experiments (demo set-up, C(halt.yml)) run with
+        the callback enabled do not replace the last chaos report with an empty one.
+    type: bool
+    default: false
+    env:
+      - name: CHAOS_REPORT_WRITE_EMPTY
+    ini:
+      - section: callback_chaos_report
+        key: write_empty
   fail_on_violation:
     description:
       - Make C(ansible-playbook) exit non-zero when any experiment violated its SLOs, was aborted
@@ -280,6 +292,9 @@ class CallbackModule(CallbackBase):
             for record in (host_stats or {}).get(STATS_KEY) or []:
                 self._add_record(record)
 
+        if not self._records and not self.get_option('write_empty'):
+            self._display.vv('chaos_report: no experiment records in this run; no report written')
+            return
         report = build_report(self._records, self._run_metadata(time.time()), title=self.get_option('title'))
         output_dir = self.get_option('output_dir')
         renderers = {'markdown': self._markdown, 'json': render_json, 'junit': render_junit}
@@ -293,13 +308,16 @@ class CallbackModule(CallbackBase):
         except (OSError, KeyError) as ex:
             self._display.error('chaos_report: could not write the report to %s: %s' % (output_dir, ex))
 
+        # With several playbooks this runs once per playbook; summarise (and fail) only at the
+        # end of the run: after the last playbook, or when failed hosts stop ansible-playbook here.
+        last_playbook = len(self._playbooks) >= len(context.CLIARGS.get('args') or ())
+        if not (last_playbook or stats.failures or stats.dark):
+            return
         main_file = written.get('markdown') or written.get('json') or written.get('junit')
-        summary = one_line_summary(report, main_file)
         failing = report['verdict'] == 'FAIL'
-        self._display.display(summary, color='bright red' if failing else 'bright green', stderr=failing)
-
-        all_playbooks_done = len(self._playbooks) >= len(context.CLIARGS.get('args') or ())
-        if failing and all_playbooks_done and self._should_fail():
+        self._display.display(one_line_summary(report, main_file), color='bright red' if failing else 'bright green',
+                              stderr=failing)
+        if failing and self._should_fail():
             # A callback has no return value that reaches the exit status: raising an exception
             # is only turned into a warning by the callback dispatcher, but SystemExit is not
             # an Exception, so it ends ansible-playbook with our status once the reports exist.
