@@ -100,6 +100,14 @@ def test_violations_run_writes_markdown_json_and_junit(tmp_path):
     assert summary_lines(proc)[0].startswith('chaos_report: FAIL - 4 experiments, 1 passed, 1 violated SLOs')
 
 
+def test_records_published_per_host_are_collected_once(tmp_path):
+    proc = run_playbook(tmp_path, '-e', 'report_set=violations', '-e', 'report_per_host=true')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _markdown, results, junit = read_reports(tmp_path / 'reports')
+    assert [e['type'] for e in results['experiments']] == ['cpu', 'memory', 'database']
+    assert junit.get('tests') == '3'
+
+
 def test_passing_run_is_pass(tmp_path):
     proc = run_playbook(tmp_path, env={'CHAOS_FAIL_ON_VIOLATION': 'true'})
     assert proc.returncode == 0, proc.stdout + proc.stderr

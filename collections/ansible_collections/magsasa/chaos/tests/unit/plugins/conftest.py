@@ -10,6 +10,6 @@ import sys
 
 # Plain pytest (make unit) needs the directory that holds ansible_collections/ on sys.path;
 # ansible-test units sets this up itself.
-_COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *(['..'] * 7)))
+_COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *(['..'] * 6)))
 if os.path.isdir(os.path.join(_COLLECTIONS_ROOT, 'ansible_collections')) and _COLLECTIONS_ROOT not in sys.path:
     sys.path.insert(0, _COLLECTIONS_ROOT)
