@@ -26,7 +26,7 @@ for record in records:
     if key == 'completed':
         key = 'SLO ' + ((record.get('slo') or {}).get('verdict') or 'n/a')
     counts[key] = counts.get(key, 0) + 1
-verdict = data.get('verdict') or data.get('run', {}).get('verdict') or 'unknown'
+verdict = data['summary']['verdict']
 print()
 print('Chaos report: %s' % report_path)
 print('Verdict: %s  (%s)' % (str(verdict).upper(), ', '.join('%d %s' % (n, k) for k, n in sorted(counts.items()))))
