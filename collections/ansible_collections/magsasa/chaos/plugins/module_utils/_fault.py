@@ -273,19 +273,14 @@ class FaultEngine(object):
     def renew(self, record, now):
         """An identical fault is active: leave it alone, except to renew its lease."""
         params = self.module.params
-        changed = False
         renewed = False
         lease = params['lease'] if params['lease'] is not None else record.get('lease')
         if lease is not None and not self.module.check_mode:
-            with _guard.FaultLock(self.state_dir, record['fault_id']):
-                current = _guard.read_record(self.path(record['fault_id']))
-                if current is not None:
-                    current['lease'] = lease
-                    current['lease_expires_at'] = min(float(current['expires_at']), now + lease)
-                    self.save(current)
-                    record = current
-                    renewed = True
-        return dict(changed=changed, renewed=renewed, fault_id=record['fault_id'], kind=self.kind,
+            current = _guard.renew_lease(self.state_dir, record['fault_id'], lease, now)
+            if current is not None:
+                record = current
+                renewed = True
+        return dict(changed=False, renewed=renewed, fault_id=record['fault_id'], kind=self.kind,
                     plan=record.get('plan'), state_dir=self.state_dir, started_at=record['started_at'],
                     expires_at=record['expires_at'], lease_expires_at=record.get('lease_expires_at'),
                     details=record.get('details', {}), effect=record.get('effect', {}),

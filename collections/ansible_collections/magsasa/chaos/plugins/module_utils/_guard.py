@@ -357,6 +357,24 @@ def _prune_history(history):
             pass
 
 
+def renew_lease(state_dir, fault_id, lease, now=None, dry_run=False):
+    """Extend an active fault's lease to ``now + lease`` (never past its deadline).
+
+    Returns the updated record, or None when the fault is gone: a lapsed fault is never revived.
+    """
+    now = time.time() if now is None else now
+    path = record_path(state_dir, fault_id)
+    with FaultLock(state_dir, fault_id):
+        record = read_record(path)
+        if record is None:
+            return None
+        record['lease'] = lease
+        record['lease_expires_at'] = min(float(record['expires_at']), now + float(lease))
+        if not dry_run:
+            write_record(path, record)
+    return record
+
+
 def fault_deadline(record):
     """When the guard must revert: the duration's end, or the lease's end if that comes first."""
     deadline = float(record['expires_at'])

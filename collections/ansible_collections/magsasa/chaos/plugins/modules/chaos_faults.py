@@ -33,12 +33,15 @@ options:
       - V(query) returns the active faults and changes nothing.
       - V(absent) reverts the faults named in O(fault_ids).
       - V(absent_all) reverts every active fault, optionally only of the kinds in O(kinds).
+      - V(renew) extends the lease of the faults named in O(fault_ids) by O(lease) seconds (never past
+        their deadline). A fault that is gone is reported in RV(missing), never injected again, so a
+        controller that renews too late cannot bring a fault back.
     type: str
-    choices: [query, absent, absent_all]
+    choices: [query, absent, absent_all, renew]
     default: query
   fault_ids:
     description:
-      - The faults to revert with O(state=absent). Ids that are not active are ignored.
+      - The faults to revert with O(state=absent) or renew with O(state=renew). Ids that are not active are ignored.
     type: list
     elements: str
     default: []
@@ -48,6 +51,10 @@ options:
     type: list
     elements: str
     default: []
+  lease:
+    description:
+      - Seconds from now the lease of each fault runs with O(state=renew). Required with O(state=renew).
+    type: float
   state_dir:
     description:
       - The fault state directory. Defaults to C(/run/magsasa-chaos) for root, C(~/.cache/magsasa-chaos) otherwise.
@@ -68,6 +75,12 @@ EXAMPLES = r'''
 - name: Revert everything this collection injected here
   magsasa.chaos.chaos_faults:
     state: absent_all
+
+- name: Keep an experiment's faults alive for another 15 seconds
+  magsasa.chaos.chaos_faults:
+    state: renew
+    fault_ids: "{{ chaos_experiment_fault_ids }}"
+    lease: 15
 
 - name: Revert one experiment's faults
   magsasa.chaos.chaos_faults:
@@ -111,6 +124,16 @@ faults:
       type: dict
 reverted:
   description: The fault ids reverted (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+renewed:
+  description: The fault ids whose lease was renewed.
+  returned: always
+  type: list
+  elements: str
+missing:
+  description: With O(state=renew), the requested fault ids that are no longer active.
   returned: always
   type: list
   elements: str
@@ -161,10 +184,12 @@ class FaultInventory(object):
         params = self.module.params
         records = self.records()
         now = time.time()
-        result = dict(changed=False, faults=[self.summary(r, now) for r in records], reverted=[], failures=[],
-                      state_dir=self.state_dir)
+        result = dict(changed=False, faults=[self.summary(r, now) for r in records], reverted=[], renewed=[],
+                      missing=[], failures=[], state_dir=self.state_dir)
         if params['state'] == 'query':
             return result
+        if params['state'] == 'renew':
+            return self.renew(result, now)
         if params['state'] == 'absent':
             wanted = set(params['fault_ids'])
             records = [r for r in records if r.get('fault_id') in wanted]
@@ -183,19 +208,32 @@ class FaultInventory(object):
         result['changed'] = bool(result['reverted'])
         return result
 
+    def renew(self, result, now):
+        lease = self.module.params['lease']
+        for fault_id in self.module.params['fault_ids']:
+            if _guard.renew_lease(self.state_dir, fault_id, lease, now, dry_run=self.module.check_mode) is None:
+                result['missing'].append(fault_id)
+            else:
+                result['renewed'].append(fault_id)
+        result['changed'] = bool(result['renewed'])
+        return result
+
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type='str', default='query', choices=['query', 'absent', 'absent_all']),
+            state=dict(type='str', default='query', choices=['query', 'absent', 'absent_all', 'renew']),
             fault_ids=dict(type='list', elements='str', default=[]),
             kinds=dict(type='list', elements='str', default=[]),
             state_dir=dict(type='path'),
+            lease=dict(type='float'),
             revert_timeout=dict(type='float', default=60.0),
         ),
-        required_if=[('state', 'absent', ('fault_ids',))],
+        required_if=[('state', 'absent', ('fault_ids',)), ('state', 'renew', ('fault_ids', 'lease'))],
         supports_check_mode=True,
     )
+    if module.params['lease'] is not None and module.params['lease'] <= 0:
+        module.fail_json(msg='lease must be greater than 0 seconds, got %s' % module.params['lease'])
     result = FaultInventory(module).run()
     if result['failures']:
         module.fail_json(msg='could not fully revert: %s' % '; '.join(result['failures']), **result)

@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
+
+
+def _sleeper():
+    proc = subprocess.Popen(['sleep', '300'], start_new_session=True)
+    for _attempt in range(100):
+        starttime = _guard.proc_starttime(proc.pid)
+        if starttime:
+            return proc, starttime
+        time.sleep(0.01)
+    raise AssertionError('sleep did not start')
+
+
+def test_kill_action_stops_the_same_process():
+    proc, starttime = _sleeper()
+    try:
+        results = _guard.execute_actions([dict(type='kill', pid=proc.pid, starttime=starttime, group=True)], timeout=5)
+        assert results[0]['ok'], results
+        assert proc.wait(timeout=5) is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_kill_action_never_hits_a_reused_pid():
+    proc, starttime = _sleeper()
+    try:
+        # A different start time means the pid now belongs to another process: leave it alone.
+        results = _guard.execute_actions([dict(type='kill', pid=proc.pid, starttime=str(int(starttime) - 1))], timeout=5)
+        assert results[0] == dict(action=results[0]['action'], ok=True, result='already gone')
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_remove_and_command_actions_run_last_registered_first(tmp_path):
+    scratch = tmp_path / 'scratch'
+    scratch.mkdir()
+    (scratch / 'file').write_text('x')
+    log = tmp_path / 'order'
+    actions = [
+        dict(type='remove', path=str(scratch)),
+        dict(type='command', argv=[sys.executable, '-c', 'import os,sys; open(sys.argv[1], "a").write(str(os.path.exists(sys.argv[2])))',
+                                   str(log), str(scratch)]),
+    ]
+    results = _guard.execute_actions(actions, timeout=5)
+    assert [r['ok'] for r in results] == [True, True]
+    # The command (registered last) ran first, while the scratch dir still existed.
+    assert log.read_text() == 'True'
+    assert not scratch.exists()
+    assert _guard.execute_actions(actions[:1], timeout=5)[0]['result'] == 'already gone'
+
+
+def test_failing_command_is_retried_then_reported(tmp_path):
+    marker = tmp_path / 'attempts'
+    script = 'import sys; p=sys.argv[1]; n=len(open(p).read()) if __import__("os").path.exists(p) else 0; ' \
+             'open(p, "a").write("x"); sys.exit(0 if n >= 2 else 3)'
+    results = _guard.execute_actions([dict(type='command', argv=[sys.executable, '-c', script, str(marker)])], timeout=10)
+    assert results[0]['ok']
+    assert marker.read_text() == 'xxx'
+    failing = _guard.execute_actions([dict(type='command', argv=['false'])], timeout=0.5)
+    assert not failing[0]['ok'] and 'exited 1' in failing[0]['error']
+
+
+def test_unknown_action_type_is_an_error_not_a_crash():
+    results = _guard.execute_actions([dict(type='teleport')], timeout=1)
+    assert not results[0]['ok'] and 'teleport' in results[0]['error']
+
+
+@pytest.mark.parametrize('record, expected', [
+    (dict(expires_at=100.0, lease_expires_at=None), 100.0),
+    (dict(expires_at=100.0, lease_expires_at=40.0), 40.0),
+    (dict(expires_at=100.0, lease_expires_at=140.0), 100.0),
+    (dict(expires_at=100.0), 100.0),
+])
+def test_fault_deadline_is_the_earlier_of_duration_and_lease(record, expected):
+    assert _guard.fault_deadline(record) == expected
+
+
+def test_renew_lease_extends_but_never_revives(tmp_path):
+    state_dir = str(tmp_path)
+    record = dict(fault_id='f1', expires_at=1000.0, lease=5, lease_expires_at=105.0, revert=[])
+    _guard.write_record(_guard.record_path(state_dir, 'f1'), record)
+    renewed = _guard.renew_lease(state_dir, 'f1', 10, now=100.0)
+    assert renewed['lease_expires_at'] == 110.0
+    assert _guard.read_record(_guard.record_path(state_dir, 'f1'))['lease_expires_at'] == 110.0
+    assert _guard.renew_lease(state_dir, 'f1', 5000, now=100.0)['lease_expires_at'] == 1000.0
+    assert _guard.renew_lease(state_dir, 'gone', 10, now=100.0) is None
+    assert not os.path.exists(_guard.record_path(state_dir, 'gone'))
+
+
+def test_revert_fault_moves_the_record_to_history_and_is_idempotent(tmp_path):
+    state_dir = str(tmp_path)
+    scratch = tmp_path / 'scratch'
+    scratch.mkdir()
+    _guard.write_record(_guard.record_path(state_dir, 'f2'),
+                        dict(fault_id='f2', expires_at=1.0, revert=[dict(type='remove', path=str(scratch))]))
+    entry = _guard.revert_fault(state_dir, 'f2', 'test')
+    assert entry['revert_ok'] and entry['reverted_by'] == 'test'
+    assert not scratch.exists()
+    assert _guard.list_records(state_dir) == []
+    assert os.path.exists(os.path.join(state_dir, 'history', 'f2.json'))
+    assert _guard.revert_fault(state_dir, 'f2', 'test') is None
+
+
+def test_failed_revert_keeps_the_record_active_for_a_retry(tmp_path):
+    state_dir = str(tmp_path)
+    _guard.write_record(_guard.record_path(state_dir, 'f3'),
+                        dict(fault_id='f3', expires_at=1.0, revert=[dict(type='command', argv=['false'])]))
+    entry = _guard.revert_fault(state_dir, 'f3', 'test', timeout=0.3)
+    assert not entry['revert_ok']
+    active = _guard.list_records(state_dir)
+    assert [r['fault_id'] for r in active] == ['f3'] and active[0]['revert_failures']
+
+
+def test_corrupt_record_is_listed_not_fatal(tmp_path):
+    (tmp_path / 'bad.json').write_text('{"fault_id": ')
+    records = _guard.list_records(str(tmp_path))
+    assert records[0]['fault_id'] == 'bad' and 'not valid JSON' in records[0]['corrupt']
+
+
+def test_guard_process_reverts_at_the_deadline(tmp_path):
+    state_dir = str(tmp_path)
+    proc, starttime = _sleeper()
+    try:
+        _guard.write_record(_guard.record_path(state_dir, 'f4'), dict(
+            fault_id='f4', expires_at=time.time() + 0.5, lease_expires_at=None,
+            revert=[dict(type='kill', pid=proc.pid, starttime=starttime, group=True)]))
+        guard = subprocess.Popen([sys.executable, _guard.__file__, 'watch', state_dir, 'f4'])
+        assert guard.wait(timeout=10) == 0
+        assert proc.wait(timeout=5) is not None
+        history = _guard.read_record(os.path.join(state_dir, 'history', 'f4.json'))
+        assert history['reverted_by'] == 'guard:deadline'
+    finally:
+        if proc.poll() is None:
+            proc.kill()

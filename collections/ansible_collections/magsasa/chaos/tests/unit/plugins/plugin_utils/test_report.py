@@ -1,0 +1,307 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import copy
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ansible_collections.magsasa.chaos.plugins.plugin_utils import _report as report_lib
+
+T0 = 1764440000.0
+TARGETS = {'mttr_seconds': 30, 'max_error_rate_percent': 5, 'min_availability_percent': 95,
+           'max_latency_degradation_ms': 500, 'max_recovery_seconds': 10}
+VALUES = {'mttr_seconds': 1.3, 'error_rate_percent': 3.2, 'availability_percent': 96.8,
+          'latency_degradation_ms': 41.0, 'recovery_seconds': 0.4}
+BAD_VALUES = {'mttr_seconds': 75.0, 'error_rate_percent': 22.5, 'availability_percent': 71.0,
+              'latency_degradation_ms': 1900.0, 'recovery_seconds': 48.0}
+OPS = {'mttr_seconds': '<=', 'error_rate_percent': '<=', 'availability_percent': '>=',
+       'latency_degradation_ms': '<=', 'recovery_seconds': '<='}
+TARGET_OF = {'mttr_seconds': 30, 'error_rate_percent': 5, 'availability_percent': 95,
+             'latency_degradation_ms': 500, 'recovery_seconds': 10}
+METRIC_KEYS = [m[0] for m in report_lib.METRICS]
+
+
+def make_record(name='Light CPU Stress', status='completed', violated=(), fault_type='cpu', reason=None, offset=0.0):
+    values = dict(VALUES)
+    for metric in violated:
+        values[metric] = BAD_VALUES[metric]
+    checks = [{'metric': m, 'value': values[m], 'target': TARGET_OF[m], 'op': OPS[m], 'passed': m not in violated}
+              for m in METRIC_KEYS]
+    start = T0 + offset
+    return {
+        'name': name, 'type': fault_type, 'intensity': 'light', 'environment': 'staging',
+        'inventory': 'inventories/staging', 'targets': ['app1', 'app2'],
+        'target_url': 'http://127.0.0.1:8080/api/health', 'status': status, 'reason': reason,
+        'fault': {'module': 'magsasa.chaos.chaos_%s' % fault_type, 'fault_ids': ['%s-1' % fault_type],
+                  'started_at': start, 'ended_at': start + 30.4, 'planned_duration': 30,
+                  'parameters': {'workers': 2}},
+        'window': {'baseline_start': start - 5, 'fault_start': start, 'fault_end': start + 30.4,
+                   'observe_end': start + 45},
+        'metrics': dict(values, samples_total=412, samples_failed=13 if violated else 0, recovered=True,
+                        latency_ms={'baseline': {'p50': 3.1, 'p95': 5.2, 'p99': 8.0},
+                                    'fault': {'p50': 30.0, 'p95': 46.2, 'p99': 80.1}}),
+        'slo': {'targets': dict(TARGETS), 'checks': checks, 'verdict': 'fail' if violated else 'pass',
+                'score': 40.0 if violated else 95.0},
+        'timeline': [{'t': float(t), 'latency_ms': 3.0 + (40.0 if 0 <= t <= 30 else 0.0),
+                      'ok': not (violated and 4 <= t <= 8)} for t in range(-5, 45, 2)],
+    }
+
+
+def skipped_record(name='Database Downtime', reason='chaos_db has not landed yet'):
+    return {'name': name, 'type': 'database', 'status': 'skipped', 'reason': reason, 'environment': 'staging',
+            'targets': ['db1'], 'fault': {}, 'window': {}, 'metrics': {}, 'slo': {'targets': dict(TARGETS), 'checks': []},
+            'timeline': []}
+
+
+def table_rows(markdown, header_start):
+    """Rows of the Markdown table whose header line starts with header_start."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith('|'):
+            break
+        rows.append(line)
+    return lines[start], rows
+
+
+def cell_count(row):
+    """Table cells as GitHub counts them: pipes not escaped with a backslash."""
+    return len(re.findall(r'(?<!\\)\|', row)) - 1
+
+
+@pytest.mark.parametrize('records, run, verdict, banner', [
+    ([make_record()], {}, 'PASS', False),
+    ([make_record(), make_record('Heavy CPU Stress', violated=['error_rate_percent'], offset=100)], {}, 'FAIL', False),
+    ([make_record(), skipped_record()], {}, 'PASS', False),
+    ([skipped_record()], {}, 'NO EXPERIMENTS', False),
+    ([make_record(status='failed', reason='module crashed')], {}, 'FAIL', False),
+    ([make_record(status='aborted', reason='error rate above abort threshold 50 %')], {}, 'FAIL', False),
+    ([make_record(status='dry_run')], {}, 'DRY RUN', True),
+    ([make_record()], {'check_mode': True}, 'DRY RUN', True),
+    ([], {}, 'NO EXPERIMENTS', False),
+])
+def test_verdict_and_dry_run_banner(records, run, verdict, banner):
+    report = report_lib.build_report(records, run)
+    markdown = report_lib.render_markdown(report)
+    assert report['verdict'] == verdict
+    assert '**Verdict: %s**' % verdict in markdown
+    assert ('**DRY RUN**' in markdown) is banner
+
+
+def test_one_row_per_experiment_with_marks():
+    records = [make_record('Light CPU Stress'),
+               make_record('Heavy CPU Stress', violated=['error_rate_percent', 'availability_percent'], offset=100)]
+    markdown = report_lib.render_markdown(report_lib.build_report(records))
+    header, rows = table_rows(markdown, '| Experiment | Type | Intensity')
+    assert len(rows) == 2
+    assert all(cell_count(row) == cell_count(header) == 11 for row in rows)
+    light, heavy = rows
+    assert light.startswith('| Light CPU Stress |') and report_lib.MARK_FAIL not in light
+    assert light.count(report_lib.MARK_PASS) == 6  # outcome + five metrics
+    assert heavy.startswith('| Heavy CPU Stress |') and 'FAIL' in heavy
+    assert '22.5 % ' + report_lib.MARK_FAIL in heavy
+    assert '71 % ' + report_lib.MARK_FAIL in heavy
+    assert '1.3 s ' + report_lib.MARK_PASS in heavy
+
+
+def test_skipped_experiment_listed_with_reason_not_in_results_table():
+    markdown = report_lib.render_markdown(report_lib.build_report([make_record(), skipped_record()]))
+    _header, rows = table_rows(markdown, '| Experiment | Type | Intensity')
+    assert [r.split('|')[1].strip() for r in rows] == ['Light CPU Stress']
+    _header, skipped = table_rows(markdown, '| Experiment | Type | Reason')
+    assert skipped == ['| Database Downtime | database | chaos\\_db has not landed yet |']
+
+
+def test_experiments_ordered_by_start_time():
+    records = [make_record('Second', offset=100), skipped_record(), make_record('First')]
+    report = report_lib.build_report(records)
+    assert [e['name'] for e in report['experiments']] == ['First', 'Second', 'Database Downtime']
+
+
+HOSTILE = [
+    'pipe | in | name',
+    'new\nline\n# heading injection',
+    'tick ` and ``` fence',
+    '<script>alert(1)</script>',
+    '<img src=x onerror=alert(1)>',
+    '[click](http://evil.invalid) ![img](http://evil.invalid/x.png)',
+    'ctrl \x00\x07\x1b[31m chars',
+    '%%{init: {"theme": "dark"}}%% "quoted"',
+]
+
+
+@pytest.mark.parametrize('hostile', HOSTILE)
+def test_hostile_strings_cannot_break_tables_or_inject_html(hostile):
+    record = make_record(name=hostile, violated=['mttr_seconds'])
+    record['targets'] = ['app1', hostile]
+    markdown = report_lib.render_markdown(report_lib.build_report([record, skipped_record(hostile, reason=hostile)]))
+    header, rows = table_rows(markdown, '| Experiment | Type | Intensity')
+    assert len(rows) == 1 and cell_count(rows[0]) == cell_count(header)
+    _header, skipped = table_rows(markdown, '| Experiment | Type | Reason')
+    assert len(skipped) == 1 and cell_count(skipped[0]) == 3
+    assert '<script' not in markdown and '<img' not in markdown
+    assert not re.search(r'^# heading', markdown, re.MULTILINE)
+    assert '](http' not in markdown.replace('\\](http', '')
+    assert '\x00' not in markdown and '\x1b' not in markdown
+    # code fences stay balanced: the only fences are the mermaid block's
+    fences = [line for line in markdown.splitlines() if line.startswith('```')]
+    assert fences == ['```mermaid', '```']
+    mermaid = markdown.split('```mermaid\n', 1)[1].split('\n```', 1)[0]
+    title = mermaid.splitlines()[1]
+    assert title.startswith('    title "') and title.count('"') == 2
+    assert '%%' not in mermaid and '`' not in mermaid and '<' not in mermaid
+
+
+def test_mermaid_chart_marks_failures_and_fault_window():
+    record = make_record(violated=['error_rate_percent'])
+    chart = report_lib.timeline_chart(record)
+    lines = chart.splitlines()
+    assert lines[0] == 'xychart-beta'
+    assert 'fault window 0 s to 30.4 s' in lines[1]
+    labels = re.findall(r'"(-?[0-9.]+)"', lines[2])
+    assert len(labels) == len(record['timeline'])
+    y_max = float(lines[3].rsplit(' ', 1)[1])
+    bars = [float(v) for v in lines[4].split('[', 1)[1].rstrip(']').split(',')]
+    window = [float(v) for v in lines[6].split('[', 1)[1].rstrip(']').split(',')]
+    failed_at = [p['t'] for p in record['timeline'] if not p['ok']]
+    assert [p['t'] for p, height in zip(record["timeline"], bars) if height == y_max] == failed_at
+    assert [p['t'] for p, high in zip(record['timeline'], window) if high == y_max] == [
+        p['t'] for p in record['timeline'] if 0 <= p['t'] <= 30.4]
+    assert report_lib.timeline_chart(skipped_record()) is None
+
+
+@pytest.mark.parametrize('metric', METRIC_KEYS)
+def test_recommendations_for_each_violated_metric(metric):
+    record = make_record(name='Only %s' % metric, violated=[metric], fault_type='database')
+    report = report_lib.build_report([record])
+    markdown = report_lib.render_markdown(report)
+    section = markdown.split('## Violations and recommendations', 1)[1].split('## Experiment details', 1)[0]
+    for advice in report_lib.RECOMMENDATIONS[metric]:
+        assert advice in section
+    for other in METRIC_KEYS:
+        if other != metric:
+            assert report_lib.RECOMMENDATIONS[other][0] not in section
+    assert report_lib.TYPE_HINTS['database'] in section
+    label = dict((m[0], m[2]) for m in report_lib.METRICS)[metric]
+    assert '**%s** was' % label in section
+
+
+def test_recommendation_keywords_cover_the_seed_strategies():
+    advice = ' '.join(' '.join(items) for items in report_lib.RECOMMENDATIONS.values()).lower()
+    for strategy in ('exponential backoff', 'jitter', 'circuit breaker', 'health check', 'readiness probe',
+                     'connection-pool', 'autoscale', 'timeouts', 'degrade gracefully', 'fail over'):
+        assert strategy in advice
+
+
+def test_secrets_never_reach_any_output():
+    record = make_record(violated=['recovery_seconds'])
+    record['fault']['parameters'] = {'workers': 2, 'login_password': 'hunter2', 'api_token': 'tok-123',
+                                     'slack_webhook': 'https://hooks.example.invalid/T1', 'nested': {'client_secret': 'cs-9'}}
+    record['target_url'] = 'https://probe:pa55w0rd@127.0.0.1:8443/health'
+    report = report_lib.build_report([record], {'playbooks': ['p.yml'], 'vault_password_file': '/secret/file'})
+    outputs = [report_lib.render_markdown(report), report_lib.render_json(report), report_lib.render_junit(report)]
+    for output in outputs:
+        for secret in ('hunter2', 'tok-123', 'hooks.example.invalid', 'cs-9', 'pa55w0rd', '/secret/file'):
+            assert secret not in output
+    parameters = json.loads(outputs[1])['experiments'][0]['fault']['parameters']
+    assert parameters == {'workers': 2, 'nested': {}}
+    assert json.loads(outputs[1])['experiments'][0]['target_url'] == 'https://***@127.0.0.1:8443/health'
+
+
+def test_json_holds_full_records_and_run_metadata():
+    records = [make_record(), skipped_record()]
+    run = {'playbooks': ['playbooks/chaos.yml'], 'inventories': ['inventories/staging'], 'check_mode': False,
+           'started_at': '2026-11-29T18:00:00Z', 'ended_at': '2026-11-29T18:02:00Z', 'duration_seconds': 120.0}
+    document = json.loads(report_lib.render_json(report_lib.build_report(records, run)))
+    assert document['schema'] == report_lib.REPORT_SCHEMA
+    assert document['experiments'] == records
+    assert document['run']['playbooks'] == ['playbooks/chaos.yml']
+    assert document['run']['environments'] == ['staging']
+    assert document['summary']['verdict'] == 'PASS'
+    assert document['summary']['counts']['skipped'] == 1
+
+
+@pytest.mark.parametrize('records, counts', [
+    ([make_record()], {'tests': 1, 'failures': 0, 'errors': 0, 'skipped': 0}),
+    ([make_record(), make_record('B', violated=['mttr_seconds', 'error_rate_percent'], offset=60), skipped_record(),
+      make_record('C', status='failed', reason='no such container', offset=120)],
+     {'tests': 4, 'failures': 1, 'errors': 1, 'skipped': 1}),
+    ([make_record(status='aborted', reason='stop condition'), make_record('D', status='dry_run', offset=60)],
+     {'tests': 2, 'failures': 1, 'errors': 0, 'skipped': 1}),
+])
+def test_junit_structure(records, counts):
+    suite = ET.fromstring(report_lib.render_junit(report_lib.build_report(records)).encode('utf-8'))
+    assert suite.tag == 'testsuite'
+    for key, expected in counts.items():
+        assert int(suite.get(key)) == expected
+    cases = suite.findall('testcase')
+    assert len(cases) == counts['tests']
+    assert len(suite.findall('testcase/failure')) == counts['failures']
+    assert len(suite.findall('testcase/error')) == counts['errors']
+    assert len(suite.findall('testcase/skipped')) == counts['skipped']
+
+
+def test_junit_failure_lists_violated_checks_and_survives_hostile_names():
+    record = make_record(name='bad \x00\x1b name <x> & "q"', violated=['mttr_seconds', 'latency_degradation_ms'])
+    suite = ET.fromstring(report_lib.render_junit(report_lib.build_report([record])).encode('utf-8'))
+    case = suite.find('testcase')
+    assert case.get('name') == 'bad  name <x> & "q"'
+    assert case.get('classname') == 'chaos.staging.cpu'
+    failure = case.find('failure')
+    assert failure.get('type') == 'slo_violation'
+    assert 'mttr_seconds 75 s' in failure.get('message')
+    assert 'latency_degradation_ms 1900 ms' in failure.get('message')
+    assert 'error_rate_percent' not in failure.get('message')
+
+
+def test_user_template_replaces_default_and_is_escaped():
+    record = make_record(name='evil | <b>bold</b>')
+    template = ('# Our report {{ report.verdict }}\n'
+                '{% for e in report.experiments %}* {{ e.name }} {{ e.outcome }}\n{% endfor %}'
+                '{{ "**trusted**" | safe }}\n')
+    markdown = report_lib.render_markdown(report_lib.build_report([record]), template)
+    assert markdown == '# Our report PASS\n* evil \\| &lt;b&gt;bold&lt;/b&gt; PASS\n**trusted**\n'
+
+
+def test_broken_user_template_raises_for_the_caller_to_report():
+    with pytest.raises(Exception):
+        report_lib.render_markdown(report_lib.build_report([make_record()]), '{{ report.no_such_key }}')
+
+
+def test_one_line_summary_names_violations():
+    records = [make_record(), make_record('Heavy\nCPU', violated=['error_rate_percent'], offset=60)]
+    line = report_lib.one_line_summary(report_lib.build_report(records), 'reports/chaos_report.md')
+    assert '\n' not in line
+    assert line.startswith('chaos_report: FAIL - 2 experiments, 1 passed, 1 violated SLOs')
+    assert 'Heavy CPU (error_rate_percent 22.5 %' in line
+    assert line.endswith('| report: reports/chaos_report.md')
+
+
+@pytest.mark.parametrize('value, unit, expected', [
+    (1.3, 's', '1.3 s'),
+    (96.8, '%', '96.8 %'),
+    (41.0, 'ms', '41 ms'),
+    (1234.6, 'ms', '1235 ms'),
+    (0, '%', '0 %'),
+    (None, 's', 'n/a'),
+    (float('nan'), 's', 'n/a'),
+    (True, '', 'n/a'),
+])
+def test_fmt_number(value, unit, expected):
+    assert report_lib.fmt_number(value, unit) == expected
+
+
+def test_build_report_does_not_modify_its_input():
+    records = [make_record()]
+    records[0]['fault']['parameters']['password'] = 'x'
+    before = copy.deepcopy(records)
+    report_lib.build_report(records)
+    assert records == before
