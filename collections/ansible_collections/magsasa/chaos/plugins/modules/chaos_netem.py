@@ -492,9 +492,6 @@ class NetemFault(Fault):
             self.fail('`direction`=%s: the tc backend shapes egress only. For loss or a partition on ingress use '
                       'backend=nftables; for latency on ingress, inject it on the sending host\'s egress'
                       % params['direction'])
-        if not params['interface']:
-            self.fail('`interface` is required for the tc backend (the netem qdisc sits on its egress)%s'
-                      % ((' - needed for %s' % wanted_text) if wanted_text else ''))
         kinds = ['netem']
         if _netem.tc_needs_prio(self.destinations, self.sources, self.ports, self.exclude_ports, self.spared):
             kinds.append('prio')
@@ -506,6 +503,9 @@ class NetemFault(Fault):
                           'distributions ship it in an extra kernel modules package such as '
                           'linux-modules-extra-$(uname -r)), or ask only for `loss_percent` or `partition`, which the '
                           'nftables backend does without netem' % (what, detail, kind), probe=detail)
+        if not params['interface']:
+            self.fail('`interface` is required for the tc backend (the netem qdisc sits on its egress)%s'
+                      % ((' - needed for %s' % wanted_text) if wanted_text else ''))
 
     def check_host(self):
         """Read-only checks of the target before anything is injected."""
