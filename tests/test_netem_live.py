@@ -61,9 +61,10 @@ TCP_SERVER = textwrap.dedent("""
     import socket, sys, threading
     listeners = []
     for _ in range(int(sys.argv[1])):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(('0.0.0.0', 0))
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(('::', 0))
         sock.listen(16)
         listeners.append(sock)
     print(' '.join(str(s.getsockname()[1]) for s in listeners), flush=True)
@@ -79,7 +80,8 @@ TCP_SERVER = textwrap.dedent("""
 
 TCP_PROBE = textwrap.dedent("""
     import socket, sys, time
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(float(sys.argv[4]))
     if sys.argv[3]:
         sock.bind((sys.argv[3], 0))
@@ -147,6 +149,8 @@ class Net(object):
         self.b = "chaos-t-%s-b" % suffix
         prefix = "10.%d.%d" % (random.randint(16, 250), random.randint(0, 255))
         self.a_addr, self.b_addr, self.b_addr2 = prefix + ".1", prefix + ".2", prefix + ".3"
+        prefix6 = "fd%02x:%04x:%04x::" % (random.getrandbits(8), random.getrandbits(16), random.getrandbits(16))
+        self.a_addr6, self.b_addr6, self.b_addr6_2 = prefix6 + "1", prefix6 + "2", prefix6 + "3"
         self.state_dir = tmp_path / "state"
         self.processes = []
         self.plays = 0
@@ -161,6 +165,9 @@ class Net(object):
         run([ip, "-n", self.a, "addr", "add", self.a_addr + "/24", "dev", "va"])
         run([ip, "-n", self.b, "addr", "add", self.b_addr + "/24", "dev", "vb"])
         run([ip, "-n", self.b, "addr", "add", self.b_addr2 + "/24", "dev", "vb"])
+        run([ip, "-n", self.a, "addr", "add", self.a_addr6 + "/64", "dev", "va", "nodad"])
+        run([ip, "-n", self.b, "addr", "add", self.b_addr6 + "/64", "dev", "vb", "nodad"])
+        run([ip, "-n", self.b, "addr", "add", self.b_addr6_2 + "/64", "dev", "vb", "nodad"])
         run([ip, "-n", self.a, "link", "set", "va", "up"])
         run([ip, "-n", self.b, "link", "set", "vb", "up"])
 
@@ -339,25 +346,32 @@ def test_random_loss_is_within_three_points_over_2000_packets(net, percent, dire
 # ---------------------------------------------------------------- partitions
 
 def test_partition_drops_all_and_only_the_selected_cidr_both_ways(net):
+    """B's first IPv4 and IPv6 addresses are cut from A, both ways, except one excluded port;
+    B's second addresses, on the same link, still pass."""
     b_ports = net.tcp_servers(net.b, 2)
     (a_port,) = net.tcp_servers(net.a, 1)
     assert net.tcp(net.a, net.b_addr, b_ports[0]) == "open"
+    assert net.tcp(net.a, net.b_addr6, b_ports[0]) == "open"
     assert net.udp_received(net.a, net.b, net.b_addr, 200) == 200
-    result = net.inject(net.a, partition=True, destinations=[net.b_addr], sources=[net.b_addr + "/32"])
+    peers = [net.b_addr, net.b_addr6 + "/128"]
+    result = net.inject(net.a, partition=True, destinations=peers, sources=peers, exclude_ports=[b_ports[1]])
     try:
         assert result["details"]["direction"] == ["egress", "ingress"]
-        cut = [net.tcp(net.a, net.b_addr, port) for port in b_ports]
-        cut.append(net.tcp(net.b, net.a_addr, a_port, source=net.b_addr))
+        cut = [net.tcp(net.a, net.b_addr, b_ports[0]), net.tcp(net.a, net.b_addr6, b_ports[0]),
+               net.tcp(net.b, net.a_addr, a_port, source=net.b_addr),
+               net.tcp(net.b, net.a_addr6, a_port, source=net.b_addr6)]
         udp_cut = net.udp_received(net.a, net.b, net.b_addr, 200)
-        spared = [net.tcp(net.a, net.b_addr2, port) for port in b_ports]
-        spared.append(net.tcp(net.b, net.a_addr, a_port, source=net.b_addr2))
+        spared = [net.tcp(net.a, net.b_addr2, b_ports[0]), net.tcp(net.a, net.b_addr6_2, b_ports[0]),
+                  net.tcp(net.b, net.a_addr, a_port, source=net.b_addr2),
+                  net.tcp(net.a, net.b_addr, b_ports[1])]
         udp_spared = net.udp_received(net.a, net.b, net.b_addr2, 200)
     finally:
         net.revert(result["fault_id"])
-    assert cut == ["blocked"] * 3 and udp_cut == 0, "traffic to/from %s passed the partition" % net.b_addr
-    assert spared == ["open"] * 3 and udp_spared == 200, "traffic to/from %s was hit too" % net.b_addr2
+    assert cut == ["blocked"] * 4 and udp_cut == 0, "traffic to/from %s passed the partition: %s" % (peers, cut)
+    assert spared == ["open"] * 4 and udp_spared == 200, "traffic outside the partition was hit: %s" % spared
     assert net.tables(net.a) == []
     assert net.tcp(net.a, net.b_addr, b_ports[0]) == "open"
+    assert net.tcp(net.a, net.b_addr6, b_ports[0]) == "open"
 
 
 def test_partition_by_port_leaves_other_ports_alone(net):
