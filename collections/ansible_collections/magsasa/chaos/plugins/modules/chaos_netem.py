@@ -356,6 +356,8 @@ def describe(options):
 
 
 class NetemFault(Fault):
+    """A network fault: validated and planned from the options, injected with the chosen backend."""
+
     kind = 'netem'
 
     def __init__(self, module):
@@ -521,7 +523,10 @@ class NetemFault(Fault):
                 self.fail('`interface` %s does not exist%s; interfaces there: %s'
                           % (interface, ' in netns %s' % netns if netns else '', ', '.join(names)))
         if self.backend == 'tc':
-            self.qdiscs = self.current_qdiscs()
+            try:
+                self.qdiscs = self.current_qdiscs()
+            except FaultError as exc:
+                self.fail(str(exc))
             self.check_root_qdisc(self.qdiscs)
 
     def current_qdiscs(self):
