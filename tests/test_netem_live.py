@@ -571,6 +571,57 @@ def test_bad_input_fails_before_anything_is_injected(net, tools):
     assert not net.state_dir.exists() or not list(net.state_dir.rglob("*.json")), "a fault record was written"
 
 
+def test_tc_filters_classify_selected_excluded_and_spared_traffic(net, tools):
+    """The u32 filters the tc backend builds, on the real kernel: an htb root stands in for the
+    prio qdisc (whose band 4 would hold netem), and its per-class counters show where each kind
+    of traffic went. Band 4: selected; band 1: excluded ports and the control channel; band 2:
+    everything else (htb's default class, as prio's priomap would)."""
+    sys.path.insert(0, str(REPO_ROOT / "collections"))
+    from ansible_collections.magsasa.chaos.plugins.module_utils import _netem
+
+    b_ports = net.tcp_servers(net.b, 2)
+    (a_port,) = net.tcp_servers(net.a, 1)
+    handle = 0x1a2
+    commands = _netem.tc_commands("va", handle, ["delay", "100ms"],
+                                  destinations=_netem.parse_networks("destinations", [net.b_addr]),
+                                  exclude_ports=[b_ports[1]], spared=[dict(address=net.b_addr, port=a_port)])
+    assert commands[0][8] == "prio" and commands[1][9] == "netem"
+    tc = tools["tc"]
+    net.ns(net.a, [tc, "qdisc", "add", "dev", "va", "root", "handle", "1a2:", "htb", "default", "2"])
+    try:
+        for band in (1, 2, 3, 4):
+            net.ns(net.a, [tc, "class", "add", "dev", "va", "parent", "1a2:", "classid", "1a2:%d" % band,
+                           "htb", "rate", "1gbit"])
+        for argv in commands[2:]:
+            net.ns(net.a, [tc] + argv[1:])
+
+        def packets():
+            listing = net.ns(net.a, [tc, "-s", "class", "show", "dev", "va"]).stdout
+            counts = {}
+            for block in listing.split("class htb ")[1:]:
+                band = int(block.split()[0].split(":")[1])
+                counts[band] = int(block.split(" pkt")[0].split()[-1])
+            return counts
+
+        def delta(action):
+            before = packets()
+            assert action() == "open"
+            after = packets()
+            return dict((band, after[band] - before[band]) for band in after)
+
+        unselected = delta(lambda: net.tcp(net.a, net.b_addr2, b_ports[0]))
+        excluded = delta(lambda: net.tcp(net.a, net.b_addr, b_ports[1]))
+        spared = delta(lambda: net.tcp(net.b, net.a_addr, a_port, source=net.b_addr))
+        selected = delta(lambda: net.tcp(net.a, net.b_addr, b_ports[0]))
+    finally:
+        net.ns(net.a, [tc, "qdisc", "del", "dev", "va", "root", "handle", "1a2:"], check=False)
+    assert unselected[4] == 0 and unselected[2] > 0, unselected
+    assert excluded[4] == 0 and excluded[1] > 0, excluded
+    assert spared[4] == 0 and spared[1] > 0, spared
+    assert selected[4] > 0, selected
+    assert " 0: " in net.root_qdisc(net.a, "va") + " "
+
+
 def test_tc_netem_delay_live(net, tools):
     netem_ok, probe_error = sch_netem_probe(tools)
     if not netem_ok:
