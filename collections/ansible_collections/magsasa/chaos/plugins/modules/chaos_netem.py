@@ -110,6 +110,8 @@ options:
   destinations:
     description:
       - Select packets whose destination address is in one of these addresses or CIDRs.
+      - Names are not resolved; give addresses (an inventory's C(ansible_host) when it holds one, or facts such as
+        C(ansible_default_ipv4.address)).
     type: list
     elements: str
     default: []
