@@ -473,12 +473,3 @@ def parse_nft_table_json(text):
                 summary['drop_rules'] += 1
     return summary
 
-
-def parse_nft_tables(text):
-    """``nft list tables`` output as ``(family, name)`` pairs."""
-    tables = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) == 3 and fields[0] == 'table':
-            tables.append((fields[1], fields[2]))
-    return tables

@@ -275,11 +275,6 @@ def test_parse_nft_table_json():
                                                                     rules=2, drop_rules=1)
 
 
-def test_parse_nft_tables():
-    text = 'table inet filter\ntable inet magsasa_chaos_netem_1\ntable ip nat\n'
-    assert _netem.parse_nft_tables(text) == [('inet', 'filter'), ('inet', 'magsasa_chaos_netem_1'), ('ip', 'nat')]
-
-
 # ---------------------------------------------------------------- validation
 
 @pytest.mark.parametrize('call, message', [
