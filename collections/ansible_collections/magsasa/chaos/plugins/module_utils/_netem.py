@@ -472,4 +472,3 @@ def parse_nft_table_json(text):
             if any('drop' in expr for expr in item['rule'].get('expr', [])):
                 summary['drop_rules'] += 1
     return summary
-
