@@ -395,8 +395,6 @@ class NetemFault(Fault):
 
     # -- validation ----------------------------------------------------------------
     def validate(self):
-        if self.params['state'] != 'present':
-            return
         try:
             self.validate_values()
         except _netem.NetemInputError as exc:
