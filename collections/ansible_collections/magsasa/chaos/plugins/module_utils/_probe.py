@@ -209,7 +209,7 @@ class CommandCheck:
         started = time.monotonic()
         try:
             proc = subprocess.run(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, timeout=self.timeout)
+                                  stderr=subprocess.PIPE, timeout=self.timeout, check=False)
         except subprocess.TimeoutExpired:
             return False, None, 'timed out after %ss' % self.timeout, started
         except OSError as exc:

@@ -25,7 +25,7 @@ description:
   - Metrics are defined once, in the C(magsasa.chaos._metrics) module utility; the same functions back the
     M(magsasa.chaos.resilience_probe) summary and the P(magsasa.chaos.resilience_metrics#filter) filter.
 author:
-  - magsasa.chaos maintainers
+  - magsasa.chaos maintainers (@magsasa)
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
