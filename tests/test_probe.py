@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -123,15 +124,15 @@ def launch(probe_dir, url, interval, max_lifetime=60, timeout=1.0):
     return probe_id, state['pid'], _probe.probe_paths(directory, probe_id)
 
 
-def run_playbook(tmp_path, calls, timeout=120, **extra):
+def run_playbook(tmp_path, calls, timeout=120, check=False, **extra):
     result_file = tmp_path / ('result-%s.json' % uuid.uuid4().hex[:6])
     extra_vars = dict(extra, probe_calls=calls, probe_result_file=str(result_file), ansible_python_interpreter=sys.executable)
     vars_file = tmp_path / ('vars-%s.json' % uuid.uuid4().hex[:6])
     vars_file.write_text(json.dumps(extra_vars))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
                ANSIBLE_STDOUT_CALLBACK='ansible.builtin.default', ANSIBLE_NOCOLOR='1')
-    proc = subprocess.run([ANSIBLE_PLAYBOOK, '-i', 'localhost,', PLAYBOOK, '-e', '@%s' % vars_file],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    command = [ANSIBLE_PLAYBOOK, '-i', 'localhost,', PLAYBOOK, '-e', '@%s' % vars_file] + (['--check'] if check else [])
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(result_file.read_text())
 
@@ -254,6 +255,41 @@ def test_hanging_responses_do_not_stall_the_clock(server, probe_dir):
     assert min(s['latency_ms'] for s in samples) >= 500
 
 
+def test_check_mode_starts_nothing_but_still_checks_the_steady_state(server, probe_dir, tmp_path):
+    directory = probe_dir[0]
+    started, once = run_playbook(tmp_path, [
+        {'state': 'started', 'url': server.url, 'probe_dir': directory, 'probe_id': 'dry-run'},
+        {'url': server.url, 'samples': 2, 'interval': 0.05},
+    ], check=True)['results']
+    assert started['changed'] is True and started['pid'] is None and started['running'] is False
+    assert not os.path.exists(directory)
+    assert once['passed'] is True and len(once['samples']) == 2
+
+
+def test_https_validate_certs(probe_dir, tmp_path):
+    cert, key = str(tmp_path / 'cert.pem'), str(tmp_path / 'key.pem')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+                    '-keyout', key, '-out', cert], check=True, capture_output=True)
+    httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    httpd.delay = 0.0
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
+    thread.start()
+    try:
+        config = {'type': 'http', 'url': 'https://127.0.0.1:%d/health' % httpd.server_address[1], 'timeout': 2.0,
+                  'interval': 0.05, 'json_path': '$.status', 'json_value': 'ok'}
+        verified, dummy = _probe.run_once(dict(config, validate_certs=True), 2)
+        unverified, dummy = _probe.run_once(dict(config, validate_certs=False), 2)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [s['ok'] for s in verified] == [False, False]
+    assert 'CERTIFICATE_VERIFY_FAILED' in verified[0]['error']
+    assert [(s['ok'], s['status']) for s in unverified] == [(True, 200), (True, 200)]
+
+
 def test_sampler_outlives_a_sigkilled_controller_only_until_max_lifetime(server, probe_dir, tmp_path):
     directory, started = probe_dir
     probe_id = 'killed-%s' % uuid.uuid4().hex[:6]
@@ -307,7 +343,13 @@ def test_once_and_bad_inputs_through_ansible_playbook(server, probe_dir, tmp_pat
     with open(paths['samples'], 'a') as handle:
         handle.write('{"seq": 99, "sent": 1.0, "ok": tr')
 
+    live_id, live_pid, live_paths = launch(probe_dir, server.url, 0.05)
+    live = {'probe_id': live_id, 'probe_dir': directory}
+
     calls = [
+        dict(live, state='status', stop_conditions={'window': 5, 'max_consecutive_failures': 2}),
+        dict(live, state='stopped'),
+        dict(live, state='stopped'),
         {'url': server.url, 'samples': 5, 'interval': 0.05, 'body_regex': '"status": "ok"', 'max_latency_ms': 500},
         {'url': 'http://127.0.0.1:%d/health' % closed, 'samples': 3, 'interval': 0.05},
         {'url': server.url, 'samples': 3, 'interval': 0.05, 'expected_status': [204], 'fail_on_unhealthy': False},
@@ -323,6 +365,19 @@ def test_once_and_bad_inputs_through_ansible_playbook(server, probe_dir, tmp_pat
         {'type': 'command', 'command': ['false'], 'samples': 2, 'interval': 0.05},
     ]
     results = run_playbook(tmp_path, calls)['results']
+    status, stopped, stopped_again = results[:3]
+    results = results[3:]
+
+    assert status['changed'] is False and status['running'] is True and status['exit_reason'] is None
+    assert status['summary']['samples_total'] > 0 and status['summary']['samples_failed'] == 0
+    assert status['rolling']['samples_total'] == 5
+    assert status['stop_condition']['breached'] is False
+    assert stopped['changed'] is True and stopped['running'] is False and stopped['exit_reason'] == 'stopped'
+    assert stopped['summary']['samples_total'] >= status['summary']['samples_total']
+    assert 'metrics' not in stopped
+    assert stopped_again['changed'] is False and stopped_again['summary'] == stopped['summary']
+    assert not _probe.pid_is_sampler(live_pid, live_id)
+
     healthy, refused, wrong_status, zero, negative, bad_threshold, unknown, corrupt, ftp, lifetime, tcp, command = results
 
     assert healthy['failed'] is False and healthy['passed'] is True and len(healthy['samples']) == 5
@@ -345,7 +400,9 @@ def test_once_and_bad_inputs_through_ansible_playbook(server, probe_dir, tmp_pat
         paths['samples'], sum(1 for dummy in open(paths['samples']))))
     assert ftp['msg'] == "`url` must be an http:// or https:// URL with a host, got 'ftp://127.0.0.1/'"
     assert lifetime['msg'] == '`max_lifetime` must be greater than 0, got 0.0'
-    assert not any(name.endswith('.state.json') for name in os.listdir(directory) if corrupt_id not in name)
+    # the rejected `started` calls launched nothing
+    assert sorted(n for n in os.listdir(directory) if n.endswith('.state.json')) == sorted(
+        ['%s.state.json' % corrupt_id, '%s.state.json' % live_id])
 
     assert tcp['passed'] is True
     assert command['failed'] is True and 'exit status 1' in command['msg']
