@@ -17,7 +17,10 @@ from ansible_collections.magsasa.chaos.plugins.module_utils._metrics import (
 def _samples(samples_or_path):
     if isinstance(samples_or_path, str):
         return load_samples_file(samples_or_path)
-    return [dict(sample) for sample in samples_or_path]
+    if isinstance(samples_or_path, (list, tuple)):
+        return list(samples_or_path)
+    raise MetricsError('the input must be a list of samples or the path of a samples file, got %s'
+                       % type(samples_or_path).__name__)
 
 
 def _guard(name, func, *args, **kwargs):

@@ -279,24 +279,44 @@ def recovery(samples, fault_end, recovery_samples=DEFAULT_RECOVERY_SAMPLES, reco
     return None, False
 
 
-def _check_number(name, value, minimum=0, allow_none=True):
-    if value is None and allow_none:
-        return
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < minimum:
+def _number(name, value, minimum=0):
+    """``value`` as a number (numeric strings from ``-e`` or templating are accepted); None stays None."""
+    if value is None:
+        return None
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if not isinstance(number, (int, float)) or isinstance(number, bool) or math.isnan(number) or number < minimum:
+        if minimum == float('-inf'):
+            raise MetricsError('%s must be a number (epoch seconds), got %r' % (name, value))
         raise MetricsError('%s must be a number >= %s, got %r' % (name, minimum, value))
+    return number
+
+
+def _integer(name, value, minimum, hint=''):
+    number = value
+    if isinstance(value, str) and value.strip().isdigit():
+        number = int(value)
+    if not isinstance(number, int) or isinstance(number, bool) or number < minimum:
+        raise MetricsError('%s must be an integer >= %d%s, got %r' % (name, minimum, hint, value))
+    return number
 
 
 def compute_metrics(samples, fault_start=None, fault_end=None, observe_end=None, baseline_start=None,
                     recovery_samples=DEFAULT_RECOVERY_SAMPLES, recovery_timeout=None):
     """Compute the ``metrics`` record section (see the module docs for every definition)."""
-    for name, value in (('fault_start', fault_start), ('fault_end', fault_end),
-                        ('observe_end', observe_end), ('baseline_start', baseline_start)):
-        _check_number(name, value, minimum=float('-inf'))
+    fault_start = _number('fault_start', fault_start, float('-inf'))
+    fault_end = _number('fault_end', fault_end, float('-inf'))
+    observe_end = _number('observe_end', observe_end, float('-inf'))
+    baseline_start = _number('baseline_start', baseline_start, float('-inf'))
     if fault_start is not None and fault_end is not None and fault_end < fault_start:
-        raise MetricsError('fault_end must not be before fault_start, got fault_start=%r fault_end=%r' % (fault_start, fault_end))
-    if not isinstance(recovery_samples, int) or isinstance(recovery_samples, bool) or recovery_samples < 1:
-        raise MetricsError('recovery_samples must be an integer >= 1, got %r' % (recovery_samples,))
-    _check_number('recovery_timeout', recovery_timeout)
+        raise MetricsError('fault_end must not be before fault_start, got fault_start=%r fault_end=%r'
+                           % (fault_start, fault_end))
+    recovery_samples = _integer('recovery_samples', recovery_samples, 1)
+    recovery_timeout = _number('recovery_timeout', recovery_timeout)
 
     ordered = normalize_samples(samples)
     baseline = _between(ordered, baseline_start, fault_start, False) if fault_start is not None else []
@@ -350,23 +370,23 @@ def _null_passes(metric, metrics):
 
 
 def validate_targets(targets):
-    """Check SLO targets: known keys, numbers >= 0 (availability 0..100)."""
+    """Check SLO targets (known keys, numbers >= 0, availability 0-100); returns them as numbers."""
     if not isinstance(targets, dict):
         raise MetricsError('SLO targets must be a dict, got %r' % (targets,))
     known = [key for key, dummy, dummy in SLO_TARGETS]
+    checked = {}
     for key, value in targets.items():
         if key not in known:
             raise MetricsError('unknown SLO target %r; known targets: %s' % (key, ', '.join(known)))
-        if value is None:
-            continue
-        _check_number(key, value)
-        if key == 'min_availability_percent' and value > 100:
+        checked[key] = _number(key, value)
+        if key == 'min_availability_percent' and checked[key] is not None and checked[key] > 100:
             raise MetricsError('min_availability_percent must be 0-100, got %r' % (value,))
+    return checked
 
 
 def evaluate_slo(metrics, targets):
     """Judge metrics against SLO targets; returns the ``slo`` record section."""
-    validate_targets(targets)
+    targets = validate_targets(targets)
     checks = []
     subscores = []
     for key, metric, op in SLO_TARGETS:
@@ -394,16 +414,14 @@ def evaluate_slo(metrics, targets):
 
 def evaluate_stop_condition(samples, window=20, max_error_rate_percent=None, max_consecutive_failures=None, since=None):
     """Whether an abort threshold was breached at any point since ``since`` (see the module docs)."""
-    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
-        raise MetricsError('window must be an integer >= 1, got %r' % (window,))
-    _check_number('max_error_rate_percent', max_error_rate_percent)
+    window = _integer('window', window, 1)
+    max_error_rate_percent = _number('max_error_rate_percent', max_error_rate_percent)
+    since = _number('since', since, float('-inf'))
     if max_error_rate_percent is not None and max_error_rate_percent > 100:
         raise MetricsError('max_error_rate_percent must be 0-100, got %r' % (max_error_rate_percent,))
-    if max_consecutive_failures is not None and (not isinstance(max_consecutive_failures, int)
-                                                 or isinstance(max_consecutive_failures, bool)
-                                                 or max_consecutive_failures < 2):
-        raise MetricsError('max_consecutive_failures must be an integer >= 2 (a single blip must not abort), got %r'
-                           % (max_consecutive_failures,))
+    if max_consecutive_failures is not None:
+        max_consecutive_failures = _integer('max_consecutive_failures', max_consecutive_failures, 2,
+                                            ' (a single blip must not abort)')
     ordered = _between(normalize_samples(samples), since, None, True)
     reasons = []
     breached_at = None
@@ -472,8 +490,8 @@ def timeline(samples, fault_start=None, max_points=TIMELINE_MAX_POINTS):
     succeeded) and ``ok`` is false when any sample in it failed, so that no
     outage disappears in the downsampling.
     """
-    if not isinstance(max_points, int) or isinstance(max_points, bool) or max_points < 1:
-        raise MetricsError('max_points must be an integer >= 1, got %r' % (max_points,))
+    max_points = _integer('max_points', max_points, 1)
+    fault_start = _number('fault_start', fault_start, float('-inf'))
     ordered = normalize_samples(samples)
     if not ordered:
         return []

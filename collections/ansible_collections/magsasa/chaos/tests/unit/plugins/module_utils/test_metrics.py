@@ -302,3 +302,25 @@ def test_samples_file_round_trip_and_corruption(tmp_path):
 
     with pytest.raises(MetricsError, match='cannot read samples file'):
         load_samples_file(str(tmp_path / 'missing.jsonl'))
+
+
+def test_numeric_strings_from_extra_vars_are_accepted():
+    slo = evaluate_slo(metrics_with(mttr_seconds=1.0), {'mttr_seconds': '30', 'min_availability_percent': '99.5'})
+    assert slo['targets'] == {'mttr_seconds': 30.0, 'min_availability_percent': 99.5}
+    assert slo['verdict'] == 'pass'
+    metrics = compute_metrics(series('.' * 10 + 'xx..'), fault_start=str(window()), recovery_samples='2')
+    assert metrics['samples_total'] == 4 and metrics['mttr_seconds'] == pytest.approx(0.2)
+    assert evaluate_stop_condition(series('xxx'), window='2', max_consecutive_failures='3')['breached'] is True
+
+
+@pytest.mark.parametrize('call, message', [
+    (lambda: evaluate_slo(metrics_with(), {'mttr_seconds': 'soon'}), "mttr_seconds must be a number >= 0, got 'soon'"),
+    (lambda: evaluate_slo(metrics_with(), {'mttr_seconds': True}), 'mttr_seconds must be a number >= 0, got True'),
+    (lambda: compute_metrics([], fault_start='now'), "fault_start must be a number \\(epoch seconds\\), got 'now'"),
+    (lambda: evaluate_stop_condition([], window=0), 'window must be an integer >= 1, got 0'),
+    (lambda: evaluate_stop_condition([], max_error_rate_percent=150), 'max_error_rate_percent must be 0-100, got 150'),
+    (lambda: timeline([], max_points=0), 'max_points must be an integer >= 1, got 0'),
+])
+def test_bad_numbers_name_the_field_and_value(call, message):
+    with pytest.raises(MetricsError, match=message):
+        call()
