@@ -347,7 +347,8 @@ def test_once_and_bad_inputs_through_ansible_playbook(server, probe_dir, tmp_pat
     live = {'probe_id': live_id, 'probe_dir': directory}
 
     calls = [
-        dict(live, state='status', stop_conditions={'window': 5, 'max_consecutive_failures': 2}),
+        dict(live, state='status', stop_conditions={'window': 5, 'max_consecutive_failures': 2},
+             fault_end=time.time(), recovery_samples=3),
         dict(live, state='stopped'),
         dict(live, state='stopped'),
         {'url': server.url, 'samples': 5, 'interval': 0.05, 'body_regex': '"status": "ok"', 'max_latency_ms': 500},
@@ -372,6 +373,7 @@ def test_once_and_bad_inputs_through_ansible_playbook(server, probe_dir, tmp_pat
     assert status['summary']['samples_total'] > 0 and status['summary']['samples_failed'] == 0
     assert status['rolling']['samples_total'] == 5
     assert status['stop_condition']['breached'] is False
+    assert status['recovery']['recovered'] is True and 0 <= status['recovery']['recovery_seconds'] <= 0.1
     assert stopped['changed'] is True and stopped['running'] is False and stopped['exit_reason'] == 'stopped'
     assert stopped['summary']['samples_total'] >= status['summary']['samples_total']
     assert 'metrics' not in stopped

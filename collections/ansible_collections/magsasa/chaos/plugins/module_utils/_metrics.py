@@ -181,8 +181,12 @@ def normalize_samples(samples):
     return sorted(checked, key=lambda s: (sample_time(s), s.get('seq', 0)))
 
 
-def load_samples_file(path):
-    """Read a JSONL samples file; a truncated or corrupt line is an error naming the line."""
+def load_samples_file(path, growing=False):
+    """Read a JSONL samples file; a truncated or corrupt line is an error naming the line.
+
+    With ``growing`` (the sampler is still writing) a last line without its newline is a
+    sample being written, not damage, and is left for the next read.
+    """
     samples = []
     try:
         with open(path, 'rb') as handle:
@@ -194,6 +198,8 @@ def load_samples_file(path):
         if not raw.strip():
             continue
         truncated = number == len(lines)
+        if truncated and growing:
+            break
         try:
             sample = json.loads(raw.decode('utf-8'))
         except ValueError as exc:

@@ -30,8 +30,10 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import errno
+import http.client as http_client
 import json
 import os
+import queue
 import re
 import signal
 import socket
@@ -40,18 +42,7 @@ import subprocess
 import sys
 import threading
 import time
-
-try:
-    import http.client as http_client
-    from urllib.parse import urlsplit
-except ImportError:  # pragma: no cover - Python 2 is not a supported target
-    http_client = None
-    urlsplit = None
-
-try:
-    import queue
-except ImportError:  # pragma: no cover
-    queue = None
+from urllib.parse import urlsplit
 
 HEARTBEAT_SECONDS = 0.5
 # Threads hand the GIL over every 5 ms by default; a 10 ms timeline needs the scheduler to get it sooner.

@@ -176,7 +176,9 @@ options:
         RV(timeline); with O(state=status) it bounds the stop-condition evaluation.
     type: float
   fault_end:
-    description: Epoch seconds the fault was reverted; recovery time is measured from here.
+    description:
+      - Epoch seconds the fault was reverted; recovery time is measured from here.
+      - With O(state=status) or O(state=stopped) the result carries RV(recovery).
     type: float
   observe_end:
     description: Epoch seconds the observation after the fault ends (default the last sample).
@@ -335,6 +337,22 @@ stop_condition:
     worst_window_error_rate_percent: 5.0
     consecutive_failures: 0
     longest_failure_streak: 1
+recovery:
+  description:
+    - Whether the target recovered after O(fault_end), by the same rule as RV(metrics.recovered), so the recovery phase
+      of an experiment can poll O(state=status) until it did (or O(recovery_timeout) passed).
+  returned: when O(state=status) or O(state=stopped), and O(fault_end) is given
+  type: dict
+  contains:
+    recovered:
+      description: True once O(recovery_samples) healthy samples in a row started at or after O(fault_end).
+      type: bool
+      returned: always
+    recovery_seconds:
+      description: Seconds from O(fault_end) to the first of those samples; null until recovered.
+      type: float
+      returned: always
+  sample: {recovered: true, recovery_seconds: 0.4}
 metrics:
   description:
     - The C(metrics) section of the experiment record, computed from the samples and the fault window
@@ -386,7 +404,7 @@ from collections import Counter
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils._metrics import (
-    MetricsError, compute_metrics, evaluate_stop_condition, load_samples_file, summarize, timeline,
+    MetricsError, compute_metrics, evaluate_stop_condition, load_samples_file, recovery, summarize, timeline,
 )
 from ansible_collections.magsasa.chaos.plugins.module_utils._probe import (
     ProbeError, default_concurrency, launch, parse_json_path, pid_is_sampler, probe_paths, read_json, run_once, stop,
@@ -524,12 +542,12 @@ class ResilienceProbe:
     def report(self, probe_id, paths, changed, final):
         p = self.params
         state = read_json(paths['state'], 'probe state')
-        samples = load_samples_file(paths['samples']) if os.path.exists(paths['samples']) else []
+        running = pid_is_sampler(state.get('pid'), probe_id)
+        samples = load_samples_file(paths['samples'], growing=running) if os.path.exists(paths['samples']) else []
         stop_conditions = p['stop_conditions'] or {}
         window = stop_conditions.get('window') or 20
         summary = summarize(samples)
         summary.update(self.slot_summary(state))
-        running = pid_is_sampler(state.get('pid'), probe_id)
         result = dict(
             changed=changed, probe_id=probe_id, probe_dir=self.probe_dir, samples_path=paths['samples'],
             running=running, exit_reason=None if running else state.get('exit_reason') or 'killed',
@@ -538,6 +556,9 @@ class ResilienceProbe:
                 samples, window=window, max_error_rate_percent=stop_conditions.get('max_error_rate_percent'),
                 max_consecutive_failures=stop_conditions.get('max_consecutive_failures'), since=p['fault_start']),
         )
+        if p['fault_end'] is not None:
+            seconds, recovered = recovery(samples, p['fault_end'], p['recovery_samples'], p['recovery_timeout'])
+            result['recovery'] = {'recovered': recovered, 'recovery_seconds': seconds}
         if final and p['fault_start'] is not None:
             result['metrics'] = compute_metrics(
                 samples, fault_start=p['fault_start'], fault_end=p['fault_end'], observe_end=p['observe_end'],

@@ -324,3 +324,12 @@ def test_numeric_strings_from_extra_vars_are_accepted():
 def test_bad_numbers_name_the_field_and_value(call, message):
     with pytest.raises(MetricsError, match=message):
         call()
+
+
+def test_a_growing_file_leaves_the_sample_being_written_for_later(tmp_path):
+    path = tmp_path / 'p.samples.jsonl'
+    done = series('..')
+    path.write_text(''.join(json.dumps(s) + '\n' for s in done) + json.dumps(series('...')[2])[:15])
+    assert load_samples_file(str(path), growing=True) == done
+    with pytest.raises(MetricsError, match='is truncated at line 3'):
+        load_samples_file(str(path))
