@@ -57,7 +57,8 @@ class FlakyServer:
         return 'http://127.0.0.1:%d/health' % self.port
 
     def up(self):
-        """Listen again; returns the epoch time from which connections succeed."""
+        """Listen again; returns (before, after): connections succeed from some time in between."""
+        before = time.time()
         ThreadingHTTPServer.allow_reuse_address = True
         self.server = ThreadingHTTPServer(('127.0.0.1', self.port or 0), Handler)
         self.server.daemon_threads = True
@@ -67,15 +68,16 @@ class FlakyServer:
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={'poll_interval': 0.005})
         self.thread.daemon = True
         self.thread.start()
-        return listening_at
+        return before, listening_at
 
     def down(self):
-        """Stop listening; returns the epoch time from which connections are refused."""
+        """Stop listening; returns (before, after): connections are refused from some time in between."""
+        before = time.time()
         self.server.shutdown()
         self.server.server_close()
         refused_at = time.time()
         self.thread.join()
-        return refused_at
+        return before, refused_at
 
     def set_delay(self, seconds):
         self.delay = seconds
@@ -137,15 +139,20 @@ def run_playbook(tmp_path, calls, timeout=120, check=False, **extra):
     return json.loads(result_file.read_text())
 
 
-def assert_outage_matches(metrics, refused_at, listening_at, interval):
-    truth = listening_at - refused_at
+def assert_outage_matches(metrics, down, up, interval):
+    """The one outage starts and ends within one interval of the test's own down/up times.
+
+    ``down`` and ``up`` are (before, after) pairs from the test's clock around the server's
+    state change; the truth lies in between, so each bound gets that (millisecond) slack.
+    """
+    shortest, longest = up[0] - down[1], up[1] - down[0]
     assert len(metrics['outages']) == 1, metrics['outages']
     outage = metrics['outages'][0]
     assert outage['open'] is False
-    assert abs(outage['start'] - refused_at) <= interval, (outage, refused_at)
-    assert abs(outage['end'] - listening_at) <= interval, (outage, listening_at)
-    assert abs(outage['duration_seconds'] - truth) <= interval, (outage, truth)
-    assert abs(metrics['mttr_seconds'] - truth) <= interval, (metrics['mttr_seconds'], truth)
+    assert down[0] - interval <= outage['start'] <= down[1] + interval, (outage, down)
+    assert up[0] - interval <= outage['end'] <= up[1] + interval, (outage, up)
+    assert shortest - interval <= outage['duration_seconds'] <= longest + interval, (outage, down, up)
+    assert shortest - interval <= metrics['mttr_seconds'] <= longest + interval, (metrics['mttr_seconds'], down, up)
 
 
 def test_outage_and_mttr_at_100ms_through_ansible_playbook(server, probe_dir, tmp_path):
@@ -163,9 +170,9 @@ def test_outage_and_mttr_at_100ms_through_ansible_playbook(server, probe_dir, tm
     time.sleep(1.0)
     fault_start = time.time()
     time.sleep(0.5)
-    refused_at = server.down()
+    down = server.down()
     time.sleep(1.5)
-    listening_at = server.up()
+    up = server.up()
     fault_end = time.time()
     time.sleep(1.0)
 
@@ -179,9 +186,9 @@ def test_outage_and_mttr_at_100ms_through_ansible_playbook(server, probe_dir, tm
     assert final['samples_path'] == start['samples_path'] and os.path.exists(final['samples_path'])
 
     metrics = final['metrics']
-    assert_outage_matches(metrics, refused_at, listening_at, interval)
-    assert metrics['recovered'] is True and metrics['recovery_seconds'] <= 3 * interval + interval
-    assert abs(metrics['time_to_first_failure_seconds'] - (refused_at - fault_start)) <= interval
+    assert_outage_matches(metrics, down, up, interval)
+    assert metrics['recovered'] is True and metrics['recovery_seconds'] <= 2 * interval
+    assert down[0] - interval <= fault_start + metrics['time_to_first_failure_seconds'] <= down[1] + interval
     assert final['stop_condition']['breached'] is True
     assert final['summary']['slots_missed'] == 0
     assert 0 < len(final['timeline']) <= 60 and any(not p['ok'] for p in final['timeline'])
@@ -201,9 +208,9 @@ def test_outage_and_mttr_at_20ms(server, probe_dir):
     time.sleep(0.6)
     fault_start = time.time()
     time.sleep(0.2)
-    refused_at = server.down()
+    down = server.down()
     time.sleep(0.8)
-    listening_at = server.up()
+    up = server.up()
     fault_end = time.time()
     time.sleep(0.6)
     assert _probe.stop(probe_dir[0], probe_id) is True
@@ -214,7 +221,7 @@ def test_outage_and_mttr_at_20ms(server, probe_dir):
     assert state['exit_reason'] == 'stopped'
     assert state['slots_missed'] == 0
     metrics = _metrics.compute_metrics(samples, fault_start=fault_start, fault_end=fault_end)
-    assert_outage_matches(metrics, refused_at, listening_at, interval)
+    assert_outage_matches(metrics, down, up, interval)
     # samples kept their own schedule: one slot per interval, sent on time
     assert len(samples) >= (fault_end - fault_start + 1.0) / interval
     lags = sorted(s['sent'] - s['scheduled'] for s in samples)
@@ -247,11 +254,13 @@ def test_hanging_responses_do_not_stall_the_clock(server, probe_dir):
     _probe.stop(probe_dir[0], probe_id, timeout=5)
     samples = _metrics.load_samples_file(paths['samples'])
     state = json.load(open(paths['state']))
-    # each request takes 500 ms, yet every 20 ms slot left on time
+    # each request takes 500 ms, yet the 20 ms slots left on time (a stalled clock would make
+    # nearly every slot late; a busy shared machine may delay the odd one)
     assert state['slots_scheduled'] >= 50
-    assert state['slots_missed'] == 0 and state['slots_late'] == 0
+    assert state['slots_missed'] == 0 and state['slots_late'] <= 2
     assert len(samples) >= state['slots_scheduled'] - 1
-    assert max(s['sent'] - s['scheduled'] for s in samples) < interval
+    lags = sorted(s['sent'] - s['scheduled'] for s in samples)
+    assert lags[len(lags) // 2] < interval / 4 and lags[int(len(lags) * 0.9)] < interval
     assert min(s['latency_ms'] for s in samples) >= 500
 
 

@@ -339,7 +339,7 @@ stop_condition:
     longest_failure_streak: 1
 recovery:
   description:
-    - Whether the target recovered after O(fault_end), by the same rule as RV(metrics.recovered), so the recovery phase
+    - Whether the target recovered after O(fault_end), by the same rule as C(recovered) in RV(metrics), so the recovery phase
       of an experiment can poll O(state=status) until it did (or O(recovery_timeout) passed).
   returned: when O(state=status) or O(state=stopped), and O(fault_end) is given
   type: dict
