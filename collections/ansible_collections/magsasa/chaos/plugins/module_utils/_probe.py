@@ -12,9 +12,11 @@ task ends.
 Sampling runs on a fixed timeline: slot ``k`` is due at ``start + k *
 interval`` on the monotonic clock. A scheduler thread hands each due slot to an
 idle worker thread, growing the pool up to ``concurrency``, so a slow or
-hanging response never delays the next slot. A slot is *missed* when no worker
-was free for it (it is not probed), and *late* when its request left more than
-one interval after it was due (it is probed, with its real send time).
+hanging response never delays the next slot. A slot is *missed* (not probed) when
+no worker was free for it, or when the scheduler itself fell more than one interval
+behind (the process was stopped or starved) and skipped ahead to the latest due slot
+rather than fire a burst of catch-up requests. A slot is *late* when its request
+left more than one interval after it was due (it is probed, with its real send time).
 
 Every sample is one JSON line::
 
@@ -226,10 +228,16 @@ def default_concurrency(interval, timeout):
 
 
 class Sampler:
-    """Fixed-timeline scheduler plus a growing worker pool; hands each sample to ``sink``."""
+    """Fixed-timeline scheduler plus a growing worker pool; hands each sample to ``sink``.
 
-    def __init__(self, check, interval, concurrency, sink):
+    With ``skip_overdue`` a scheduler that fell more than one interval behind (the process was
+    stopped or starved of CPU) jumps to the latest due slot and counts the skipped ones as
+    missed, instead of firing a burst of catch-up requests at the target.
+    """
+
+    def __init__(self, check, interval, concurrency, sink, skip_overdue=True):
         self.check = check
+        self.skip_overdue = skip_overdue
         self.interval = float(interval)
         self.concurrency = int(concurrency)
         self.sink = sink
@@ -288,8 +296,16 @@ class Sampler:
             if deadline is not None and due >= deadline:
                 break
             delay = due - time.monotonic()
-            if delay > 0 and stop.wait(delay):
-                break
+            if delay > 0:
+                if stop.wait(delay):
+                    break
+            elif self.skip_overdue and -delay > self.interval:
+                latest = int((time.monotonic() - self.mono0) / self.interval)
+                with self.lock:
+                    self.scheduled += latest - seq
+                    self.missed += latest - seq
+                seq = latest
+                continue
             with self.lock:
                 free = self.idle - self.slots.qsize()
                 self.scheduled += 1
@@ -321,8 +337,9 @@ def run_once(config, count):
             samples.append(sample)
 
     interval = float(config['interval'])
+    # every one of the ``count`` samples is taken, even if the process was starved for a moment
     sampler = Sampler(build_check(config), interval, config.get('concurrency')
-                      or default_concurrency(interval, float(config['timeout'])), sink)
+                      or default_concurrency(interval, float(config['timeout'])), sink, skip_overdue=False)
     sampler.run(threading.Event(), count=count, drain_timeout=float(config['timeout']) + 1.0)
     return sorted(samples, key=lambda s: s['seq']), sampler.counters()
 
