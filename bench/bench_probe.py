@@ -2,8 +2,8 @@
 
 Runs the real detached sampler (the same code `state: started` launches) against a loopback
 HTTP server for --duration seconds per rate, one rate after the other, and prints a table:
-slots scheduled, samples written, missed-slot % (no free worker, or sent more than one
-interval late), send lag behind the schedule, and the sampler process's own CPU use.
+slots scheduled, samples written, missed-slot % (not probed, or sent more than one interval
+late), send lag behind the schedule, and the sampler process's own CPU use.
 
     .venv/bin/python bench/bench_probe.py [--duration 60] [--rates 10,50,100]
 
@@ -110,7 +110,8 @@ def main():
     finally:
         server.shutdown()
         shutil.rmtree(directory, ignore_errors=True)
-    print('missed % = slots with no free worker or sent more than one interval late; CPU = the sampler process only.')
+    print('missed % = slots not probed (no free worker, or skipped after the scheduler fell a whole interval behind)')
+    print('plus slots sent more than one interval late; lag = sent - scheduled; CPU = the sampler process only.')
 
 
 if __name__ == '__main__':
