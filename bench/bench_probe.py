@@ -59,7 +59,7 @@ def run_rate(url, directory, rate, duration):
     rss_mb = process.memory_info().rss / 1e6
     _probe.stop(directory, probe_id)
     paths = _probe.probe_paths(directory, probe_id)
-    with open(paths['state']) as handle:
+    with open(paths['state'], encoding='utf-8') as handle:
         final = json.load(handle)
     samples = _metrics.load_samples_file(paths['samples'])
     lags_ms = [(s['sent'] - s['scheduled']) * 1000.0 for s in samples]

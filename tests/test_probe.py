@@ -109,6 +109,16 @@ def probe_dir(tmp_path):
     assert not leftovers, 'samplers left running: %s' % leftovers
 
 
+def read_json(path):
+    with open(path, encoding='utf-8') as handle:
+        return json.load(handle)
+
+
+def read_text(path):
+    with open(path, encoding='utf-8') as handle:
+        return handle.read()
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
@@ -134,7 +144,7 @@ def run_playbook(tmp_path, calls, timeout=120, check=False, **extra):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
                ANSIBLE_STDOUT_CALLBACK='ansible.builtin.default', ANSIBLE_NOCOLOR='1')
     command = [ANSIBLE_PLAYBOOK, '-i', 'localhost,', PLAYBOOK, '-e', '@%s' % vars_file] + (['--check'] if check else [])
-    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(command, cwd=ROOT, check=False, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(result_file.read_text())
 
@@ -217,7 +227,7 @@ def test_outage_and_mttr_at_20ms(server, probe_dir):
     assert not _probe.pid_is_sampler(pid, probe_id)
 
     samples = _metrics.load_samples_file(paths['samples'])
-    state = json.load(open(paths['state']))
+    state = read_json(paths['state'])
     assert state['exit_reason'] == 'stopped'
     assert state['slots_missed'] == 0
     metrics = _metrics.compute_metrics(samples, fault_start=fault_start, fault_end=fault_end)
@@ -230,7 +240,7 @@ def test_outage_and_mttr_at_20ms(server, probe_dir):
 
 def test_latency_degradation_within_10_percent(server, probe_dir):
     delay = 0.1
-    probe_id, pid, paths = launch(probe_dir, server.url, 0.02)
+    probe_id, dummy, paths = launch(probe_dir, server.url, 0.02)
     time.sleep(1.5)
     fault_start = time.time()
     server.set_delay(delay)
@@ -249,11 +259,11 @@ def test_latency_degradation_within_10_percent(server, probe_dir):
 def test_hanging_responses_do_not_stall_the_clock(server, probe_dir):
     interval = 0.02
     server.set_delay(0.5)
-    probe_id, pid, paths = launch(probe_dir, server.url, interval, timeout=2.0)
+    probe_id, dummy, paths = launch(probe_dir, server.url, interval, timeout=2.0)
     time.sleep(1.2)
     _probe.stop(probe_dir[0], probe_id, timeout=5)
     samples = _metrics.load_samples_file(paths['samples'])
-    state = json.load(open(paths['state']))
+    state = read_json(paths['state'])
     # each request takes 500 ms, yet the 20 ms slots left on time (a stalled clock would make
     # nearly every slot late; a busy shared machine may delay the odd one)
     assert state['slots_scheduled'] >= 50
@@ -275,7 +285,7 @@ def test_check_mode_starts_nothing_but_still_checks_the_steady_state(server, pro
     assert once['passed'] is True and len(once['samples']) == 2
 
 
-def test_https_validate_certs(probe_dir, tmp_path):
+def test_https_validate_certs(tmp_path):
     cert, key = str(tmp_path / 'cert.pem'), str(tmp_path / 'key.pem')
     subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
                     '-keyout', key, '-out', cert], check=True, capture_output=True)
@@ -312,7 +322,7 @@ def test_a_stalled_sampler_skips_ahead_instead_of_bursting(server, probe_dir):
     time.sleep(0.5)
     _probe.stop(probe_dir[0], probe_id)
     samples = _metrics.load_samples_file(paths['samples'])
-    state = json.load(open(paths['state']))
+    state = read_json(paths['state'])
     # about 25 slots fell into the stop: they are counted missed, not fired all at once on resume
     assert 20 <= state['slots_missed'] <= 30, state
     burst = [s for s in samples if resumed - 0.05 <= s['sent'] <= resumed + 0.05]
@@ -339,7 +349,7 @@ def test_sampler_outlives_a_sigkilled_controller_only_until_max_lifetime(server,
         while not os.path.exists(paths['state']) and time.monotonic() < deadline:
             assert controller.poll() is None, 'ansible-playbook ended before the probe started'
             time.sleep(0.1)
-        pid = json.load(open(paths['state']))['pid']
+        pid = read_json(paths['state'])['pid']
         started.append((pid, probe_id))
         time.sleep(0.5)
     finally:
@@ -350,11 +360,11 @@ def test_sampler_outlives_a_sigkilled_controller_only_until_max_lifetime(server,
     assert _probe.pid_is_sampler(pid, probe_id)
     assert os.getsid(pid) == pid
     # ... but it ends by itself at max_lifetime
-    launched = json.load(open(paths['state']))['started_at']
+    launched = read_json(paths['state'])['started_at']
     while _probe.pid_is_sampler(pid, probe_id) and time.monotonic() < killed_at + 15:
         time.sleep(0.1)
     assert not _probe.pid_is_sampler(pid, probe_id)
-    state = json.load(open(paths['state']))
+    state = read_json(paths['state'])
     assert state['exit_reason'] == 'max_lifetime reached'
     assert 5.5 <= state['finished_at'] - launched <= 8.0
     samples = _metrics.load_samples_file(paths['samples'])
@@ -365,15 +375,15 @@ def test_sampler_outlives_a_sigkilled_controller_only_until_max_lifetime(server,
 
 
 def test_once_and_bad_inputs_through_ansible_playbook(server, probe_dir, tmp_path):
-    directory, started = probe_dir
+    directory = probe_dir[0]
     closed = free_port()
-    corrupt_id, pid, paths = launch(probe_dir, server.url, 0.05)
+    corrupt_id, dummy, paths = launch(probe_dir, server.url, 0.05)
     time.sleep(0.3)
     _probe.stop(directory, corrupt_id)
-    with open(paths['samples'], 'a') as handle:
+    with open(paths['samples'], 'a', encoding='utf-8') as handle:
         handle.write('{"seq": 99, "sent": 1.0, "ok": tr')
 
-    live_id, live_pid, live_paths = launch(probe_dir, server.url, 0.05)
+    live_id, live_pid, dummy = launch(probe_dir, server.url, 0.05)
     live = {'probe_id': live_id, 'probe_dir': directory}
 
     calls = [
@@ -429,7 +439,7 @@ def test_once_and_bad_inputs_through_ansible_playbook(server, probe_dir, tmp_pat
     assert unknown['msg'].startswith("unknown `probe_id` 'no-such-probe': no probe state no-such-probe.state.json")
     assert corrupt['failed'] is True
     assert corrupt['msg'].startswith('samples file %s is truncated at line %d: ' % (
-        paths['samples'], sum(1 for dummy in open(paths['samples']))))
+        paths['samples'], len(read_text(paths['samples']).splitlines())))
     assert ftp['msg'] == "`url` must be an http:// or https:// URL with a host, got 'ftp://127.0.0.1/'"
     assert lifetime['msg'] == '`max_lifetime` must be greater than 0, got 0.0'
     # the rejected `started` calls launched nothing
