@@ -106,10 +106,11 @@ the budget of an upper-bound target T is T and the budget of
     used     = value / T                (availability: (100 - value) / (100 - A))
     subscore = 100 * clamp(1 - used / 2, 0, 1)
 
-So a perfect value scores 100, a value exactly at its target 50, twice the
-target 0, and a check passes exactly when its sub-score is at least 50. A zero
-budget scores 100 when the value is within it and 0 otherwise. A null value
-scores 100 when its check passed and 0 when it failed. The resilience score is
+So a perfect value scores 100, a value exactly at its target 50 and twice the
+target 0; a passed check scores at least 50 and a failed one at most 49.9 (an
+MTTR check failed by an open outage is capped there too). A zero budget scores
+100 when the value is within it and 0 otherwise. A null value scores 100 when
+its check passed and 0 when it failed. The resilience score is
 the mean of the sub-scores, rounded to one decimal; null when there are no
 targets.
 
