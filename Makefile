@@ -54,7 +54,7 @@ sanity: venv
 	cd $(COLLECTION) && $(CURDIR)/$(BIN)/ansible-test sanity --python 3.11 --requirements --color no
 
 unit: venv
-	PYTHONPATH=$(CURDIR)/collections $(BIN)/python -m pytest -q -p no:cacheprovider $(COLLECTION)/tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(COLLECTION)/tests/unit $(PYTEST_ARGS)
 
 integration: venv
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
