@@ -46,6 +46,20 @@ def require_postgres_bin_dir():
     return candidates[-1]
 
 
+def require_docker():
+    """A Docker SDK client for a reachable dockerd."""
+    try:
+        import docker
+    except ImportError:
+        missing("the Docker SDK for Python is not installed (pip install docker)")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # any failure to reach the daemon means the part is missing
+        missing("no reachable Docker daemon (%s)" % exc)
+    return client
+
+
 def ansible_env(**extra):
     env = dict(os.environ)
     env.update({

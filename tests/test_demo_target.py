@@ -20,7 +20,7 @@ import uuid
 import psutil
 import pytest
 
-from conftest import play_recap, require, require_postgres_bin_dir, run_playbook
+from conftest import missing, play_recap, require, require_docker, require_postgres_bin_dir, run_playbook
 
 DEMO_JSON_KEYS = {
     "mode", "api_url", "health_url", "api_host", "api_port", "pg_host", "pg_port", "pg_data_dir",
@@ -224,3 +224,64 @@ def test_demo_down_leaves_nothing_behind(demo):
 
     again = run_playbook("demo_down.yml", {"demo_target_state_dir": demo["state_dir"]})
     assert again.returncode == 0 and play_recap(again.stdout)["localhost"]["changed"] == 0, again.stdout
+
+
+BASE_IMAGE = "magsasa/debian-base:bookworm"
+
+
+@pytest.fixture(scope="module")
+def container_demo():
+    client = require_docker()
+    if not client.images.list(name=BASE_IMAGE):
+        missing("the local base image %s is missing (scripts/build-base-image.sh builds it)" % BASE_IMAGE)
+    path = tempfile.mkdtemp(prefix="magsasa-demo-ctest-")
+    prefix = "magsasa-demo-test-%s" % uuid.uuid4().hex[:8]
+    extra = {"demo_target_mode": "container", "demo_target_state_dir": path, "demo_target_name_prefix": prefix,
+             "demo_target_base_image": BASE_IMAGE}
+    try:
+        up = run_playbook("demo_up.yml", extra)
+        assert up.returncode == 0, up.stdout + up.stderr
+        with open(os.path.join(path, "demo.json")) as handle:
+            info = json.load(handle)
+        yield client, info, extra
+    finally:
+        down = run_playbook("demo_down.yml", dict(extra, demo_target_purge=True))
+        shutil.rmtree(path, ignore_errors=True)
+        assert down.returncode == 0, down.stdout + down.stderr
+        leftovers = client.containers.list(all=True, filters={"name": prefix})
+        assert not leftovers, "containers left behind: %s" % [c.name for c in leftovers]
+        assert not client.networks.list(names=[prefix + "-net"])
+        assert not [v for v in client.volumes.list() if v.name.startswith(prefix)]
+
+
+def test_container_demo_survives_crash_and_database_downtime(container_demo):
+    client, info, extra = container_demo
+    api = client.containers.get(info["api_container"])
+    db = client.containers.get(info["db_container"])
+    assert api.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    assert api.attrs["Config"]["User"] not in ("", "0", "root")
+    assert api.attrs["Config"]["Healthcheck"]["Test"], "the API image must carry a HEALTHCHECK"
+
+    status, health = http("GET", info["health_url"])
+    assert status == 200 and health["driver"] == "psycopg2"
+    status, farmer = http("POST", info["api_url"] + "/api/farmers", {"name": "Lito Garcia", "crop": "coconut"})
+    assert status == 201
+
+    # A crash: SIGKILL the main process from the host, so the restart policy acts.
+    restarts = api.attrs["RestartCount"]
+    os.kill(api.attrs["State"]["Pid"], signal.SIGKILL)
+    assert wait_for(lambda: (api.reload() or api.attrs["RestartCount"]) == restarts + 1, timeout=20)
+    assert wait_for(lambda: http("GET", info["health_url"])[0] == 200, timeout=20)
+
+    db.stop(timeout=10)
+    try:
+        status, body = http("GET", info["health_url"])
+        assert status == 503 and body["status"] == "unavailable", body
+    finally:
+        db.start()
+    assert wait_for(lambda: http("GET", info["health_url"])[0] == 200, timeout=30)
+    status, again = http("GET", "%s/api/farmers/%d" % (info["api_url"], farmer["id"]))
+    assert status == 200 and again["name"] == "Lito Garcia"
+
+    second = run_playbook("demo_up.yml", extra)
+    assert second.returncode == 0 and play_recap(second.stdout)["localhost"]["changed"] == 0, second.stdout
