@@ -73,7 +73,7 @@ def ansible_env(**extra):
     return env
 
 
-def run_playbook(playbook, extra_vars=None, args=(), timeout=600, env=None):
+def run_playbook(playbook, extra_vars=None, args=(), timeout=300, env=None):
     """Run ``playbooks/<playbook>`` (or a path) from the repository root; return the CompletedProcess.
 
     ``extra_vars`` is passed as one JSON ``-e`` argument. Output is captured as text; the

@@ -18,6 +18,9 @@ import sys
 
 def port_is_free(host, port):
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As the API and PostgreSQL do: connections of a previous run lingering in TIME_WAIT
+    # must not make their own port look taken.
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind((host, port))
         return True
