@@ -75,6 +75,7 @@ class Config(object):
         self.backoff_initial = _float_setting(env, "DEMO_BACKOFF_INITIAL", 0.1)
         self.backoff_max = _float_setting(env, "DEMO_BACKOFF_MAX", 2.0)
         self.access_log = env.get("DEMO_ACCESS_LOG", "1") not in ("0", "false", "no")
+        self.exit_with_parent = env.get("DEMO_EXIT_WITH_PARENT", "0") in ("1", "true", "yes")
 
     def connect_kwargs(self):
         # TCP keepalives make a connection to a partitioned database fail in seconds,
@@ -558,6 +559,19 @@ class ApiHandler(BaseHTTPRequestHandler):
             LOG.info("%s %s", self.address_string(), fmt % args)
 
 
+def exit_when_orphaned(parent_pid):
+    """Exit when the supervisor that started us is gone.
+
+    Otherwise a killed supervisord would leave the API holding its port, and the next
+    supervisord could not start a fresh one.
+    """
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent_pid:
+            LOG.warning("parent process %d is gone; exiting", parent_pid)
+            os._exit(1)
+
+
 def serve(config):
     pool = ConnectionPool(config)
     handler = type("BoundApiHandler", (ApiHandler,), {"store": ErpStore(pool), "access_log": config.access_log})
@@ -569,6 +583,9 @@ def serve(config):
         threading.Thread(target=server.shutdown, daemon=True).start()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+    if config.exit_with_parent:
+        threading.Thread(target=exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
 
     host, port = server.server_address[:2]
     LOG.info("MAGSASA-CARD ERP demo (pid %d, driver %s) listening on http://%s:%d, database %s:%d/%s",
