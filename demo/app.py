@@ -137,6 +137,10 @@ class DatabaseUnavailable(Exception):
     """The database cannot serve the request now; the API answers 503."""
 
 
+class _BrokenConnection(Exception):
+    """The connection died under the query (the server closed it)."""
+
+
 class ConnectionPool(object):
     """A bounded pool of driver connections that survives database restarts.
 
@@ -220,36 +224,50 @@ class ConnectionPool(object):
     def run(self, work):
         """Run ``work(cursor)`` in one transaction and return its result.
 
-        A reused connection that turns out to be broken is retried once on a fresh one;
-        a failure during COMMIT is not retried, because the write may have landed.
+        A pooled connection that a database restart broke is dropped and the work runs once
+        more on a fresh connection; a failure during COMMIT is not retried, because the
+        write may have landed.
         """
-        for attempt in (1, 2):
-            conn, reused = self._acquire()
-            try:
-                with conn.cursor() as cur:
-                    result = work(cur)
-            except (driver.OperationalError, driver.InterfaceError) as exc:
-                _close_quietly(conn)
-                self._release(None)
-                self._discard_all_idle()
-                if reused and attempt == 1:
-                    LOG.info("dropping a broken pooled connection: %s", _one_line(exc))
-                    continue
+        conn, reused = self._acquire()
+        try:
+            return self._transaction(conn, work)
+        except _BrokenConnection as exc:
+            if not reused:
+                raise DatabaseUnavailable("database error: %s" % exc)
+            LOG.info("dropped a broken pooled connection: %s", exc)
+        try:
+            return self._transaction(self._acquire()[0], work)
+        except _BrokenConnection as exc:
+            raise DatabaseUnavailable("database error: %s" % exc)
+
+    def _transaction(self, conn, work):
+        """Run ``work`` on ``conn`` and commit; give the connection back or drop it."""
+        try:
+            with conn.cursor() as cur:
+                result = work(cur)
+        except Exception as exc:
+            if _is_closed(conn):
+                self._drop(conn)
+                raise _BrokenConnection(_one_line(exc))
+            _rollback_or_close(conn)
+            self._release(None if _is_closed(conn) else conn)
+            if isinstance(exc, driver.OperationalError):
+                # e.g. statement_timeout under lock contention: the database is there but not serving
                 raise DatabaseUnavailable("database error: %s" % _one_line(exc))
-            except Exception:
-                _rollback_or_close(conn)
-                self._release(conn if not _is_closed(conn) else None)
-                raise
-            try:
-                conn.commit()
-            except (driver.OperationalError, driver.InterfaceError) as exc:
-                _close_quietly(conn)
-                self._release(None)
-                self._discard_all_idle()
-                raise DatabaseUnavailable("database error during commit: %s" % _one_line(exc))
-            self._release(conn)
-            return result
-        raise AssertionError("unreachable")
+            raise
+        try:
+            conn.commit()
+        except driver.Error as exc:
+            self._drop(conn)
+            raise DatabaseUnavailable("database error during commit: %s" % _one_line(exc))
+        self._release(conn)
+        return result
+
+    def _drop(self, conn):
+        """Close a broken connection and the idle ones: a database restart broke them all."""
+        _close_quietly(conn)
+        self._release(None)
+        self._discard_all_idle()
 
     def close(self):
         self._discard_all_idle()
