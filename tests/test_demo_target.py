@@ -259,7 +259,7 @@ def test_container_demo_survives_crash_and_database_downtime(container_demo):
     api = client.containers.get(info["api_container"])
     db = client.containers.get(info["db_container"])
     assert api.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
-    assert api.attrs["Config"]["User"] not in ("", "0", "root")
+    assert api.attrs["Config"]["User"] not in ("", "0", "root") and "ALL" in api.attrs["HostConfig"]["CapDrop"]
     assert api.attrs["Config"]["Healthcheck"]["Test"], "the API image must carry a HEALTHCHECK"
 
     status, health = http("GET", info["health_url"])
