@@ -184,11 +184,20 @@ def test_database_downtime_fails_health_then_recovers_by_itself(demo):
     assert status == 200 and again["name"] == "Pedro Reyes"
 
 
-def test_bad_mode_is_refused_naming_the_field(state_dir):
-    result = run_playbook("demo_up.yml", {"demo_target_state_dir": state_dir + "-bad", "demo_target_mode": "kubernetes"})
-    assert result.returncode != 0
-    assert "demo_target_mode" in result.stdout and "kubernetes" in result.stdout
-    assert not os.path.exists(state_dir + "-bad")
+@pytest.mark.parametrize("bad, expected", [
+    ({"demo_target_mode": "kubernetes"}, ["demo_target_mode", "kubernetes"]),
+    ({"demo_target_pg_bin_dir": "/nonexistent/pg/bin"}, ["PostgreSQL server binaries not found", "/nonexistent/pg/bin"]),
+])
+def test_bad_input_is_refused_naming_the_field(state_dir, bad, expected):
+    other = state_dir + "-bad"
+    try:
+        result = run_playbook("demo_up.yml", dict(bad, demo_target_state_dir=other))
+        assert result.returncode != 0
+        for text in expected:
+            assert text in result.stdout, result.stdout
+        assert not os.path.exists(os.path.join(other, "postgres")), "nothing may be started on bad input"
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
 
 
 def test_busy_port_is_refused_before_anything_starts(state_dir):
