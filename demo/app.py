@@ -170,12 +170,15 @@ class ConnectionPool(object):
                                       % (self._last_error, self._next_attempt - now))
         if not self._connect_lock.acquire(False):
             raise DatabaseUnavailable("database reconnect in progress (last error: %s)" % self._last_error)
+        conn = None
         try:
             conn = driver.connect(**self._config.connect_kwargs())
             if not self._schema_ready:
                 _create_schema(conn)
                 self._schema_ready = True
         except driver.Error as exc:
+            if conn is not None:
+                _close_quietly(conn)
             self._last_error = _one_line(exc)
             self._delay = min(max(self._delay * 2, self._config.backoff_initial), self._config.backoff_max)
             self._next_attempt = time.monotonic() + self._delay
@@ -368,7 +371,8 @@ class ErpStore(object):
         started = time.monotonic()
         self.pool.run(check)
         return {"status": "ok", "database": "up", "driver": DRIVER_NAME,
-                "latency_ms": round((time.monotonic() - started) * 1000, 2)}
+                "latency_ms": round((time.monotonic() - started) * 1000, 2),
+                "reconnects": self.pool.reconnects}
 
     def list_farmers(self, limit, offset):
         def query(cur):

@@ -180,6 +180,7 @@ def test_database_downtime_fails_health_then_recovers_by_itself(demo):
     recovered = wait_for(lambda: http("GET", demo["health_url"])[0] == 200, timeout=15)
     assert recovered, "the API did not recover after PostgreSQL came back"
     assert api_pid(demo) == pid_before, "recovery must not need an API restart"
+    assert http("GET", demo["health_url"])[1]["reconnects"] >= 1, "the pool must have reconnected"
     status, again = http("GET", "%s/api/farmers/%d" % (demo["api_url"], farmer["id"]))
     assert status == 200 and again["name"] == "Pedro Reyes"
 
