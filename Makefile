@@ -65,3 +65,7 @@ bench: venv
 clean:
 	-$(BIN)/ansible-playbook playbooks/demo_down.yml
 	rm -rf $(VENV) reports .state
+
+.PHONY: base-image
+base-image:
+	bash scripts/build-base-image.sh

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds the local Debian base image used instead of registry images on machines without
+# registry access: debootstrap a minimal bookworm with Python, the PostgreSQL driver and
+# PostgreSQL itself, then import the tree into docker. Idempotent: an existing image is kept
+# (pass --force to rebuild).
+#
+#   scripts/build-base-image.sh [--force]
+#
+# Environment: BASE_IMAGE (default magsasa/debian-base:bookworm), DEBIAN_MIRROR (default:
+# the first Debian mirror of this machine's apt sources, else deb.debian.org), SUITE.
+set -euo pipefail
+
+image="${BASE_IMAGE:-magsasa/debian-base:bookworm}"
+suite="${SUITE:-bookworm}"
+packages="python3,python3-psycopg2,postgresql,procps,iproute2,ca-certificates,curl"
+force=0
+[ "${1:-}" = "--force" ] && force=1
+
+if [ "$force" = 0 ] && docker image inspect "$image" >/dev/null 2>&1; then
+  echo "base image $image exists; skipping (use --force to rebuild)"
+  exit 0
+fi
+
+for tool in debootstrap docker tar; do
+  command -v "$tool" >/dev/null || { echo "missing tool: $tool (apt-get install $tool)" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "debootstrap needs root" >&2; exit 1; }
+
+mirror_from_apt_sources() {
+  # One-line (.list) and deb822 (.sources) formats; the first plain Debian archive wins.
+  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+    grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -1 | tr -d ' ' || true
+}
+mirror="${DEBIAN_MIRROR:-$(mirror_from_apt_sources)}"
+mirror="${mirror:-http://deb.debian.org/debian}"
+
+rootfs="$(mktemp -d /var/tmp/magsasa-rootfs.XXXXXX)"
+trap 'rm -rf "$rootfs"' EXIT
+
+echo "debootstrap $suite from $mirror into $rootfs"
+debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror"
+# Keep the image small and let the images built from it run apt-get without stale state.
+rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+echo "deb $mirror $suite main" > "$rootfs/etc/apt/sources.list"
+
+tar -C "$rootfs" -c . | docker import \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'ENV LANG=C.UTF-8' \
+  --change 'CMD ["/bin/bash"]' \
+  - "$image"
+echo "built $image"
