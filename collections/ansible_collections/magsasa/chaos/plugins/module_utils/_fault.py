@@ -82,6 +82,20 @@ class Fault(object):
     def validate(self):
         """Check what the argument spec cannot say; call ``self.fail`` naming field and value."""
 
+    def renewing(self):
+        """Whether this ``present`` only renews an identical active fault, which injects nothing
+        more: a safety check the active fault itself affects (free memory, free space, a process
+        it killed) must not refuse the renewal. Only valid once ``identity()`` can be computed."""
+        params = self.params
+        state_dir = params['state_dir'] or default_state_dir()
+        identity = self.identity()
+        for record in _guard.list_records(state_dir):
+            if params['fault_id'] and record.get('fault_id') != params['fault_id']:
+                continue
+            if record.get('kind') == self.kind and record.get('identity') == identity:
+                return True
+        return False
+
     def identity(self):
         """The parameters that make two requests 'the same fault' (default: every option of the
         module's own, minus secrets)."""
