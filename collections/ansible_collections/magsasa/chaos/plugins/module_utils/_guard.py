@@ -210,7 +210,7 @@ def _revert_command(action):
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=env, close_fds=True)
     try:
-        output, _ = proc.communicate(timeout=float(action.get('timeout', 60)))
+        output = proc.communicate(timeout=float(action.get('timeout', 60)))[0]
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
@@ -241,7 +241,7 @@ def docker_api_request(docker_host, method, path, timeout=30.0):
         conn = _UnixHTTPConnection(docker_host[len('unix://'):], timeout)
     elif docker_host.startswith('tcp://'):
         hostport = docker_host[len('tcp://'):].rstrip('/')
-        host, _, port = hostport.rpartition(':')
+        host, _sep, port = hostport.rpartition(':')
         conn = http_client.HTTPConnection(host, int(port), timeout=timeout)
     else:
         raise RevertError('docker_host %r is not unix:// or tcp://' % docker_host)
@@ -410,4 +410,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main())  # pylint: disable=ansible-bad-function

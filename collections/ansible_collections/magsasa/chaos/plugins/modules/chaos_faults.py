@@ -16,13 +16,14 @@ description:
     active faults, and reverts one, some or all of them from their records.
   - This is the per-host "revert everything" that C(playbooks/halt.yml) uses.
 author:
-  - magsasa.chaos maintainers
+  - magsasa.chaos maintainers (@magsasa)
 attributes:
   check_mode:
     support: full
     description: With O(state=absent_all) or O(state=absent), reports what would be reverted and reverts nothing.
   diff_mode:
     support: none
+    description: The faults are reported in RV(faults) and RV(reverted), not as a diff.
   idempotent:
     support: full
     description: Reverting faults that are already gone changes nothing.
