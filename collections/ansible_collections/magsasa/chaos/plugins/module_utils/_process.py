@@ -42,6 +42,12 @@ def read_process(pid):
     return dict(pid=int(pid), ppid=ppid, name=name, cmdline=cmdline, state=state, starttime=starttime)
 
 
+def is_running(pid, starttime):
+    """Whether the process that had ``starttime`` still runs (a zombie is dead, a reused pid is another)."""
+    proc = read_process(pid)
+    return proc is not None and proc['state'] not in ('Z', 'X') and proc['starttime'] == starttime
+
+
 def process_table():
     """Every live user-space process (kernel threads, with no command line, and zombies left out)."""
     table = []

@@ -243,8 +243,12 @@ def python_worker_argv(source, *args):
 
 
 def stress_ng_cpu_argv(stress_ng, workers, load_percent, timeout, cpus=None):
-    argv = [stress_ng, '--cpu', str(workers), '--cpu-load', str(load_percent),
-            '--timeout', '%ds' % timeout, '--quiet']
+    argv = [stress_ng, '--cpu', str(workers), '--cpu-load', str(load_percent)]
+    if load_percent < 100:
+        # Busy slices as long as the Python workers' (load % of a 100 ms period), not stress-ng's
+        # default random ones of up to 0.5 s, so the load is even over any second.
+        argv += ['--cpu-load-slice', str(max(1, int(round(load_percent * CPU_PERIOD * 10))))]
+    argv += ['--timeout', '%ds' % timeout, '--quiet']
     if cpus:
         argv += ['--taskset', format_cpu_list(cpus)]
     return argv

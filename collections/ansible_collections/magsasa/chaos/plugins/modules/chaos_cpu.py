@@ -67,6 +67,9 @@ requirements:
   - stress-ng on the target for O(engine=stress-ng).
 notes:
   - The measured load is of the workers' own processes, so other work on the host does not distort it.
+  - stress-ng times its busy and idle slices by the wall clock, so on a host whose CPUs are already
+    saturated its workers get less than O(load_percent). The V(python) workers count their own CPU
+    time and keep to O(load_percent) as long as the scheduler gives them that share.
 seealso:
   - module: magsasa.chaos.chaos_faults
 '''

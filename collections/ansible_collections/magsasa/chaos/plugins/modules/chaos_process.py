@@ -396,10 +396,9 @@ class ProcessFault(Fault):
         details = ctx.record['details']
         killed = dict((k['pid'], k['starttime']) for k in details['killed'])
         deadline = time.time() + 1.0
-        while time.time() < deadline and any(_process.read_process(p) for p in killed):
+        while time.time() < deadline and any(_process.is_running(p, start) for p, start in killed.items()):
             time.sleep(0.05)
-        effect = dict(exited_pids=sorted(p for p, start in killed.items()
-                                         if (_process.read_process(p) or {}).get('starttime') != start),
+        effect = dict(exited_pids=sorted(p for p, start in killed.items() if not _process.is_running(p, start)),
                       restarted=None, restart_seconds=None, restarted_at=None, new_pids=[])
         wait = self.params['wait_for_restart']
         if not wait:

@@ -103,9 +103,11 @@ def test_stress_ng_timeout_whole_seconds(remaining, timeout):
 
 def test_stress_ng_cpu_argv():
     argv = _stress.stress_ng_cpu_argv('/usr/bin/stress-ng', 2, 50, 30, [1, 0])
-    assert argv == ['/usr/bin/stress-ng', '--cpu', '2', '--cpu-load', '50', '--timeout', '30s', '--quiet',
-                    '--taskset', '0,1']
-    assert '--taskset' not in _stress.stress_ng_cpu_argv('stress-ng', 1, 100, 5)
+    assert argv == ['/usr/bin/stress-ng', '--cpu', '2', '--cpu-load', '50', '--cpu-load-slice', '50',
+                    '--timeout', '30s', '--quiet', '--taskset', '0,1']
+    full = _stress.stress_ng_cpu_argv('stress-ng', 1, 100, 5)
+    assert '--taskset' not in full and '--cpu-load-slice' not in full
+    assert _stress.stress_ng_cpu_argv('stress-ng', 1, 1, 5)[5:7] == ['--cpu-load-slice', '1']
 
 
 @pytest.mark.parametrize('source', [_stress.CPU_WORKER_SOURCE, _stress.MEMORY_WORKER_SOURCE,
