@@ -32,38 +32,43 @@ def ansible_env():
     return env
 
 
-def write_playbook(directory, tasks, check_mode=False):
-    """A one-play playbook on localhost, local connection, the venv's python (JSON is YAML)."""
-    play = dict(hosts='localhost', connection='local', gather_facts=False,
-                vars=dict(ansible_python_interpreter=PYTHON), tasks=tasks)
-    if check_mode:
-        play['check_mode'] = True
-    path = os.path.join(str(directory), 'play-%d.yml' % int(time.time() * 1e6))
+def write_playbook(directory, tasks, host=None):
+    """A one-play playbook (JSON is YAML). Without ``host``: localhost, local connection, the venv's
+    python; ``host`` is a dict of inventory variables for a host named ``target``."""
+    if host is None:
+        play = dict(hosts='localhost', connection='local', gather_facts=False,
+                    vars=dict(ansible_python_interpreter=PYTHON), tasks=tasks)
+    else:
+        play = dict(hosts='target', gather_facts=False, tasks=tasks)
+    stamp = int(time.time() * 1e6)
+    path = os.path.join(str(directory), 'play-%d.yml' % stamp)
     with open(path, 'w') as handle:
         json.dump([play], handle, indent=1)
-    return path
-
-
-def playbook_argv(path):
-    return [os.path.join(BIN, 'ansible-playbook'), '-i', 'localhost,', path]
+    inventory = 'localhost,'
+    if host is not None:
+        inventory = os.path.join(str(directory), 'inventory-%d.yml' % stamp)
+        with open(inventory, 'w') as handle:
+            json.dump(dict(all=dict(hosts=dict(target=host))), handle)
+    return [os.path.join(BIN, 'ansible-playbook'), '-i', inventory, path]
 
 
 def parse_results(stdout):
-    """The json callback's output -> one entry per task: the localhost result plus the task timing."""
+    """The json callback's output -> one entry per task: the host's result plus the task timing."""
     data = json.loads(stdout[stdout.index('{'):])
     results = []
     for play in data['plays']:
         for task in play['tasks']:
-            result = dict(task['hosts'].get('localhost', {}))
+            hosts = task['hosts']
+            result = dict(hosts.get('localhost') or hosts.get('target') or {})
             result['_task'] = task['task']['name']
             result['_duration'] = task['task'].get('duration', {})
             results.append(result)
     return results
 
 
-def run_playbook(directory, tasks, timeout=120, check_mode=False):
-    path = write_playbook(directory, tasks, check_mode)
-    proc = subprocess.run(playbook_argv(path), env=ansible_env(), cwd=ROOT, stdout=subprocess.PIPE,
+def run_playbook(directory, tasks, timeout=120, host=None):
+    argv = write_playbook(directory, tasks, host)
+    proc = subprocess.run(argv, env=ansible_env(), cwd=ROOT, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
     try:
         return parse_results(proc.stdout)
@@ -73,8 +78,7 @@ def run_playbook(directory, tasks, timeout=120, check_mode=False):
 
 def start_playbook(directory, tasks):
     """Run a playbook in the background, in its own process group (so a test can SIGKILL it all)."""
-    path = write_playbook(directory, tasks)
-    return subprocess.Popen(playbook_argv(path), env=ansible_env(), cwd=ROOT, stdout=subprocess.PIPE,
+    return subprocess.Popen(write_playbook(directory, tasks), env=ansible_env(), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, universal_newlines=True, start_new_session=True)
 
 

@@ -126,7 +126,7 @@ def test_lease_renewal_idempotence_check_mode_and_absent(tmp_path, state_dir):
     assert absent['changed'] is True and absent['reverted'] == [fault_id]
     took = gone_at - epoch(absent['_duration']['start'])
     print('absent task start -> workers gone: %.2f s' % took)
-    assert took < 1.0 + 1.0
+    assert took < 1.5
     entry = h.history(state_dir, fault_id)
     assert entry['reverted_by'] == 'module:absent' and entry['revert_ok']
     assert all(r['result'] == 'terminated' for r in entry['revert_results']), entry['revert_results']

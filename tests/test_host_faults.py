@@ -319,3 +319,58 @@ def test_bad_input_fails_before_injecting(tmp_path, state_dir):
             assert word in result['msg'], '%s %s: %r not in %r' % (module, args, word, result['msg'])
     # Nothing was injected: not even the state directory was created.
     assert not os.path.exists(state_dir), os.listdir(state_dir)
+
+
+# ------------------------------------------------------------------------------ container host
+
+BASE_IMAGE = os.environ.get('BASE_IMAGE', 'magsasa/debian-base:bookworm')
+
+
+def need_image(image):
+    h.need('docker')
+    found = subprocess.run(['docker', 'image', 'inspect', image], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL).returncode == 0
+    if not found:
+        if os.environ.get('CI') == 'true':
+            pytest.fail('image %s is required in CI (scripts/build-base-image.sh builds it)' % image)
+        pytest.skip('image %s is not built' % image)
+
+
+def test_faults_run_as_shipped_payloads_on_a_container_host(tmp_path):
+    """The modules travel as AnsiballZ payloads over the docker connection to a Python without
+    psutil: the CPU fault runs (its effect says it could not measure), the process kill works, and
+    chaos_faults reverts everything inside the container."""
+    need_image(BASE_IMAGE)
+    suffix = uuid.uuid4().hex[:8]
+    container = 'hf-target-%s' % suffix
+    state = '/tmp/chaos-%s' % suffix
+    subprocess.run(['docker', 'run', '-d', '--init', '--name', container, BASE_IMAGE, 'sleep', '600'],
+                   check=True, stdout=subprocess.DEVNULL)
+    try:
+        subprocess.run(['docker', 'exec', '-d', container, 'sleep', '200'], check=True)
+        host = dict(ansible_connection='community.docker.docker', ansible_host=container,
+                    ansible_python_interpreter='/usr/bin/python3')
+        cpu, killed, listed = h.run_playbook(tmp_path, [
+            task('chaos_cpu', workers=1, load_percent=CPU_TARGET, engine='python', duration=60, state_dir=state),
+            task('chaos_process', cmdline_pattern='^sleep 200$', duration=60, state_dir=state),
+            task('chaos_faults', 'list', state='list', state_dir=state),
+        ], host=host)
+        assert cpu['changed'] and 'psutil is not installed' in cpu['effect']['error'], cpu
+        workers = [p for p in h.fault_processes(state) if 'watch' not in p.cmdline()]
+        assert len(workers) == 1, workers
+        readings = h.cpu_windows(workers, windows=3, length=0.6)
+        assert any(abs(r - CPU_TARGET) <= 5 for r in readings), readings
+        assert killed['changed'] and len(killed['details']['killed_pids']) == 1, killed
+        assert subprocess.run(['docker', 'exec', container, 'pgrep', '-f', '^sleep 200$'],
+                              stdout=subprocess.DEVNULL).returncode == 1
+        assert sorted(f['kind'] for f in listed['faults']) == ['cpu', 'process']
+
+        halted = h.run_playbook(tmp_path, [task('chaos_faults', 'halt', state='absent_all', state_dir=state)],
+                                host=host)[0]
+        assert sorted(halted['reverted']) == sorted([cpu['fault_id'], killed['fault_id']])
+        assert h.wait_gone([w.pid for w in workers], 2)
+        assert h.wait_gone([p.pid for p in h.fault_processes(state)], 2), 'guards left in the container'
+        assert subprocess.run(['docker', 'exec', container, 'sh', '-c', 'ls %s/*.json' % state],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0
+    finally:
+        subprocess.run(['docker', 'rm', '-f', container], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
