@@ -179,33 +179,37 @@ def test_process_kills_by_name_and_by_pidfile(tmp_path, state_dir):
     name = 'hfsleep-%s' % uuid.uuid4().hex[:6]
     program = tmp_path / name
     os.symlink('/bin/sleep', str(program))
-    by_name = subprocess.Popen([str(program), '300'])
+    by_name = [subprocess.Popen([str(program), '300']) for _index in range(3)]
     by_pidfile = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])
     pidfile = tmp_path / 'service.pid'
     pidfile.write_text('%d\n' % by_pidfile.pid)
+    children = by_name + [by_pidfile]
     try:
         results = h.run_playbook(tmp_path, [
-            task('chaos_process', name=name, state_dir=state_dir),
+            task('chaos_process', 'one of three', name=name, count=1, state_dir=state_dir),
+            task('chaos_process', 'the rest', name=name, percent=100, state_dir=state_dir),
             task('chaos_process', 'pidfile', pidfile=str(pidfile), signal='SIGTERM', state_dir=state_dir),
             task('chaos_faults', 'list', state='list', state_dir=state_dir),
             task('chaos_faults', 'end', state='absent_all', state_dir=state_dir),
         ])
-        assert by_name.wait(timeout=5) == -9
+        assert [child.wait(timeout=5) for child in by_name] == [-9, -9, -9]
         assert by_pidfile.wait(timeout=5) == -15
     finally:
-        for child in (by_name, by_pidfile):
+        for child in children:
             if child.poll() is None:
                 child.kill()
                 child.wait()
-    killed_name, killed_pidfile, listed, ended = results
-    assert killed_name['details']['killed_pids'] == [by_name.pid]
-    assert killed_name['effect']['exited_pids'] == [by_name.pid]
+    one, rest, killed_pidfile, listed, ended = results
+    all_pids = sorted(child.pid for child in by_name)
+    assert len(one['plan']['matched']) == 3 and len(one['details']['killed_pids']) == 1
+    assert one['effect']['exited_pids'] == one['details']['killed_pids']
+    assert sorted(one['details']['killed_pids'] + rest['details']['killed_pids']) == all_pids
     assert killed_pidfile['details']['killed_pids'] == [by_pidfile.pid]
     assert killed_pidfile['details']['signal'] == 15
-    assert sorted(f['kind'] for f in listed['faults']) == ['process', 'process']
-    assert sorted(ended['reverted']) == sorted([killed_name['fault_id'], killed_pidfile['fault_id']])
-    entry = h.history(state_dir, killed_name['fault_id'])
-    assert entry['details']['killed_pids'] == [by_name.pid]
+    assert sorted(f['kind'] for f in listed['faults']) == ['process'] * 3
+    assert len(ended['reverted']) == 3
+    entry = h.history(state_dir, one['fault_id'])
+    assert entry['details']['killed_pids'] == one['details']['killed_pids']
 
 
 SUPERVISOR_CONF = """[unix_http_server]
