@@ -212,6 +212,32 @@ def test_process_kills_by_name_and_by_pidfile(tmp_path, state_dir):
     assert entry['details']['killed_pids'] == one['details']['killed_pids']
 
 
+def test_process_stop_signal_freezes_until_the_fault_ends(tmp_path, state_dir):
+    frozen = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])
+    pidfile = tmp_path / 'frozen.pid'
+    pidfile.write_text('%d\n' % frozen.pid)
+    try:
+        kill_guard = task('chaos_process', 'kill the guard', cmdline_pattern='magsasa_chaos_guard.py watch %s'
+                          % re.escape(state_dir), state_dir=state_dir)
+        kill_guard['ignore_errors'] = True
+        result, guard_refused = h.run_playbook(tmp_path, [
+            task('chaos_process', pidfile=str(pidfile), signal='SIGSTOP', duration=6, state_dir=state_dir),
+            kill_guard,
+        ])
+        assert guard_refused['failed'] and 'refusing `cmdline_pattern`' in guard_refused['msg'], guard_refused
+        assert 'a fault guard' in guard_refused['msg']
+        assert result['effect']['stopped_pids'] == [frozen.pid], result
+        assert psutil.Process(frozen.pid).status() == psutil.STATUS_STOPPED
+        deadline = result['expires_at'] + 1.5
+        while time.time() < deadline and psutil.Process(frozen.pid).status() == psutil.STATUS_STOPPED:
+            time.sleep(0.1)
+        assert psutil.Process(frozen.pid).status() == psutil.STATUS_SLEEPING, 'still frozen after the deadline'
+        assert h.wait_history(state_dir, result['fault_id'])['reverted_by'] == 'guard:deadline'
+    finally:
+        frozen.kill()
+        frozen.wait()
+
+
 SUPERVISOR_CONF = """[unix_http_server]
 file = {dir}/supervisor.sock
 

@@ -17,6 +17,8 @@ import random
 import re
 import signal
 
+from ansible_collections.magsasa.chaos.plugins.module_utils._guard import GUARD_FILENAME
+
 PROC = '/proc'
 
 
@@ -46,6 +48,13 @@ def is_running(pid, starttime):
     """Whether the process that had ``starttime`` still runs (a zombie is dead, a reused pid is another)."""
     proc = read_process(pid)
     return proc is not None and proc['state'] not in ('Z', 'X') and proc['starttime'] == starttime
+
+
+def is_fault_guard(proc):
+    """Whether the process is the guard of a fault (``magsasa_chaos_guard.py watch ...``): killing it
+    would leave that fault with nothing to revert it at its deadline."""
+    cmdline = proc['cmdline']
+    return 'watch' in cmdline and any(os.path.basename(part) == GUARD_FILENAME for part in cmdline)
 
 
 def process_table():

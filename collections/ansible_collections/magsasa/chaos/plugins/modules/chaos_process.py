@@ -16,12 +16,16 @@ description:
     O(pidfile), O(name), O(cmdline_pattern), O(systemd_unit) or O(supervisor_program); all of
     them, or O(count) / O(percent) of them picked at random.
   - Refuses, before signalling anything, a selection that includes PID 1, the module's own
-    process or any of its ancestors (the Ansible worker); a selector that matches nothing fails.
+    process or any of its ancestors (the Ansible worker), or the guard of an active fault; a
+    selector that matches nothing fails.
   - With O(wait_for_restart), waits for the same selector to find a new process and reports
     whether and how fast the service came back.
   - A kill cannot be undone. The fault is recorded like every other fault (active for
     O(duration), then moved to the history with the pids killed), but it registers no revert
     step; O(state=absent) only ends the record early.
+  - A stop signal (V(SIGSTOP), V(SIGTSTP), V(SIGTTIN), V(SIGTTOU)) freezes the processes instead;
+    then the fault registers a V(SIGCONT) for each of them, so they resume at the end of
+    O(duration), at an unrenewed lease's end or on O(state=absent).
 author:
   - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
@@ -84,7 +88,8 @@ options:
     type: path
   signal:
     description:
-      - The signal to send, by name (V(SIGKILL), V(TERM)) or number.
+      - The signal to send, by name (V(SIGKILL), V(TERM)) or number. Stop signals freeze the
+        processes until the fault ends (see the notes above).
     type: str
     default: SIGKILL
   count:
@@ -191,6 +196,10 @@ effect:
       description: The killed pids that were gone within a second.
       type: list
       elements: int
+    stopped_pids:
+      description: With a stop signal (instead of the other keys), the pids seen frozen.
+      type: list
+      elements: int
     restarted:
       description: Whether a new process was found for the selector within O(wait_for_restart); null when not waiting.
       type: bool
@@ -225,6 +234,7 @@ reverted:
 
 import os
 import re
+import signal
 import sys
 import time
 
@@ -234,6 +244,7 @@ from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
 from ansible_collections.magsasa.chaos.plugins.module_utils import _process
 
 SELECTORS = ('pid', 'pidfile', 'name', 'cmdline_pattern', 'systemd_unit', 'supervisor_program')
+STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 RESTART_POLL = 0.2
 
 
@@ -274,7 +285,13 @@ class ProcessFault(Fault):
             except re.error as exc:
                 self.fail('`cmdline_pattern` is not a valid regular expression (%s), got %s'
                           % (exc, params['cmdline_pattern']))
+        if self.signal in STOP_SIGNALS and params['wait_for_restart']:
+            self.fail('`wait_for_restart` does not apply to the stop `signal` %s: the processes are frozen, '
+                      'not restarted' % params['signal'])
         if params['duration'] < params['wait_for_restart'] + 5:
+            if params['wait_for_restart'] + 5 > params['max_duration']:
+                self.fail('`wait_for_restart` %s needs a duration over max_duration %s; raise max_duration'
+                          % (params['wait_for_restart'], params['max_duration']))
             params['duration'] = params['wait_for_restart'] + 5
         field, value = self.selector()
         if self.renewing():
@@ -286,10 +303,10 @@ class ProcessFault(Fault):
         if not self.matched:
             self.fail('`%s` %s matches no running process' % (field, value))
         protected = _process.protected_pids(os.getpid())
-        hit = [p for p in self.matched if p['pid'] in protected]
+        hit = [p for p in self.matched if p['pid'] in protected or _process.is_fault_guard(p)]
         if hit:
-            self.fail('refusing `%s` %s: it selects %s, which must never be killed (PID 1, this module or the '
-                      'Ansible processes running it); make the selector more specific'
+            self.fail('refusing `%s` %s: it selects %s, which must never be killed (PID 1, this module, the '
+                      'Ansible processes running it or a fault guard); make the selector more specific'
                       % (field, value, ', '.join('%d (%s)' % (p['pid'], p['name']) for p in hit)))
 
     # -- selection -----------------------------------------------------------------
@@ -387,6 +404,9 @@ class ProcessFault(Fault):
                 continue
             killed.append(dict(pid=pid, name=proc['name'], cmdline=' '.join(proc['cmdline'])[:200],
                                starttime=proc['starttime']))
+            if self.signal in STOP_SIGNALS:
+                # SIGCONT to a pid that exited (or was reused) meanwhile is harmless.
+                ctx.on_revert(dict(type='command', argv=['kill', '-s', 'CONT', str(pid)], ok_rcs=[0, 1]))
         if not killed:
             field, value = self.selector()
             raise FaultError('`%s` %s: every matching process exited before it could be signalled' % (field, value))
@@ -394,6 +414,9 @@ class ProcessFault(Fault):
 
     def measure(self, ctx):
         details = ctx.record['details']
+        if self.signal in STOP_SIGNALS:
+            return dict(stopped_pids=sorted(k['pid'] for k in details['killed']
+                                            if (_process.read_process(k['pid']) or {}).get('state') == 'T'))
         killed = dict((k['pid'], k['starttime']) for k in details['killed'])
         deadline = time.time() + 1.0
         while time.time() < deadline and any(_process.is_running(p, start) for p, start in killed.items()):

@@ -133,3 +133,11 @@ def test_process_table_sees_this_process():
     table = _process.process_table()
     me = [p for p in table if p['pid'] == os.getpid()]
     assert me and me[0]['ppid'] == os.getppid()
+
+
+def test_is_fault_guard():
+    guard = dict(TABLE[0], cmdline=['/usr/bin/python3', '/run/magsasa-chaos/magsasa_chaos_guard.py', 'watch',
+                                    '/run/magsasa-chaos', 'cpu-1'])
+    assert _process.is_fault_guard(guard)
+    assert not _process.is_fault_guard(dict(TABLE[0], cmdline=['vi', 'magsasa_chaos_guard.py']))
+    assert not _process.is_fault_guard(TABLE[4])
