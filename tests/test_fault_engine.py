@@ -172,3 +172,19 @@ def test_chaos_faults_lists_and_reverts_everything(tmp_path, state_dir):
     assert os.listdir(str(mount)) == []
     for fault_id in halted['reverted']:
         assert h.history(state_dir, fault_id)['reverted_by'] == 'chaos_faults:absent_all'
+
+
+def test_deadline_during_injection_leaves_no_worker_and_no_record(tmp_path, state_dir):
+    """A duration shorter than injecting and measuring takes: the guard reverts while the module is
+    still at work. Whatever the interleaving, no worker may survive and no stale active record may be
+    written back after the guard moved it to the history."""
+    fault = cpu('cpu-blink', state_dir, duration=0.3, workers=4)
+    fault['ignore_errors'] = True
+    result = h.run_playbook(tmp_path, [fault])[0]
+    if result.get('failed'):
+        assert 'reached its deadline while it was being injected' in result['msg'], result
+    entry = h.wait_history(state_dir, 'cpu-blink')
+    assert entry['reverted_by'] in ('guard:deadline', 'inject-failed')
+    assert h.records(state_dir) == []
+    started = [a['pid'] for a in entry['revert'] if a['type'] == 'kill']
+    assert h.wait_gone(started, 2)
