@@ -263,9 +263,14 @@ class ProcessFault(Fault):
         return None, None
 
     def validate(self):
-        params = self.params
-        if params['state'] != 'present':
+        if self.params['state'] != 'present':
             return
+        self.check_options()
+        if not self.renewing():
+            self.select()
+
+    def check_options(self):
+        params = self.params
         try:
             self.signal = _process.signal_number(params['signal'])
         except ValueError:
@@ -293,9 +298,10 @@ class ProcessFault(Fault):
                 self.fail('`wait_for_restart` %s needs a duration over max_duration %s; raise max_duration'
                           % (params['wait_for_restart'], params['max_duration']))
             params['duration'] = params['wait_for_restart'] + 5
+
+    def select(self):
+        """Find the processes now; refuse an empty selection or one holding a protected process."""
         field, value = self.selector()
-        if self.renewing():
-            return
         try:
             self.matched = self.resolve()
         except FaultError as exc:
