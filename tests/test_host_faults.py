@@ -261,7 +261,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl = unix://{dir}/supervisor.sock
 
 [program:{program}]
-command = {python} -c "import time; time.sleep(300)"
+command = {python} -c "import time; time.sleep(300)" {program}
 autorestart = true
 startsecs = 0
 stopsignal = KILL
@@ -284,25 +284,31 @@ def test_process_kills_supervisor_program_and_it_comes_back(tmp_path, state_dir)
     try:
         deadline = time.time() + 20
         old_pid = ''
-        while time.time() < deadline and not old_pid.isdigit() or old_pid == '0':
+        while time.time() < deadline and (not old_pid.isdigit() or old_pid == '0'):
             time.sleep(0.2)
             old_pid = supervisorctl(conf, 'pid', program)
         assert old_pid.isdigit() and old_pid != '0', 'supervisord did not start %s: %s' % (program, old_pid)
         old_pid = int(old_pid)
-        result = h.run_playbook(tmp_path, [
+        result, by_url = h.run_playbook(tmp_path, [
             task('chaos_process', supervisor_program=program, supervisor_config=conf, wait_for_restart=15,
                  state_dir=state_dir),
+            task('chaos_process', 'by server url', supervisor_program=program, wait_for_restart=15,
+                 supervisor_serverurl='unix://%s/supervisor.sock' % tmp_path,
+                 supervisorctl_path=os.path.join(h.BIN, 'supervisorctl'), state_dir=state_dir),
             task('chaos_faults', 'end', state='absent_all', state_dir=state_dir),
-        ])[0]
+        ])[:2]
         assert result['changed'], result
         assert result['details']['killed_pids'] == [old_pid]
         assert not h.alive([old_pid])
         effect = result['effect']
         assert effect['restarted'] is True, effect
         assert 0 < effect['restart_seconds'] < 15
-        new_pid = int(supervisorctl(conf, 'pid', program))
-        assert effect['new_pids'] == [new_pid] and new_pid != old_pid
-        assert h.alive([new_pid])
+        assert len(effect['new_pids']) == 1 and effect['new_pids'] != [old_pid]
+        assert by_url['details']['killed_pids'] == effect['new_pids'], by_url
+        assert by_url['effect']['restarted'] is True, by_url
+        latest = int(supervisorctl(conf, 'pid', program))
+        assert by_url['effect']['new_pids'] == [latest] and latest not in (old_pid, effect['new_pids'][0])
+        assert h.alive([latest])
     finally:
         os.killpg(supervisord.pid, 9)
         supervisord.wait(timeout=10)
