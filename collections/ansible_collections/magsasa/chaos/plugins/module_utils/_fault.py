@@ -82,6 +82,20 @@ class Fault(object):
     def validate(self):
         """Check what the argument spec cannot say; call ``self.fail`` naming field and value."""
 
+    def renewing(self):
+        """Whether this ``present`` only renews an identical active fault, which injects nothing
+        more: a safety check the active fault itself affects (free memory, free space, a process
+        it killed) must not refuse the renewal. Only valid once ``identity()`` can be computed."""
+        params = self.params
+        state_dir = params['state_dir'] or default_state_dir()
+        identity = self.identity()
+        for record in _guard.list_records(state_dir):
+            if params['fault_id'] and record.get('fault_id') != params['fault_id']:
+                continue
+            if record.get('kind') == self.kind and record.get('identity') == identity:
+                return True
+        return False
+
     def identity(self):
         """The parameters that make two requests 'the same fault' (default: every option of the
         module's own, minus secrets)."""
@@ -116,11 +130,16 @@ class InjectContext(object):
 
     def on_revert(self, action):
         self.record['revert'].append(action)
-        self.engine.save(self.record)
+        if not self.engine.save_active(self.record):
+            # The guard already reverted the fault (its deadline came during injection): undo this
+            # step now, or nothing ever would.
+            _guard.execute_actions([action], timeout=self.record.get('revert_timeout', 60))
+            raise FaultError('the %s fault reached its deadline while it was being injected; '
+                             'use a longer duration' % self.record['kind'])
 
     def detail(self, **values):
         self.record['details'].update(values)
-        self.engine.save(self.record)
+        self.engine.save_active(self.record)
 
 
 def spawn_detached(argv, cwd='/', env=None):
@@ -164,6 +183,15 @@ class FaultEngine(object):
 
     def save(self, record):
         _guard.write_record(self.path(record['fault_id']), record)
+
+    def save_active(self, record):
+        """Update the record of a fault that is still active; never resurrect one the guard already
+        reverted (it holds the lock while reverting). Returns whether the record was written."""
+        with _guard.FaultLock(self.state_dir, record['fault_id']):
+            if not os.path.exists(self.path(record['fault_id'])):
+                return False
+            self.save(record)
+            return True
 
     def active(self):
         return [r for r in _guard.list_records(self.state_dir) if r.get('kind') == self.kind]
@@ -261,13 +289,13 @@ class FaultEngine(object):
             self.module.fail_json(msg=message, fault_id=fault_id, exception=traceback.format_exc(),
                                   reverted=bool(undone and undone['revert_ok']))
         record['status'] = 'active'
-        self.save(record)
+        self.save_active(record)
         try:
             effect = self.fault.measure(ctx)
         except Exception as exc:  # pylint: disable=broad-except
             effect = dict(error='measuring the effect failed: %s' % exc)
         record['effect'] = effect
-        self.save(record)
+        self.save_active(record)
         result.update(details=record['details'], effect=effect, guard_pid=guard_pid, record=self.path(fault_id))
         return result
 

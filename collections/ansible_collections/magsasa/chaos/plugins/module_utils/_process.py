@@ -1,0 +1,172 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Finding processes for chaos_process: the process table from /proc, selectors, the
+processes that must never be hit (PID 1, the module and its ancestors), and the random pick.
+
+The parsing and selection functions take plain data so they are unit-tested without processes.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import math
+import os
+import random
+import re
+import signal
+
+from ansible_collections.magsasa.chaos.plugins.module_utils._guard import GUARD_FILENAME
+
+PROC = '/proc'
+
+
+def parse_stat(text):
+    """``/proc/<pid>/stat`` -> (state, ppid, starttime); the name may hold spaces and ')'."""
+    fields = text[text.rfind(')') + 2:].split()
+    return fields[0], int(fields[1]), fields[19]
+
+
+def read_process(pid):
+    """One process as a dict (pid, ppid, name, cmdline, state, starttime), or None if gone."""
+    base = os.path.join(PROC, str(pid))
+    try:
+        with open(os.path.join(base, 'stat'), 'r') as handle:
+            state, ppid, starttime = parse_stat(handle.read())
+        with open(os.path.join(base, 'comm'), 'r') as handle:
+            name = handle.read().rstrip('\n')
+        with open(os.path.join(base, 'cmdline'), 'rb') as handle:
+            raw = handle.read()
+    except (IOError, OSError, ValueError, IndexError):
+        return None
+    cmdline = [part.decode('utf-8', 'replace') for part in raw.split(b'\0') if part]
+    return dict(pid=int(pid), ppid=ppid, name=name, cmdline=cmdline, state=state, starttime=starttime)
+
+
+def is_running(pid, starttime):
+    """Whether the process that had ``starttime`` still runs (a zombie is dead, a reused pid is another)."""
+    proc = read_process(pid)
+    return proc is not None and proc['state'] not in ('Z', 'X') and proc['starttime'] == starttime
+
+
+def is_fault_guard(proc):
+    """Whether the process is the guard of a fault (``magsasa_chaos_guard.py watch ...``): killing it
+    would leave that fault with nothing to revert it at its deadline."""
+    cmdline = proc['cmdline']
+    return 'watch' in cmdline and any(os.path.basename(part) == GUARD_FILENAME for part in cmdline)
+
+
+def process_table():
+    """Every live user-space process (kernel threads, with no command line, and zombies left out)."""
+    table = []
+    for entry in os.listdir(PROC):
+        if not entry.isdigit():
+            continue
+        proc = read_process(int(entry))
+        if proc is None or not proc['cmdline'] or proc['state'] in ('Z', 'X'):
+            continue
+        table.append(proc)
+    return table
+
+
+def match_name(table, name):
+    """Processes whose short name (comm) or program basename is exactly ``name``."""
+    return [p for p in table
+            if p['name'] == name or os.path.basename(p['cmdline'][0]) == name]
+
+
+def match_cmdline(table, pattern):
+    """Processes whose command line (arguments joined by spaces) matches the regex ``pattern``."""
+    regex = re.compile(pattern)
+    return [p for p in table if regex.search(' '.join(p['cmdline']))]
+
+
+def ancestors(pid, table_by_pid=None):
+    """``pid`` and every process above it, up to PID 1."""
+    chain = []
+    seen = set()
+    current = pid
+    while current and current not in seen:
+        seen.add(current)
+        chain.append(current)
+        if table_by_pid is not None and current in table_by_pid:
+            current = table_by_pid[current]['ppid']
+        else:
+            proc = read_process(current)
+            current = proc['ppid'] if proc else 0
+    return chain
+
+
+def protected_pids(own_pid):
+    """PIDs never to signal: PID 1, this module's process and its ancestors (the Ansible worker,
+    the shell and, on a local connection, ansible-playbook itself)."""
+    return set([1]) | set(ancestors(own_pid))
+
+
+def pick(pids, count=None, percent=None, rng=None):
+    """Choose which of the matched pids to hit: all, ``count`` of them or ``percent`` % (at least
+    one), at random."""
+    pids = sorted(pids)
+    if count is None and percent is None:
+        return pids
+    if count is not None:
+        wanted = min(count, len(pids))
+    else:
+        wanted = max(1, int(math.ceil(len(pids) * percent / 100.0)))
+    return sorted((rng or random).sample(pids, wanted))
+
+
+def signal_number(value):
+    """``'SIGKILL'``, ``'KILL'``, ``'kill'`` or ``'9'`` -> 9; ValueError for anything else."""
+    text = str(value).strip()
+    if text.isdigit():
+        number = int(text)
+        if number in set(int(s) for s in signal.Signals):
+            return number
+        raise ValueError(value)
+    name = text.upper()
+    if not name.startswith('SIG'):
+        name = 'SIG' + name
+    if name in signal.Signals.__members__:
+        return int(signal.Signals[name])
+    raise ValueError(value)
+
+
+def parse_pidfile(text):
+    """The pid in a pidfile's first line; ValueError when it is not a positive integer."""
+    first = text.strip().split('\n')[0].strip()
+    pid = int(first)
+    if pid <= 0:
+        raise ValueError(first)
+    return pid
+
+
+def parse_systemctl_show(text):
+    """``systemctl show -p A -p B`` output -> {A: value, B: value}."""
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition('=')
+        if sep:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def parse_supervisor_pid(text):
+    """``supervisorctl pid <program>`` output -> the pid, or None when not running / unknown."""
+    stripped = text.strip()
+    if stripped.isdigit() and int(stripped) > 0:
+        return int(stripped)
+    return None
+
+
+def read_cgroup_pids(control_group, root='/sys/fs/cgroup'):
+    """The pids in a cgroup (v2 unified, or the v1 systemd hierarchy)."""
+    for base in (root, os.path.join(root, 'systemd')):
+        path = os.path.join(base, control_group.lstrip('/'), 'cgroup.procs')
+        try:
+            with open(path, 'r') as handle:
+                return [int(line) for line in handle.read().split() if line.isdigit()]
+        except (IOError, OSError):
+            continue
+    return []

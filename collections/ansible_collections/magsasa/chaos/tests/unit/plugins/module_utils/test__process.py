@@ -1,0 +1,143 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import os
+import random
+
+import pytest
+
+from ansible_collections.magsasa.chaos.plugins.module_utils import _process
+
+TABLE = [
+    dict(pid=1, ppid=0, name='init', cmdline=['/sbin/init'], state='S', starttime='1'),
+    dict(pid=10, ppid=1, name='gunicorn', cmdline=['/usr/bin/python3', '/usr/bin/gunicorn', 'app:api'],
+         state='S', starttime='100'),
+    dict(pid=11, ppid=10, name='gunicorn', cmdline=['gunicorn: worker [app:api]'], state='S', starttime='101'),
+    dict(pid=12, ppid=10, name='gunicorn', cmdline=['gunicorn: worker [app:api]'], state='S', starttime='102'),
+    dict(pid=20, ppid=1, name='sleep', cmdline=['/bin/sleep', '100'], state='S', starttime='200'),
+    dict(pid=30, ppid=1, name='python3', cmdline=['/usr/bin/python3', '-m', 'http.server'], state='S',
+         starttime='300'),
+]
+
+
+def pids(procs):
+    return sorted(p['pid'] for p in procs)
+
+
+def test_parse_stat_with_spaces_and_parens_in_name():
+    text = '4242 (my (odd) name) S 17 4242 4242 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0'
+    assert _process.parse_stat(text) == ('S', 17, '98765')
+
+
+@pytest.mark.parametrize('name, expected', [
+    ('gunicorn', [10, 11, 12]),
+    ('sleep', [20]),
+    ('python3', [10, 30]),
+    ('sle', []),
+])
+def test_match_name_is_exact(name, expected):
+    assert pids(_process.match_name(TABLE, name)) == expected
+
+
+@pytest.mark.parametrize('pattern, expected', [
+    ('gunicorn: worker', [11, 12]),
+    ('http\\.server', [30]),
+    ('^/bin/sleep 100$', [20]),
+    ('nothing-like-this', []),
+])
+def test_match_cmdline_regex(pattern, expected):
+    assert pids(_process.match_cmdline(TABLE, pattern)) == expected
+
+
+def test_ancestors_walk_to_init():
+    by_pid = dict((p['pid'], p) for p in TABLE)
+    assert _process.ancestors(12, by_pid) == [12, 10, 1]
+
+
+def test_protected_pids_hold_init_and_this_process_chain():
+    protected = _process.protected_pids(os.getpid())
+    assert 1 in protected
+    assert os.getpid() in protected
+    assert os.getppid() in protected
+
+
+@pytest.mark.parametrize('count, percent, size', [
+    (None, None, 10),
+    (3, None, 3),
+    (50, None, 10),
+    (None, 50, 5),
+    (None, 1, 1),
+    (None, 100, 10),
+    (None, 25, 3),
+])
+def test_pick_sizes(count, percent, size):
+    chosen = _process.pick(list(range(100, 110)), count, percent, rng=random.Random(7))
+    assert len(chosen) == size
+    assert set(chosen) <= set(range(100, 110))
+    assert len(set(chosen)) == size
+
+
+def test_pick_is_random():
+    picks = set(tuple(_process.pick(list(range(20)), 1, rng=random.Random(seed))) for seed in range(30))
+    assert len(picks) > 1
+
+
+@pytest.mark.parametrize('value, number', [('SIGKILL', 9), ('KILL', 9), ('kill', 9), ('9', 9), ('SIGTERM', 15),
+                                           ('hup', 1)])
+def test_signal_number(value, number):
+    assert _process.signal_number(value) == number
+
+
+@pytest.mark.parametrize('value', ['SIGNOPE', '999', 'kil', ''])
+def test_signal_number_rejects(value):
+    with pytest.raises(ValueError):
+        _process.signal_number(value)
+
+
+@pytest.mark.parametrize('text, pid', [('1234\n', 1234), (' 77 ', 77), ('42\nextra\n', 42)])
+def test_parse_pidfile(text, pid):
+    assert _process.parse_pidfile(text) == pid
+
+
+@pytest.mark.parametrize('text', ['', 'abc', '0', '-5'])
+def test_parse_pidfile_rejects(text):
+    with pytest.raises(ValueError):
+        _process.parse_pidfile(text)
+
+
+def test_parse_systemctl_show():
+    text = 'LoadState=loaded\nMainPID=812\nControlGroup=/system.slice/nginx.service\n'
+    assert _process.parse_systemctl_show(text) == dict(LoadState='loaded', MainPID='812',
+                                                       ControlGroup='/system.slice/nginx.service')
+
+
+@pytest.mark.parametrize('text, pid', [('4321\n', 4321), ('0\n', None),
+                                       ('demo-api: ERROR (no such process)\n', None), ('', None)])
+def test_parse_supervisor_pid(text, pid):
+    assert _process.parse_supervisor_pid(text) == pid
+
+
+def test_read_cgroup_pids(tmp_path):
+    group = tmp_path / 'system.slice' / 'demo.service'
+    group.mkdir(parents=True)
+    (group / 'cgroup.procs').write_text('10\n11\n')
+    assert _process.read_cgroup_pids('/system.slice/demo.service', root=str(tmp_path)) == [10, 11]
+    assert _process.read_cgroup_pids('/system.slice/missing.service', root=str(tmp_path)) == []
+
+
+def test_process_table_sees_this_process():
+    table = _process.process_table()
+    me = [p for p in table if p['pid'] == os.getpid()]
+    assert me and me[0]['ppid'] == os.getppid()
+
+
+def test_is_fault_guard():
+    guard = dict(TABLE[0], cmdline=['/usr/bin/python3', '/run/magsasa-chaos/magsasa_chaos_guard.py', 'watch',
+                                    '/run/magsasa-chaos', 'cpu-1'])
+    assert _process.is_fault_guard(guard)
+    assert not _process.is_fault_guard(dict(TABLE[0], cmdline=['vi', 'magsasa_chaos_guard.py']))
+    assert not _process.is_fault_guard(TABLE[4])

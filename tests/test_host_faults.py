@@ -1,0 +1,420 @@
+"""The host faults, end to end: real ansible-playbook runs on localhost inject CPU, memory, disk and
+process faults, and the tests measure the effect in the world with psutil and /proc."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+
+import psutil
+import pytest
+
+import hostfaults_helpers as h
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    path = str(tmp_path / 'state')
+    try:
+        yield path
+    finally:
+        h.cleanup_and_check(path)
+
+
+def task(module, _title=None, **args):
+    entry = {'magsasa.chaos.%s' % module: args}
+    entry['name'] = _title or module
+    return entry
+
+
+def hold_until(flag):
+    return {'name': 'hold', 'ansible.builtin.wait_for': {'path': flag, 'sleep': 1, 'timeout': 60}}
+
+
+def release(flag):
+    with open(flag, 'w'):
+        pass
+
+
+# ------------------------------------------------------------------------------ CPU
+
+# Under 50 % a worker asks for less than the fair share of a CPU even when other helpers' work
+# keeps this 2-core machine busy, so the target is measurable; the duty cycle is the same code.
+CPU_TARGET = 30
+
+
+def cpu_load_reaches_target(tmp_path, state_dir, engine):
+    fault_id = 'cpu-%s-%s' % (engine.replace('-', ''), uuid.uuid4().hex[:6])
+    flag = str(tmp_path / 'release')
+    proc = h.start_playbook(tmp_path, [
+        task('chaos_cpu', workers=1, load_percent=CPU_TARGET, engine=engine, duration=30, fault_id=fault_id,
+             state_dir=state_dir),
+        hold_until(flag),
+        task('chaos_cpu', 'revert', state='absent', fault_id=fault_id, state_dir=state_dir),
+    ])
+    try:
+        leaders = h.worker_pids(h.wait_for_details(state_dir, fault_id, 'processes'))
+        first_seen = time.time()
+        workers = []
+        while time.time() - first_seen < 1.0:
+            workers = [p for p in h.tree(leaders) if engine == 'python' or p.pid not in leaders]
+            if workers:
+                break
+            time.sleep(0.02)
+        assert len(workers) == 1, 'expected one worker process, got %s' % workers
+
+        # The load must be reached within 2 s of the worker starting: three 0.5 s windows.
+        psutil.cpu_times_percent(None)
+        readings = h.cpu_windows(workers, windows=3, length=0.5)
+        host_idle = psutil.cpu_times_percent(None).idle
+        assert time.time() - first_seen < 2.0
+        reached = any(abs(r - CPU_TARGET) <= 5 for r in readings)
+        if not reached and engine == 'stress-ng' and host_idle < 5 and os.environ.get('CI') != 'true':
+            # stress-ng times its duty cycle by the wall clock (see chaos_cpu's notes): with every CPU
+            # taken by other work it cannot reach its target. The python engine test still asserts
+            # the load under contention; in CI this fails instead.
+            release(flag)
+            h.finish_playbook(proc)
+            pytest.skip('host CPUs saturated by other work (%.0f %% idle); stress-ng reached %s, target %d'
+                        % (host_idle, readings, CPU_TARGET))
+        assert reached, 'worker CPU %% per window %s, target %d +-5 (host %.0f %% idle)' % (
+            readings, CPU_TARGET, host_idle)
+        release(flag)
+        results = h.finish_playbook(proc)
+    finally:
+        h.stop_playbook(proc)
+    injected, _hold, reverted = results
+    assert injected['changed'] and injected['fault_id'] == fault_id
+    assert injected['plan']['engine'] == engine
+    assert injected['effect']['target_total_percent'] == CPU_TARGET
+    assert len(injected['effect']['workers']) == 1
+    assert reverted['changed'] and reverted['reverted'] == [fault_id]
+    assert not h.alive([p.pid for p in workers]), 'workers still running after state=absent'
+    entry = h.history(state_dir, fault_id)
+    assert entry['reverted_by'] == 'module:absent' and entry['revert_ok']
+
+
+def test_cpu_python_workers_reach_load_target(tmp_path, state_dir):
+    cpu_load_reaches_target(tmp_path, state_dir, 'python')
+
+
+def test_cpu_stress_ng_reaches_load_target(tmp_path, state_dir):
+    h.need('stress-ng')
+    cpu_load_reaches_target(tmp_path, state_dir, 'stress-ng')
+
+
+def test_cpu_affinity_pins_the_workers(tmp_path, state_dir):
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    results = h.run_playbook(tmp_path, [
+        task('chaos_cpu', workers=2, load_percent=10, engine='python', cpu_affinity=[cpu], duration=20,
+             fault_id='cpu-pinned', state_dir=state_dir),
+        task('chaos_faults', 'pinned', state='list', state_dir=state_dir),
+    ])
+    injected = results[0]
+    pids = [p['pid'] for p in injected['details']['processes']]
+    try:
+        assert len(pids) == 2
+        for pid in pids:
+            assert psutil.Process(pid).cpu_affinity() == [cpu]
+    finally:
+        h.run_playbook(tmp_path, [task('chaos_cpu', state='absent', fault_id='cpu-pinned', state_dir=state_dir)])
+    assert not h.alive(pids)
+
+
+# ------------------------------------------------------------------------------ memory
+
+def test_memory_pages_are_resident_within_5_percent(tmp_path, state_dir):
+    fault_id = 'mem-%s' % uuid.uuid4().hex[:6]
+    results = h.run_playbook(tmp_path, [
+        task('chaos_memory', size_mb=256, duration=30, fault_id=fault_id, state_dir=state_dir),
+    ])
+    injected = results[0]
+    assert injected['changed'], injected
+    pid = injected['details']['processes'][0]['pid']
+    try:
+        rss_mb = psutil.Process(pid).memory_info().rss / MIB
+        assert abs(rss_mb - 256) / 256 <= 0.05, 'RSS %.1f MiB, target 256 MiB' % rss_mb
+        assert abs(injected['effect']['rss_mb'] - 256) / 256 <= 0.05
+        assert injected['effect']['target_mb'] == 256
+    finally:
+        reverted = h.run_playbook(tmp_path, [task('chaos_memory', state='absent', fault_id=fault_id,
+                                                  state_dir=state_dir)])[0]
+    assert reverted['reverted'] == [fault_id]
+    assert not h.alive([pid])
+
+
+# ------------------------------------------------------------------------------ disk
+
+def test_disk_writes_bytes_and_removes_every_file(tmp_path, state_dir):
+    mount = tmp_path / 'mount'
+    mount.mkdir()
+    fault_id = 'disk-%s' % uuid.uuid4().hex[:6]
+    flag = str(tmp_path / 'release')
+    proc = h.start_playbook(tmp_path, [
+        task('chaos_disk', path=str(mount), mode=['write', 'fsync', 'read'], total_mb=24, min_free_mb=64,
+             duration=30, fault_id=fault_id, state_dir=state_dir),
+        hold_until(flag),
+        task('chaos_disk', 'revert', state='absent', fault_id=fault_id, state_dir=state_dir),
+    ])
+    try:
+        record = h.wait_for_record(state_dir, fault_id)
+        scratch = record['details']['scratch_dir']
+        assert os.path.dirname(scratch) == str(mount)
+        time.sleep(0.5)
+        data_files = [os.path.join(scratch, n) for n in os.listdir(scratch) if n.endswith('.dat')]
+        on_disk = sum(os.path.getsize(f) for f in data_files)
+        assert len(data_files) == 3
+        assert 0 < on_disk <= 24 * MIB, 'scratch files hold %d bytes, bound is 24 MiB' % on_disk
+        release(flag)
+        results = h.finish_playbook(proc)
+    finally:
+        h.stop_playbook(proc)
+    injected, _hold, reverted = results
+    effect = injected['effect']
+    assert effect['bytes_written'] >= 3 * MIB, effect
+    assert effect['bytes_read'] > 0 and effect['fsyncs'] > 0, effect
+    assert reverted['reverted'] == [fault_id]
+    assert os.listdir(str(mount)) == [], 'files left after revert: %s' % os.listdir(str(mount))
+
+
+# ------------------------------------------------------------------------------ process
+
+def test_process_kills_by_name_and_by_pidfile(tmp_path, state_dir):
+    name = 'hfsleep-%s' % uuid.uuid4().hex[:6]
+    program = tmp_path / name
+    os.symlink('/bin/sleep', str(program))
+    by_name = [subprocess.Popen([str(program), '300']) for _index in range(3)]
+    by_pidfile = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])
+    pidfile = tmp_path / 'service.pid'
+    pidfile.write_text('%d\n' % by_pidfile.pid)
+    children = by_name + [by_pidfile]
+    try:
+        results = h.run_playbook(tmp_path, [
+            task('chaos_process', 'one of three', name=name, count=1, state_dir=state_dir),
+            task('chaos_process', 'the rest', name=name, percent=100, state_dir=state_dir),
+            task('chaos_process', 'pidfile', pidfile=str(pidfile), signal='SIGTERM', state_dir=state_dir),
+            task('chaos_faults', 'list', state='list', state_dir=state_dir),
+            task('chaos_faults', 'end', state='absent_all', state_dir=state_dir),
+        ])
+        assert [child.wait(timeout=5) for child in by_name] == [-9, -9, -9]
+        assert by_pidfile.wait(timeout=5) == -15
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    one, rest, killed_pidfile, listed, ended = results
+    all_pids = sorted(child.pid for child in by_name)
+    assert len(one['plan']['matched']) == 3 and len(one['details']['killed_pids']) == 1
+    assert one['effect']['exited_pids'] == one['details']['killed_pids']
+    assert sorted(one['details']['killed_pids'] + rest['details']['killed_pids']) == all_pids
+    assert killed_pidfile['details']['killed_pids'] == [by_pidfile.pid]
+    assert killed_pidfile['details']['signal'] == 15
+    assert sorted(f['kind'] for f in listed['faults']) == ['process'] * 3
+    assert len(ended['reverted']) == 3
+    entry = h.history(state_dir, one['fault_id'])
+    assert entry['details']['killed_pids'] == one['details']['killed_pids']
+
+
+def test_process_stop_signal_freezes_until_the_fault_ends(tmp_path, state_dir):
+    frozen = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])
+    pidfile = tmp_path / 'frozen.pid'
+    pidfile.write_text('%d\n' % frozen.pid)
+    try:
+        kill_guard = task('chaos_process', 'kill the guard', cmdline_pattern='magsasa_chaos_guard.py watch %s'
+                          % re.escape(state_dir), state_dir=state_dir)
+        kill_guard['ignore_errors'] = True
+        result, guard_refused = h.run_playbook(tmp_path, [
+            task('chaos_process', pidfile=str(pidfile), signal='SIGSTOP', duration=6, state_dir=state_dir),
+            kill_guard,
+        ])
+        assert guard_refused['failed'] and 'refusing `cmdline_pattern`' in guard_refused['msg'], guard_refused
+        assert 'a fault guard' in guard_refused['msg']
+        assert result['effect']['stopped_pids'] == [frozen.pid], result
+        assert psutil.Process(frozen.pid).status() == psutil.STATUS_STOPPED
+        deadline = result['expires_at'] + 1.5
+        while time.time() < deadline and psutil.Process(frozen.pid).status() == psutil.STATUS_STOPPED:
+            time.sleep(0.1)
+        assert psutil.Process(frozen.pid).status() == psutil.STATUS_SLEEPING, 'still frozen after the deadline'
+        assert h.wait_history(state_dir, result['fault_id'])['reverted_by'] == 'guard:deadline'
+    finally:
+        frozen.kill()
+        frozen.wait()
+
+
+SUPERVISOR_CONF = """[unix_http_server]
+file = {dir}/supervisor.sock
+
+[supervisord]
+logfile = {dir}/supervisord.log
+pidfile = {dir}/supervisord.pid
+nodaemon = true
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl = unix://{dir}/supervisor.sock
+
+[program:{program}]
+command = {python} -c "import time; time.sleep(300)" {program}
+autorestart = true
+startsecs = 0
+stopsignal = KILL
+"""
+
+
+def supervisorctl(conf, *args):
+    out = subprocess.run([os.path.join(h.BIN, 'supervisorctl'), '-c', conf] + list(args),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=20)
+    return out.stdout.strip()
+
+
+def test_process_kills_supervisor_program_and_it_comes_back(tmp_path, state_dir):
+    program = 'hfapi%s' % uuid.uuid4().hex[:6]
+    conf = str(tmp_path / 'supervisord.conf')
+    with open(conf, 'w') as handle:
+        handle.write(SUPERVISOR_CONF.format(dir=tmp_path, program=program, python=sys.executable))
+    supervisord = subprocess.Popen([os.path.join(h.BIN, 'supervisord'), '-c', conf], start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        old_pid = ''
+        while time.time() < deadline and (not old_pid.isdigit() or old_pid == '0'):
+            time.sleep(0.2)
+            old_pid = supervisorctl(conf, 'pid', program)
+        assert old_pid.isdigit() and old_pid != '0', 'supervisord did not start %s: %s' % (program, old_pid)
+        old_pid = int(old_pid)
+        result, by_url = h.run_playbook(tmp_path, [
+            task('chaos_process', supervisor_program=program, supervisor_config=conf, wait_for_restart=15,
+                 state_dir=state_dir),
+            task('chaos_process', 'by server url', supervisor_program=program, wait_for_restart=15,
+                 supervisor_serverurl='unix://%s/supervisor.sock' % tmp_path,
+                 supervisorctl_path=os.path.join(h.BIN, 'supervisorctl'), state_dir=state_dir),
+            task('chaos_faults', 'end', state='absent_all', state_dir=state_dir),
+        ])[:2]
+        assert result['changed'], result
+        assert result['details']['killed_pids'] == [old_pid]
+        assert not h.alive([old_pid])
+        effect = result['effect']
+        assert effect['restarted'] is True, effect
+        assert 0 < effect['restart_seconds'] < 15
+        assert len(effect['new_pids']) == 1 and effect['new_pids'] != [old_pid]
+        assert by_url['details']['killed_pids'] == effect['new_pids'], by_url
+        assert by_url['effect']['restarted'] is True, by_url
+        latest = int(supervisorctl(conf, 'pid', program))
+        assert by_url['effect']['new_pids'] == [latest] and latest not in (old_pid, effect['new_pids'][0])
+        assert h.alive([latest])
+    finally:
+        os.killpg(supervisord.pid, 9)
+        supervisord.wait(timeout=10)
+        for proc in psutil.process_iter(['cmdline']):
+            if program in ' '.join(proc.info['cmdline'] or []):
+                proc.kill()
+
+
+# ------------------------------------------------------------------------------ bad input
+
+def pid1_pattern():
+    with open('/proc/1/cmdline', 'rb') as handle:
+        parts = [p.decode() for p in handle.read().split(b'\0') if p]
+    return '^%s$' % re.escape(' '.join(parts))
+
+
+BAD_INPUT = [
+    ('chaos_cpu', dict(workers=1, duration=0), ['duration', '0']),
+    ('chaos_cpu', dict(workers=1, duration=7200), ['duration 7200', 'max_duration 3600']),
+    ('chaos_cpu', dict(workers=1, duration=5, load_percent=0), ['`load_percent`', 'got 0']),
+    ('chaos_cpu', dict(workers=1, duration=5, load_percent=150), ['`load_percent`', 'got 150']),
+    ('chaos_cpu', dict(workers=1, duration=5, engine='turbo'), ['engine', 'turbo']),
+    ('chaos_cpu', dict(workers=1, duration=5, cpu_affinity=[4096]), ['`cpu_affinity`', '4096']),
+    ('chaos_cpu', dict(workers=1, intensity='light', duration=5), ['mutually exclusive', 'workers', 'intensity']),
+    ('chaos_memory', dict(size_mb=100000000, duration=5), ['`size_mb`', '100000000', "host's memory"]),
+    ('chaos_memory', dict(size_percent=150, duration=5), ['`size_percent`', '150']),
+    ('chaos_memory', dict(size_percent=99, duration=5), ['`size_percent`', '`min_available_mb`']),
+    ('chaos_disk', dict(path='/', total_mb=100000000, duration=5), ['`total_mb`', '100000000', 'min_free']),
+    ('chaos_disk', dict(path='/no/such/dir', duration=5), ['`path`', '/no/such/dir']),
+    ('chaos_process', dict(name='no-such-process-%s' % uuid.uuid4().hex[:6]),
+     ['`name`', 'no-such-process-', 'matches no running process']),
+    ('chaos_process', dict(cmdline_pattern=pid1_pattern()), ['refusing `cmdline_pattern`', '1 (']),
+    ('chaos_process', dict(cmdline_pattern='AnsiballZ_chaos_process'), ['refusing `cmdline_pattern`',
+                                                                        'AnsiballZ_chaos_process', 'Ansible']),
+    ('chaos_process', dict(pid=1), ['refusing `pid` 1']),
+    ('chaos_process', dict(name='sleep', signal='SIGNOPE'), ['`signal`', 'SIGNOPE']),
+]
+
+
+def test_bad_input_fails_before_injecting(tmp_path, state_dir):
+    tasks = []
+    for module, args, _words in BAD_INPUT:
+        args = dict(args, state_dir=state_dir)
+        entry = task(module, **args)
+        entry['ignore_errors'] = True
+        tasks.append(entry)
+    results = h.run_playbook(tmp_path, tasks)
+    assert len(results) == len(BAD_INPUT)
+    for (module, args, words), result in zip(BAD_INPUT, results):
+        assert result.get('failed'), '%s %s did not fail: %s' % (module, args, result)
+        for word in words:
+            assert word in result['msg'], '%s %s: %r not in %r' % (module, args, word, result['msg'])
+    # Nothing was injected: not even the state directory was created.
+    assert not os.path.exists(state_dir), os.listdir(state_dir)
+
+
+# ------------------------------------------------------------------------------ container host
+
+BASE_IMAGE = os.environ.get('BASE_IMAGE', 'magsasa/debian-base:bookworm')
+
+
+def need_image(image):
+    h.need('docker')
+    found = subprocess.run(['docker', 'image', 'inspect', image], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL).returncode == 0
+    if not found:
+        if os.environ.get('CI') == 'true':
+            pytest.fail('image %s is required in CI (scripts/build-base-image.sh builds it)' % image)
+        pytest.skip('image %s is not built' % image)
+
+
+def test_faults_run_as_shipped_payloads_on_a_container_host(tmp_path):
+    """The modules travel as AnsiballZ payloads over the docker connection to a Python without
+    psutil: the CPU fault runs (its effect says it could not measure), the process kill works, and
+    chaos_faults reverts everything inside the container."""
+    need_image(BASE_IMAGE)
+    suffix = uuid.uuid4().hex[:8]
+    container = 'hf-target-%s' % suffix
+    state = '/tmp/chaos-%s' % suffix
+    subprocess.run(['docker', 'run', '-d', '--init', '--name', container, BASE_IMAGE, 'sleep', '600'],
+                   check=True, stdout=subprocess.DEVNULL)
+    try:
+        subprocess.run(['docker', 'exec', '-d', container, 'sleep', '200'], check=True)
+        host = dict(ansible_connection='community.docker.docker', ansible_host=container,
+                    ansible_python_interpreter='/usr/bin/python3')
+        cpu, killed, listed = h.run_playbook(tmp_path, [
+            task('chaos_cpu', workers=1, load_percent=CPU_TARGET, engine='python', duration=60, state_dir=state),
+            task('chaos_process', cmdline_pattern='^sleep 200$', duration=60, state_dir=state),
+            task('chaos_faults', 'list', state='list', state_dir=state),
+        ], host=host)
+        assert cpu['changed'] and 'psutil is not installed' in cpu['effect']['error'], cpu
+        workers = [p for p in h.fault_processes(state) if 'watch' not in p.cmdline()]
+        assert len(workers) == 1, workers
+        readings = h.cpu_windows(workers, windows=3, length=0.6)
+        assert any(abs(r - CPU_TARGET) <= 5 for r in readings), readings
+        assert killed['changed'] and len(killed['details']['killed_pids']) == 1, killed
+        assert subprocess.run(['docker', 'exec', container, 'pgrep', '-f', '^sleep 200$'],
+                              stdout=subprocess.DEVNULL).returncode == 1
+        assert sorted(f['kind'] for f in listed['faults']) == ['cpu', 'process']
+
+        halted = h.run_playbook(tmp_path, [task('chaos_faults', 'halt', state='absent_all', state_dir=state)],
+                                host=host)[0]
+        assert sorted(halted['reverted']) == sorted([cpu['fault_id'], killed['fault_id']])
+        assert h.wait_gone([w.pid for w in workers], 2)
+        assert h.wait_gone([p.pid for p in h.fault_processes(state)], 2), 'guards left in the container'
+        assert subprocess.run(['docker', 'exec', container, 'sh', '-c', 'ls %s/*.json' % state],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0
+    finally:
+        subprocess.run(['docker', 'rm', '-f', container], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
