@@ -87,7 +87,7 @@ def test_lease_renewal_idempotence_check_mode_and_absent(tmp_path, state_dir):
         {'name': 'a second', 'ansible.builtin.wait_for': {'timeout': 1}},
         cpu(fault_id, state_dir, duration=60, lease=30),
         {'name': 'past the first lease', 'ansible.builtin.wait_for': {'timeout': 2}},
-        task('chaos_faults', 'list', state='list', state_dir=state_dir),
+        task('chaos_faults', 'list', state='query', state_dir=state_dir),
         check,
         {'name': 'hold', 'ansible.builtin.wait_for': {'path': flag, 'timeout': 60}},
         task('chaos_cpu', 'absent', state='absent', fault_id=fault_id, state_dir=state_dir),
@@ -154,10 +154,10 @@ def test_chaos_faults_lists_and_reverts_everything(tmp_path, state_dir):
         cpu('cpu-all', state_dir, duration=60),
         task('chaos_memory', size_mb=64, duration=60, state_dir=state_dir),
         task('chaos_disk', path=str(mount), total_mb=8, min_free_mb=64, duration=60, state_dir=state_dir),
-        task('chaos_faults', 'list', state='list', state_dir=state_dir),
+        task('chaos_faults', 'list', state='query', state_dir=state_dir),
         task('chaos_faults', 'halt', state='absent_all', state_dir=state_dir),
         task('chaos_faults', 'halt again', state='absent_all', state_dir=state_dir),
-        task('chaos_faults', 'list after', state='list', state_dir=state_dir),
+        task('chaos_faults', 'list after', state='query', state_dir=state_dir),
     ])
     cpu_fault, memory, disk, listed, halted, halted_again, after = results
     workers = h.worker_pids(dict(details=cpu_fault['details'])) + h.worker_pids(dict(details=memory['details'])) \

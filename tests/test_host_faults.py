@@ -112,7 +112,7 @@ def test_cpu_affinity_pins_the_workers(tmp_path, state_dir):
     results = h.run_playbook(tmp_path, [
         task('chaos_cpu', workers=2, load_percent=10, engine='python', cpu_affinity=[cpu], duration=20,
              fault_id='cpu-pinned', state_dir=state_dir),
-        task('chaos_faults', 'pinned', state='list', state_dir=state_dir),
+        task('chaos_faults', 'pinned', state='query', state_dir=state_dir),
     ])
     injected = results[0]
     pids = [p['pid'] for p in injected['details']['processes']]
@@ -197,7 +197,7 @@ def test_process_kills_by_name_and_by_pidfile(tmp_path, state_dir):
             task('chaos_process', 'one of three', name=name, count=1, state_dir=state_dir),
             task('chaos_process', 'the rest', name=name, percent=100, state_dir=state_dir),
             task('chaos_process', 'pidfile', pidfile=str(pidfile), signal='SIGTERM', state_dir=state_dir),
-            task('chaos_faults', 'list', state='list', state_dir=state_dir),
+            task('chaos_faults', 'list', state='query', state_dir=state_dir),
             task('chaos_faults', 'end', state='absent_all', state_dir=state_dir),
         ])
         assert [child.wait(timeout=5) for child in by_name] == [-9, -9, -9]
@@ -397,7 +397,7 @@ def test_faults_run_as_shipped_payloads_on_a_container_host(tmp_path):
         cpu, killed, listed = h.run_playbook(tmp_path, [
             task('chaos_cpu', workers=1, load_percent=CPU_TARGET, engine='python', duration=60, state_dir=state),
             task('chaos_process', cmdline_pattern='^sleep 200$', duration=60, state_dir=state),
-            task('chaos_faults', 'list', state='list', state_dir=state),
+            task('chaos_faults', 'list', state='query', state_dir=state),
         ], host=host)
         assert cpu['changed'] and 'psutil is not installed' in cpu['effect']['error'], cpu
         workers = [p for p in h.fault_processes(state) if 'watch' not in p.cmdline()]

@@ -82,20 +82,6 @@ class Fault(object):
     def validate(self):
         """Check what the argument spec cannot say; call ``self.fail`` naming field and value."""
 
-    def renewing(self):
-        """Whether this ``present`` only renews an identical active fault, which injects nothing
-        more: a safety check the active fault itself affects (free memory, free space, a process
-        it killed) must not refuse the renewal. Only valid once ``identity()`` can be computed."""
-        params = self.params
-        state_dir = params['state_dir'] or default_state_dir()
-        identity = self.identity()
-        for record in _guard.list_records(state_dir):
-            if params['fault_id'] and record.get('fault_id') != params['fault_id']:
-                continue
-            if record.get('kind') == self.kind and record.get('identity') == identity:
-                return True
-        return False
-
     def identity(self):
         """The parameters that make two requests 'the same fault' (default: every option of the
         module's own, minus secrets)."""
@@ -232,8 +218,6 @@ class FaultEngine(object):
             lease = params['lease']
             if lease is not None and lease <= 0:
                 self.module.fail_json(msg='lease must be greater than 0 seconds, got %s' % lease)
-            # Reverting needs nothing but the record, so the fault's own checks guard injection only.
-            self.fault.validate()
 
     # -- present -------------------------------------------------------------------
     def present(self):
@@ -257,6 +241,10 @@ class FaultEngine(object):
                     break
         if existing is not None:
             return self.renew(existing, now)
+        # Only a new injection runs the fault's own checks: reverting needs nothing but the record,
+        # and renewing an identical active fault must not be refused by that fault's own effect
+        # (the memory it holds, the space it fills, the process it killed).
+        self.fault.validate()
 
         fault_id = params['fault_id'] or '%s-%s' % (self.kind, uuid.uuid4().hex[:10])
         plan = self.fault.plan()

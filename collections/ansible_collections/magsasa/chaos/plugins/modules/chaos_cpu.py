@@ -191,8 +191,6 @@ class CpuFault(Fault):
 
     def validate(self):
         params = self.params
-        if params['state'] != 'present':
-            return
         workers = self.workers()
         if not 1 <= workers <= MAX_WORKERS:
             self.fail('`workers` must be 1-%d, got %s' % (MAX_WORKERS, workers))

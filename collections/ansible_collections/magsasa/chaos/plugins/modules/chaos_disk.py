@@ -197,8 +197,6 @@ class DiskFault(Fault):
 
     def validate(self):
         params = self.params
-        if params['state'] != 'present':
-            return
         path = params['path']
         if not os.path.isdir(path):
             self.fail('`path` must be an existing directory, got %s' % path)
@@ -218,8 +216,6 @@ class DiskFault(Fault):
         after, after_percent = _stress.disk_space_after(free, sum(self.quotas()), size)
         self.space = dict(free_mb=free // _stress.MIB, free_after_mb=after // _stress.MIB,
                           free_after_percent=round(after_percent, 1))
-        if self.renewing():
-            return
         if after < params['min_free_mb'] * _stress.MIB:
             self.fail('refusing `total_mb` %s on %s: it would leave %d MiB free, under `min_free_mb` %s'
                       % (params['total_mb'], path, max(0, after) // _stress.MIB, params['min_free_mb']))

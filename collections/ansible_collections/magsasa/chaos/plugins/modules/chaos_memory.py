@@ -174,8 +174,6 @@ class MemoryFault(Fault):
 
     def validate(self):
         params = self.params
-        if params['state'] != 'present':
-            return
         meminfo = read_meminfo()
         total_mb = meminfo['MemTotal'] / _stress.MIB
         available_mb = meminfo.get('MemAvailable', meminfo.get('MemFree', 0)) / _stress.MIB
@@ -193,7 +191,7 @@ class MemoryFault(Fault):
             floor_mb = _stress.default_memory_floor_mb(total_mb)
         elif floor_mb < 0:
             self.fail('`min_available_mb` must be 0 or more, got %s' % floor_mb)
-        if available_mb - size_mb < floor_mb and not self.renewing():
+        if available_mb - size_mb < floor_mb:
             field, value = self.size_field()
             self.fail('refusing `%s` %s: holding %.0f MiB would leave %.0f MiB available, below the '
                       '`min_available_mb` floor of %.0f MiB (available now %.0f MiB)'

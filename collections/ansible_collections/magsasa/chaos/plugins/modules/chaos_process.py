@@ -263,11 +263,8 @@ class ProcessFault(Fault):
         return None, None
 
     def validate(self):
-        if self.params['state'] != 'present':
-            return
         self.check_options()
-        if not self.renewing():
-            self.select()
+        self.select()
 
     def check_options(self):
         params = self.params
