@@ -277,6 +277,7 @@ class FaultEngine(object):
             self.module.fail_json(msg=message, fault_id=fault_id, exception=traceback.format_exc(),
                                   reverted=bool(undone and undone['revert_ok']))
         record['status'] = 'active'
+        record['injected_at'] = time.time()
         self.save_active(record)
         try:
             effect = self.fault.measure(ctx)
@@ -284,7 +285,8 @@ class FaultEngine(object):
             effect = dict(error='measuring the effect failed: %s' % exc)
         record['effect'] = effect
         self.save_active(record)
-        result.update(details=record['details'], effect=effect, guard_pid=guard_pid, record=self.path(fault_id))
+        result.update(details=record['details'], effect=effect, guard_pid=guard_pid, record=self.path(fault_id),
+                      injected_at=record['injected_at'])
         return result
 
     def renew(self, record, now):
@@ -300,7 +302,7 @@ class FaultEngine(object):
         return dict(changed=False, renewed=renewed, fault_id=record['fault_id'], kind=self.kind,
                     plan=record.get('plan'), state_dir=self.state_dir, started_at=record['started_at'],
                     expires_at=record['expires_at'], lease_expires_at=record.get('lease_expires_at'),
-                    details=record.get('details', {}), effect=record.get('effect', {}),
+                    injected_at=record.get('injected_at'), details=record.get('details', {}), effect=record.get('effect', {}),
                     guard_pid=(record.get('guard') or {}).get('pid'), record=self.path(record['fault_id']),
                     msg='an identical %s fault is already active' % self.kind)
 

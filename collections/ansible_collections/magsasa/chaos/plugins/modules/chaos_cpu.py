@@ -115,6 +115,10 @@ started_at:
   description: Epoch seconds when the fault started.
   returned: success and O(state=present)
   type: float
+injected_at:
+  description: Epoch seconds when the injection was complete (the moment the fault took effect; metrics count from here).
+  returned: success and O(state=present) and not in check mode
+  type: float
 expires_at:
   description: Epoch seconds when the fault ends by itself.
   returned: success and O(state=present)

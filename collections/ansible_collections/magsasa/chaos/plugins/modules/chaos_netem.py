@@ -280,6 +280,10 @@ started_at:
   description: Epoch seconds when the fault was injected.
   returned: when O(state=present)
   type: float
+injected_at:
+  description: Epoch seconds when the injection was complete (the moment the fault took effect; metrics count from here).
+  returned: when O(state=present) and not in check mode
+  type: float
 expires_at:
   description: Epoch seconds when the guard reverts the fault at the latest.
   returned: when O(state=present)
