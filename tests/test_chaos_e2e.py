@@ -1,0 +1,255 @@
+"""The product end to end: playbooks/chaos.yml against a real demo target, read back from the files
+the chaos_report callback wrote, checked against an independent probe and against the targets.
+
+One demo instance (its own state dir and ports) serves every test of this module.
+"""
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+import xml.etree.ElementTree as ET
+
+import psutil
+import pytest
+
+from conftest import REPO_ROOT, ansible_env, require, require_postgres_bin_dir, run_playbook
+
+PROBE_INTERVAL = 0.05
+
+
+def scenario(name, type_, duration, **parameters):
+    return dict(name=name, type=type_, intensity="light", targets="demo-local", duration=duration, parameters=parameters)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    require_postgres_bin_dir()
+    require("supervisord", "pip install supervisor")
+    # PostgreSQL runs as the postgres user, which must reach its data dir: /tmp, not pytest's 0700 tmp.
+    root = tempfile.mkdtemp(prefix="magsasa-e2e-%s-" % uuid.uuid4().hex[:6])
+    os.chmod(root, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    state = os.path.join(root, "state")
+    try:
+        up = run_playbook("demo_up.yml", {"demo_target_state_dir": state})
+        assert up.returncode == 0, up.stdout + up.stderr
+        with open(os.path.join(state, "demo.json")) as handle:
+            info = json.load(handle)
+        info["root"] = root
+        yield info
+    finally:
+        down = run_playbook("demo_down.yml", {"demo_target_state_dir": state, "demo_target_purge": True})
+        shutil.rmtree(root, ignore_errors=True)
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+@pytest.fixture
+def run(demo, tmp_path):
+    """Run chaos.yml against the demo with a fault state dir and report dir of this test."""
+    fault_state = tmp_path / "faults"
+    reports = tmp_path / "reports"
+
+    def chaos(extra, args=(), background=False):
+        extra = dict({"chaos_experiment_state_dir": str(fault_state), "chaos_experiment_baseline_seconds": 2,
+                      "chaos_experiment_tick": 2, "chaos_experiment_lease": 8, "chaos_suite_pause_between": 1}, **extra)
+        env = ansible_env(MAGSASA_DEMO_STATE_DIR=demo["state_dir"], CHAOS_REPORT_OUTPUT_DIR=str(reports))
+        if background:
+            command = [require("ansible-playbook"), "playbooks/chaos.yml", "-i", "inventories/local", "-e", json.dumps(extra)]
+            return subprocess.Popen(command, cwd=str(REPO_ROOT), env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        return run_playbook("chaos.yml", extra, args=("-i", "inventories/local") + tuple(args), env=env, timeout=600)
+
+    chaos.fault_state = fault_state
+    chaos.reports = reports
+    yield chaos
+    leftovers = fault_processes()
+    for proc in leftovers:
+        proc.kill()
+    records = [n for n in os.listdir(str(fault_state)) if n.endswith(".json")] if fault_state.exists() else []
+    assert not leftovers, "fault processes left behind: %s" % leftovers
+    assert not records, "fault records left behind: %s" % records
+
+
+def fault_processes():
+    found = []
+    for proc in psutil.process_iter(["pid", "environ"]):
+        try:
+            if "MAGSASA_CHAOS_FAULT_ID" in (proc.info["environ"] or {}):
+                found.append(proc)
+        except (psutil.Error, TypeError):
+            continue
+    return found
+
+
+def results(reports):
+    with open(str(reports / "chaos_results.json")) as handle:
+        return json.load(handle)
+
+
+class IndependentProbe(threading.Thread):
+    """A plain urllib sampler beside the experiment: our own ground truth for its numbers."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.url = url
+        self.samples = []
+        self.done = threading.Event()
+
+    def run(self):
+        next_at = time.time()
+        while not self.done.is_set():
+            sent = time.time()
+            try:
+                with urllib.request.urlopen(self.url, timeout=1) as response:
+                    ok = response.status == 200
+            except Exception:
+                ok = False
+            self.samples.append((sent, ok))
+            next_at += PROBE_INTERVAL
+            time.sleep(max(0.0, next_at - time.time()))
+
+    def outages(self, start, end):
+        spans, down_since = [], None
+        for sent, ok in self.samples:
+            if sent < start or sent > end:
+                continue
+            if not ok and down_since is None:
+                down_since = sent
+            elif ok and down_since is not None:
+                spans.append(sent - down_since)
+                down_since = None
+        return spans
+
+    def availability(self, start, end):
+        window = [ok for sent, ok in self.samples if start <= sent <= end]
+        return 100.0 * sum(window) / len(window)
+
+
+def test_suite_numbers_agree_with_an_independent_probe(demo, run):
+    probe = IndependentProbe(demo["health_url"])
+    probe.start()
+    try:
+        result = run({"chaos_suite_scenarios": [
+            scenario("E2E CPU", "cpu", 4, workers=1, load_percent=50),
+            scenario("E2E Process Crash", "process", 6, signal="SIGKILL", wait_for_restart=20),
+        ], "chaos_suite_groups": {"e2e": ["E2E CPU", "E2E Process Crash"]}, "chaos_group": "e2e"})
+    finally:
+        probe.done.set()
+        probe.join(timeout=5)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+    data = results(run.reports)
+    by_name = {r["name"]: r for r in data["experiments"]}
+    assert set(by_name) == {"E2E CPU", "E2E Process Crash"}
+
+    cpu = by_name["E2E CPU"]
+    assert cpu["status"] == "completed" and cpu["slo"]["verdict"] == "pass", cpu
+    effect = cpu["fault"]["results"][0]["effect"]
+    assert effect, "the CPU fault reported no measured effect"
+
+    crash = by_name["E2E Process Crash"]
+    assert crash["status"] == "completed", crash
+    killed = crash["fault"]["results"][0]
+    assert killed["effect"]["restarted"] and killed["effect"]["new_pids"] != killed["details"]["killed_pids"]
+    metrics, window = crash["metrics"], crash["window"]
+    assert len(metrics["outages"]) == 1, metrics["outages"]
+    ours = probe.outages(window["fault_start"] - 1, window["observe_end"])
+    assert len(ours) == 1, "the independent probe saw %s" % ours
+    # Two samplers on different clocks: agree within an interval of each plus scheduling slack.
+    assert abs(metrics["mttr_seconds"] - ours[0]) <= 0.1 + PROBE_INTERVAL + 0.1, (metrics["mttr_seconds"], ours)
+    independent = probe.availability(window["fault_start"], window["observe_end"])
+    assert abs(metrics["availability_percent"] - independent) <= 2.0, (metrics["availability_percent"], independent)
+    assert metrics["recovered"] and 0 <= metrics["recovery_seconds"] <= 5
+
+    report = (run.reports / "chaos_report.md").read_text()
+    assert "E2E Process Crash" in report and "xychart-beta" in report
+    suite = ET.parse(str(run.reports / "junit.xml")).getroot()
+    cases = suite.findall(".//testcase")
+    assert len(cases) == 2
+
+
+def test_impossible_slos_fail_the_run_and_list_the_violations(run):
+    result = run({
+        "chaos_suite_scenarios": [scenario("E2E Tight", "process", 4, signal="SIGKILL", wait_for_restart=20)],
+        "chaos_suite_groups": {"e2e": ["E2E Tight"]}, "chaos_group": "e2e", "chaos_fail_on_violation": True,
+        "chaos_slo": {"mttr_seconds": 0.01, "max_error_rate_percent": 0, "min_availability_percent": 100,
+                      "max_latency_degradation_ms": 500, "max_recovery_seconds": 0.01},
+    })
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "chaos_report: FAIL" in output
+    record = results(run.reports)["experiments"][0]
+    failed = sorted(c["metric"] for c in record["slo"]["checks"] if not c["passed"])
+    assert failed == ["availability_percent", "error_rate_percent", "mttr_seconds", "recovery_seconds"], record["slo"]
+    report = (run.reports / "chaos_report.md").read_text().lower()
+    for words in ("availability", "error rate", "mttr", "recovery"):
+        assert words in report, words
+    failures = ET.parse(str(run.reports / "junit.xml")).getroot().findall(".//failure")
+    assert len(failures) == 1
+
+
+def test_check_mode_injects_nothing_and_reports_a_dry_run(run):
+    result = run({"chaos_suite_scenarios": [scenario("E2E Dry", "cpu", 30, workers=2, load_percent=90)],
+                  "chaos_suite_groups": {"e2e": ["E2E Dry"]}, "chaos_group": "e2e"}, args=("--check",))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert not fault_processes()
+    assert not run.fault_state.exists() or not os.listdir(str(run.fault_state)), os.listdir(str(run.fault_state))
+    record = results(run.reports)["experiments"][0]
+    assert record["status"] == "dry_run"
+    assert record["fault"]["results"][0]["plan"], record["fault"]
+    assert "dry run" in (run.reports / "chaos_report.md").read_text().lower()
+
+
+def test_halt_from_another_shell_reverts_a_running_experiment(demo, run):
+    proc = run({"chaos_suite_scenarios": [scenario("E2E Long CPU", "cpu", 120, workers=1, load_percent=40)],
+                "chaos_suite_groups": {"e2e": ["E2E Long CPU"]}, "chaos_group": "e2e"}, background=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not fault_processes():
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.2)
+        assert fault_processes(), "the experiment never started its workers"
+        halted = run_playbook("halt.yml", {"chaos_state_dir": str(run.fault_state)}, args=("-i", "inventories/local"))
+        assert halted.returncode == 0, halted.stdout + halted.stderr
+        assert "reverted " in halted.stdout
+        time.sleep(1)
+        assert not fault_processes(), "halt.yml left the workers running"
+        output = proc.communicate(timeout=90)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    history = os.listdir(str(run.fault_state / "history"))
+    with open(str(run.fault_state / "history" / history[0])) as handle:
+        assert json.load(handle)["reverted_by"] == "chaos_faults:absent_all"
+    record = results(run.reports)["experiments"][0]
+    assert record["status"] == "aborted" and "reverted outside" in record["reason"], (record, output[-2000:])
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"chaos_group": "nightly"}, "chaos_group 'nightly' is not a scenario group; known: smoke_test"),
+    ({"chaos_intensity": "extreme"}, "value of chaos_suite_intensity must be one of"),
+    ({"chaos_scenario": "Meltdown"}, "chaos_scenario 'Meltdown' is not in the catalog; known: Light CPU Stress"),
+    ({"chaos_scenario": "Container Crash"}, "targets 'containers', which matches no host"),
+    ({"chaos_suite_scenarios": [{"name": "No type", "targets": "demo-local", "duration": 5}],
+      "chaos_suite_groups": {"e2e": ["No type"]}, "chaos_group": "e2e"}, "missing required arguments: type"),
+    ({"chaos_slo": {"mttr_seconds": "fast"}}, "wrong: mttr_seconds=fast"),
+])
+def test_bad_input_fails_in_preflight_with_nothing_injected(run, extra, message):
+    result = run(extra)
+    assert result.returncode != 0
+    assert message in result.stdout, result.stdout[-3000:]
+    assert not run.fault_state.exists()
+
+
+def test_production_needs_the_explicit_opt_in(tmp_path):
+    result = run_playbook("chaos.yml", {"chaos_scenario": "Light CPU Stress"}, args=("-i", "inventories/production"),
+                          env=ansible_env(CHAOS_REPORT_OUTPUT_DIR=str(tmp_path)))
+    assert result.returncode != 0
+    assert "without -e chaos_allow_production=true" in result.stdout
