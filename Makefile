@@ -43,6 +43,7 @@ test: venv
 	$(MAKE) sanity
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) molecule
 
 lint: venv
 	$(BIN)/yamllint -s .
@@ -58,6 +59,10 @@ unit: venv
 
 integration: venv
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
+
+molecule: venv
+	bash scripts/build-base-image.sh
+	molecule test
 
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done

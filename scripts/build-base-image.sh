@@ -12,7 +12,7 @@ set -euo pipefail
 
 image="${BASE_IMAGE:-magsasa/debian-base:bookworm}"
 suite="${SUITE:-bookworm}"
-packages="python3,python3-psycopg2,postgresql,procps,iproute2,ca-certificates,curl"
+packages="python3,python3-psycopg2,python3-psutil,postgresql,supervisor,procps,iproute2,ca-certificates,curl"
 force=0
 [ "${1:-}" = "--force" ] && force=1
 
