@@ -165,6 +165,19 @@ class FaultEngine(object):
     def save(self, record):
         _guard.write_record(self.path(record['fault_id']), record)
 
+    def update_if_active(self, fault_id, **fields):
+        """Set ``fields`` in the record on disk, unless the guard has reverted the fault meanwhile
+        (a measure may outlast a short fault). Writing our in-memory copy instead would bring back a
+        fault that is gone, or drop the ``revert_failures`` the guard recorded."""
+        with _guard.FaultLock(self.state_dir, fault_id):
+            try:
+                current = _guard.read_record(self.path(fault_id))
+            except ValueError:
+                return
+            if current is not None:
+                current.update(fields)
+                self.save(current)
+
     def active(self):
         return [r for r in _guard.list_records(self.state_dir) if r.get('kind') == self.kind]
 
@@ -260,13 +273,13 @@ class FaultEngine(object):
             self.module.fail_json(msg=message, fault_id=fault_id, exception=traceback.format_exc(),
                                   reverted=bool(undone and undone['revert_ok']))
         record['status'] = 'active'
-        self.save(record)
+        self.update_if_active(fault_id, status='active')
         try:
             effect = self.fault.measure(ctx)
         except Exception as exc:  # pylint: disable=broad-except
             effect = dict(error='measuring the effect failed: %s' % exc)
         record['effect'] = effect
-        self.save(record)
+        self.update_if_active(fault_id, effect=effect)
         result.update(details=record['details'], effect=effect, guard_pid=guard_pid, record=self.path(fault_id))
         return result
 
