@@ -317,6 +317,10 @@ class PostgresServer(DbServer):
         with self.connect(timeout=5) as db:
             return set(row[0] for row in db.execute('SELECT id FROM writes').fetchall())
 
+    def main_pid(self):
+        with open(os.path.join(self.data_dir, 'postmaster.pid')) as handle:
+            return int(handle.readline())
+
     def log_tail(self):
         path = os.path.join(self.base, 'server.log')
         return open(path).read()[-1500:] if os.path.exists(path) else ''
@@ -379,6 +383,10 @@ class MariaServer(DbServer):
                 return set(row[0] for row in cursor.fetchall())
         finally:
             db.close()
+
+    def main_pid(self):
+        with open(os.path.join(self.base, 'mariadb.pid')) as handle:
+            return int(handle.readline())
 
     def log_tail(self):
         path = os.path.join(self.base, 'error.log')
