@@ -135,7 +135,7 @@ def spawn_detached(argv, cwd='/', env=None):
     finally:
         devnull.close()
     starttime = None
-    for _ in range(50):
+    for _attempt in range(50):
         starttime = _guard.proc_starttime(proc.pid)
         if starttime is not None:
             break
