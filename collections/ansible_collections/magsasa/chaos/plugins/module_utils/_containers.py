@@ -15,7 +15,6 @@ __metaclass__ = type
 
 import calendar
 import json
-import os
 import sys
 import time
 import traceback
@@ -173,7 +172,7 @@ def parse_docker_time(value):
     """Docker's RFC 3339 time with nanoseconds (``2026-11-29T18:38:47.325992509Z``) as epoch seconds."""
     if not value or value.startswith('0001-01-01'):
         return 0.0
-    main, _, rest = value.partition('.')
+    main, rest = value.split('.', 1) if '.' in value else (value, '')
     fraction = 0.0
     if rest:
         digits = ''
@@ -189,7 +188,7 @@ def parse_docker_time(value):
     seconds = calendar.timegm(time.strptime(main[:19], '%Y-%m-%dT%H:%M:%S'))
     if zone and zone not in ('Z', 'z'):
         sign = 1 if zone[0] == '+' else -1
-        hours, _, minutes = zone[1:].partition(':')
+        hours, minutes = (zone[1:].split(':', 1) + ['0'])[:2]
         seconds -= sign * (int(hours) * 3600 + int(minutes or 0) * 60)
     return seconds + fraction
 

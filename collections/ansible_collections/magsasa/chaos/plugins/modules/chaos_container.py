@@ -24,7 +24,7 @@ description:
     still not running, so no fault outlives its deadline.
   - Talks to the daemon with the Docker SDK for Python; Podman through its Docker-compatible API socket.
 author:
-  - magsasa.chaos maintainers
+  - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
   - magsasa.chaos.fault
   - magsasa.chaos.docker
@@ -34,6 +34,7 @@ attributes:
     description: Returns the plan with the containers that would be hit; touches nothing.
   diff_mode:
     support: none
+    description: Nothing to diff; the plan and the recovery observed are returned instead.
   idempotent:
     support: partial
     description: While an identical fault is active, running the module again only renews its lease.

@@ -24,7 +24,7 @@ description:
   - Bringing the server back keeps trying until O(revert_timeout); when the server is still down then, the
     task fails and says what is down and for how long it has been.
 author:
-  - magsasa.chaos maintainers
+  - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
   - magsasa.chaos.fault
   - magsasa.chaos.docker
@@ -34,6 +34,7 @@ attributes:
     description: Checks that the server answers and can be found, returns the plan, stops nothing.
   diff_mode:
     support: none
+    description: Nothing to diff; the plan and the observed downtime are returned instead.
   idempotent:
     support: partial
     description: While an identical fault is active, running the module again only renews its lease.
@@ -198,7 +199,6 @@ reverted:
 
 import os
 import signal
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -245,11 +245,10 @@ class DatabaseFault(Fault):
         return self._client
 
     def run(self, argv, what):
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        output = proc.communicate()[0].decode('utf-8', 'replace').strip()
-        if proc.returncode != 0:
-            raise FaultError('%s failed (%s exited %d): %s' % (what, ' '.join(argv), proc.returncode, output[-500:]))
-        return output
+        rc, out, err = self.module.run_command(argv)
+        if rc != 0:
+            raise FaultError('%s failed (%s exited %d): %s' % (what, ' '.join(argv), rc, (out + err).strip()[-500:]))
+        return out
 
     # -- before anything is done -----------------------------------------------------
     def validate(self):
@@ -332,7 +331,7 @@ class DatabaseFault(Fault):
 
     def locate_systemd(self):
         unit = self.params['systemd_unit']
-        if subprocess.call(['systemctl', 'is-active', '--quiet', unit]) != 0:
+        if self.module.run_command(['systemctl', 'is-active', '--quiet', unit])[0] != 0:
             raise DatabaseError('systemd unit %s is not active' % unit)
         spec = dict(what='%s (unit %s)' % (self.defaults['label'], unit),
                     running_argv=['systemctl', 'is-active', '--quiet', unit], start_argv=['systemctl', 'start', unit],
@@ -469,7 +468,7 @@ def report_absent(module, fault, result):
             continue
         ready_at = entry.get('reverted_at')
         if module.params['engine']:
-            ready_at, _ = wait_ready(fault.engine, fault.conn(), time.time() + module.params['revert_timeout'])
+            ready_at = wait_ready(fault.engine, fault.conn(), time.time() + module.params['revert_timeout'])[0]
             if ready_at is None:
                 module.fail_json(msg='%s is STILL DOWN %.1fs after it was stopped, after reverting fault %s'
                                      % (fault.describe(), time.time() - stopped_at, fault_id), **result)
