@@ -57,7 +57,7 @@ options:
     default: datadir
   data_dir:
     description:
-      - The server's data directory, with O(control=datadir).
+      - The server's data directory. Required with O(control=datadir) and O(state=present).
     type: path
   bin_dir:
     description:
@@ -72,11 +72,11 @@ options:
     type: str
   systemd_unit:
     description:
-      - The unit of the server, with O(control=systemd).
+      - The unit of the server. Required with O(control=systemd) and O(state=present).
     type: str
   container:
     description:
-      - Name or id of the server's container, with O(control=container).
+      - Name or id of the server's container. Required with O(control=container) and O(state=present).
     type: str
   mode:
     description:
