@@ -290,7 +290,7 @@ class PostgresServer(DbServer):
         assert init.returncode == 0, init.stdout + init.stderr
         started = self.as_user([os.path.join(PG_BIN, 'pg_ctl'), 'start', '-D', self.data_dir, '-w', '-t', '60',
                                 '-l', os.path.join(self.base, 'server.log'),
-                                '-o', '-p %d -k %s -c listen_addresses=127.0.0.1 -c shared_buffers=16MB'
+                                '-o', '-p %d -k %s -c listen_addresses=127.0.0.1 -c shared_buffers=16MB -c max_connections=30'
                                 % (self.port, self.base)])
         assert started.returncode == 0, started.stdout + started.stderr + self.log_tail()
         admin = self.as_user([os.path.join(PG_BIN, 'psql'), '-h', self.base, '-p', str(self.port), '-U', 'postgres',

@@ -242,3 +242,21 @@ def test_database_that_does_not_come_back_fails_loudly_then_is_restored(postgres
     assert ended.get('failed') is not True, ended
     assert ended['downtime_seconds'] > 2
     assert postgres.query_ok()
+
+
+def test_connection_exhaustion_refuses_clients_until_the_guard_releases(postgres):
+    result = support.run_module('chaos_db', postgres.module_args(action='connections', duration=5,
+                                                                 state_dir=postgres.state_dir))
+    assert result.get('failed') is not True, result
+    details = result['details']
+    assert 20 <= details['held_connections'] <= 30  # max_connections=30, some taken by the server's own workers
+    assert 'too many clients' in details['refused_with']
+    assert result['effect']['down_confirmed'] is True
+    with pytest.raises(Exception, match='too many clients'):
+        postgres.connect(timeout=2).close()
+    holder = details['holder_pid']
+    assert _guard.process_alive(holder)
+    assert support.wait_for(lambda: postgres.query_ok(), result['expires_at'] - time.time() + 5), 'still refused after the deadline'
+    assert time.time() >= result['expires_at'] - 0.5
+    assert support.wait_for(lambda: not _guard.process_alive(holder), 5), 'the connection holder outlived the fault'
+    assert postgres.scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = 'chaos'") <= 2

@@ -306,6 +306,51 @@ sys.exit(1)
 '''
 
 
+PASSWORD_ENV = 'MAGSASA_CHAOS_DB_PASSWORD'
+
+# The connection holder of the connection exhaustion fault, started detached:
+# ``python -c HOLD_CODE '<json spec>'`` with the password in the environment (not on the command line).
+# It opens connections until it has ``connections`` of them or the server refuses one, writes what it
+# holds to ``status``, and keeps them until ``expires_at`` or until the guard kills it.
+HOLD_CODE = r'''
+import json, os, sys, time
+spec = json.loads(sys.argv[1])
+conn = spec["conn"]
+password = os.environ.pop("MAGSASA_CHAOS_DB_PASSWORD", None)
+
+def connect():
+    if spec["engine"] == "postgresql":
+        import psycopg
+        kwargs = dict(host=conn["host"], port=conn["port"], user=conn["user"], dbname=conn["database"], connect_timeout=5)
+        if password is not None:
+            kwargs["password"] = password
+        return psycopg.connect(**kwargs)
+    import pymysql
+    kwargs = dict(host=conn["host"], port=conn["port"], user=conn["user"], connect_timeout=5)
+    if password is not None:
+        kwargs["password"] = password
+    if conn.get("database"):
+        kwargs["database"] = conn["database"]
+    return pymysql.connect(**kwargs)
+
+held = []
+error = None
+limit = spec.get("connections") or 5000
+while len(held) < limit and time.time() < spec["expires_at"]:
+    try:
+        held.append(connect())
+    except Exception as exc:
+        error = " ".join(str(exc).split())
+        break
+tmp = spec["status"] + ".tmp"
+with open(tmp, "w") as handle:
+    json.dump(dict(held=len(held), error=error, full_at=time.time()), handle)
+os.rename(tmp, spec["status"])
+while time.time() < spec["expires_at"]:
+    time.sleep(min(1.0, max(0.0, spec["expires_at"] - time.time())))
+'''
+
+
 def start_action(spec, timeout):
     """The ``command`` revert action that brings a server back (see :data:`START_CODE`)."""
     spec = dict(spec, timeout=timeout)

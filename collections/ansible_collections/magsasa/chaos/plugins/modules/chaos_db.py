@@ -31,7 +31,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Checks that the server answers and can be found, returns the plan, stops nothing.
+    description: Checks that the server answers and can be found, returns the plan, stops nothing and holds no connection.
   diff_mode:
     support: none
     description: Nothing to diff; the plan and the observed downtime are returned instead.
@@ -45,6 +45,21 @@ options:
       - Required with O(state=present).
     type: str
     choices: [postgresql, mysql, mariadb]
+  action:
+    description:
+      - V(downtime) takes the server down for O(duration) (see O(control) and O(mode)).
+      - V(connections) leaves the server up and holds O(connections) connections to it for O(duration),
+        from a detached process the guard kills, so other clients are refused (connection exhaustion).
+        O(control), O(mode) and their options are not used.
+    type: str
+    choices: [downtime, connections]
+    default: downtime
+  connections:
+    description:
+      - How many connections O(action=connections) holds. Default is as many as the server accepts
+        (up to 5000), so that the next client is refused.
+      - The connections are opened as O(login_user); a superuser also takes the slots reserved for superusers.
+    type: int
   control:
     description:
       - V(datadir) finds the server by its data directory O(data_dir). PostgreSQL is stopped and started with
@@ -156,6 +171,14 @@ EXAMPLES = r'''
     login_user: root
     login_password: "{{ vault_mariadb_root_password }}"
 
+- name: Hold every connection PostgreSQL accepts for 20 seconds
+  magsasa.chaos.chaos_db:
+    engine: postgresql
+    action: connections
+    duration: 20
+    login_user: chaos
+    login_password: "{{ vault_chaos_db_password }}"
+
 - name: End it early and get the downtime
   magsasa.chaos.chaos_db:
     state: absent
@@ -182,7 +205,8 @@ plan:
   returned: success with O(state=present)
   type: dict
 details:
-  description: What was done, recorded as it was done (C(server_pid), C(stopped_at) in epoch seconds).
+  description: What was done, recorded as it was done (C(server_pid), C(stopped_at) in epoch seconds; for
+    O(action=connections) C(holder_pid), C(held_connections), C(refused_with) and C(stopped_at), when all were held).
   returned: success with O(state=present)
   type: dict
 effect:
@@ -197,8 +221,10 @@ reverted:
   elements: str
 '''
 
+import json
 import os
 import signal
+import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -206,11 +232,11 @@ from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
 from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
     DockerException, container_state, docker_argument_spec, docker_client, docker_required_together, revert_action)
 from ansible_collections.magsasa.chaos.plugins.module_utils._databases import (
-    ENGINE_DEFAULTS, RESTART_LOG, DatabaseError, as_user, children_of, is_auth_error, missing_driver,
+    ENGINE_DEFAULTS, HOLD_CODE, PASSWORD_ENV, RESTART_LOG, DatabaseError, as_user, children_of, is_auth_error, missing_driver,
     parse_postmaster_opts, postgres_options, postmaster_pid, process_alive, process_cmdline, process_uid,
     query_once, read_text, server_in_dir, start_action, user_name)
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
-    Fault, FaultEngine, FaultError, fault_argument_spec, fault_required_if)
+    Fault, FaultEngine, FaultError, fault_argument_spec, fault_required_if, kill_action, spawn_detached)
 
 POLL_SECONDS = 0.2
 
@@ -260,6 +286,10 @@ class DatabaseFault(Fault):
             self.fail(missing_required_lib(missing[0]), exception=missing[1])
         if params['stop_timeout'] < 1:
             self.fail('`stop_timeout` must be at least 1 second, got %d' % params['stop_timeout'])
+        if params['connections'] is not None and params['connections'] < 1:
+            self.fail('`connections` must be at least 1, got %d' % params['connections'])
+        if params['action'] == 'connections':
+            return
         needed = dict(datadir='data_dir', systemd='systemd_unit', container='container')[params['control']]
         if not params[needed]:
             self.fail('control=%s needs `%s`' % (params['control'], needed))
@@ -280,11 +310,14 @@ class DatabaseFault(Fault):
                           % (conn['user'], self.describe(), error))
             self.fail('%s does not answer queries before the fault, so nothing was stopped; check login_host, '
                       'login_port, login_user, login_password, login_db: %s' % (self.describe(), error))
+        if self.params['action'] == 'connections':
+            return dict(engine=self.engine, action='connections', connections=self.params['connections'] or 'all',
+                        target=self.describe(), duration=self.params['duration'])
         try:
             self.server = getattr(self, 'locate_%s' % self.params['control'])()
         except (DatabaseError, DockerException, IOError, OSError) as exc:
             self.fail('cannot find the server of %s: %s' % (self.describe(), exc))
-        plan = dict(engine=self.engine, control=self.params['control'], mode=self.params['mode'],
+        plan = dict(engine=self.engine, action='downtime', control=self.params['control'], mode=self.params['mode'],
                     target=self.describe(), duration=self.params['duration'])
         plan.update((k, v) for k, v in self.server.items() if k != 'start')
         return plan
@@ -347,6 +380,8 @@ class DatabaseFault(Fault):
 
     # -- the fault -------------------------------------------------------------------
     def inject(self, ctx):
+        if self.params['action'] == 'connections':
+            return self.exhaust(ctx)
         control = self.params['control']
         if control == 'container':
             ctx.on_revert(revert_action(self.params, 'start', self.server['container_id']))
@@ -359,6 +394,30 @@ class DatabaseFault(Fault):
         except (DockerException, DatabaseError, IOError, OSError) as exc:
             raise FaultError('stopping %s failed: %s' % (self.describe(), exc))
         ctx.detail(stopped=time.time())
+
+    def exhaust(self, ctx):
+        """Hold connections for the fault's duration, from a detached process the guard kills."""
+        status = os.path.join(ctx.engine.state_dir, '%s.holder-status' % ctx.record['fault_id'])
+        ctx.on_revert(dict(type='remove', path=status))
+        spec = dict(engine=self.engine, conn=dict(self.conn(), password=None), connections=self.params['connections'],
+                    expires_at=ctx.expires_at, status=status)
+        env = dict(os.environ)
+        if self.params['login_password'] is not None:
+            env[PASSWORD_ENV] = self.params['login_password']
+        pid, starttime = spawn_detached([sys.executable, '-c', HOLD_CODE, json.dumps(spec)], env=env)
+        ctx.on_revert(kill_action(pid, starttime))
+        ctx.detail(holder_pid=pid)
+        deadline = time.time() + 60
+        while not os.path.exists(status):
+            if not _guard.process_alive(pid, starttime) or time.time() >= deadline:
+                raise FaultError('the connection holder for %s did not report how many connections it opened'
+                                 % self.describe())
+            time.sleep(0.05)
+        with open(status) as handle:
+            held = json.load(handle)
+        if not held['held']:
+            raise FaultError('could not open a single connection to %s: %s' % (self.describe(), held['error']))
+        ctx.detail(stopped_at=held['full_at'], held_connections=held['held'], refused_with=held['error'])
 
     def stop_datadir(self):
         pid = self.server['server_pid']
@@ -480,6 +539,8 @@ def main():
     argument_spec.update(docker_argument_spec())
     argument_spec.update(
         engine=dict(type='str', choices=['postgresql', 'mysql', 'mariadb']),
+        action=dict(type='str', default='downtime', choices=['downtime', 'connections']),
+        connections=dict(type='int'),
         control=dict(type='str', default='datadir', choices=['datadir', 'systemd', 'container']),
         data_dir=dict(type='path'),
         bin_dir=dict(type='path'),
