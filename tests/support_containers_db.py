@@ -185,6 +185,11 @@ def wait_for(predicate, timeout, interval=0.1):
     return predicate()
 
 
+def parse_docker_time(value):
+    from ansible_collections.magsasa.chaos.plugins.module_utils._containers import parse_docker_time as parse
+    return parse(value)
+
+
 def leftover_containers(names, status):
     out = docker('ps', '-a', '--filter', 'status=%s' % status, '--format', '{{.Names}}').stdout.split()
     return [n for n in out if n in names]
@@ -288,17 +293,22 @@ class PostgresServer(DbServer):
         init = self.as_user([os.path.join(PG_BIN, 'initdb'), '-D', self.data_dir, '-U', 'postgres', '--pwfile', pwfile,
                              '-A', 'scram-sha-256', '--auth-local=trust', '--no-sync'])
         assert init.returncode == 0, init.stdout + init.stderr
-        started = self.as_user([os.path.join(PG_BIN, 'pg_ctl'), 'start', '-D', self.data_dir, '-w', '-t', '60',
-                                '-l', os.path.join(self.base, 'server.log'),
-                                '-o', '-p %d -k %s -c listen_addresses=127.0.0.1 -c shared_buffers=16MB -c max_connections=30'
-                                % (self.port, self.base)])
-        assert started.returncode == 0, started.stdout + started.stderr + self.log_tail()
+        self.launch()
         admin = self.as_user([os.path.join(PG_BIN, 'psql'), '-h', self.base, '-p', str(self.port), '-U', 'postgres',
                               '-v', 'ON_ERROR_STOP=1', '-c', "CREATE ROLE chaos LOGIN SUPERUSER PASSWORD '%s'" % DB_PASSWORD,
                               '-c', 'CREATE DATABASE chaosdb OWNER chaos'])
         assert admin.returncode == 0, admin.stdout + admin.stderr
         self.execute('CREATE TABLE writes (id integer PRIMARY KEY, at double precision NOT NULL)')
         return self
+
+    def server_options(self):
+        return ['-p', str(self.port), '-k', self.base, '-c', 'listen_addresses=127.0.0.1', '-c', 'shared_buffers=16MB',
+                '-c', 'max_connections=30']
+
+    def launch(self):
+        started = self.as_user([os.path.join(PG_BIN, 'pg_ctl'), 'start', '-D', self.data_dir, '-w', '-t', '60',
+                                '-l', os.path.join(self.base, 'server.log'), '-o', ' '.join(self.server_options())])
+        assert started.returncode == 0, started.stdout + started.stderr + self.log_tail()
 
     def connect(self, timeout=1):
         import psycopg
@@ -324,6 +334,41 @@ class PostgresServer(DbServer):
     def log_tail(self):
         path = os.path.join(self.base, 'server.log')
         return open(path).read()[-1500:] if os.path.exists(path) else ''
+
+
+class PostgresContainerServer(PostgresServer):
+    """The host's PostgreSQL 15 binaries run in a container of the busybox image (read-only bind mounts
+    of /usr, host network), with the data dir of the test: a real PostgreSQL in a real container."""
+
+    def __init__(self):
+        super(PostgresContainerServer, self).__init__()
+        self.container = unique('chaos-pgc')
+
+    def launch(self):
+        account = pwd.getpwnam('postgres')
+        docker('run', '-d', '--name', self.container, '--user', '%d:%d' % (account.pw_uid, account.pw_gid),
+               '--network', 'host', '--cap-drop', 'ALL', '-v', '/usr:/usr:ro', '-v', '/usr/lib:/lib:ro',
+               '-v', '/usr/lib64:/lib64:ro', '-v', '/etc/passwd:/etc/passwd:ro', '-v', '/etc/group:/etc/group:ro',
+               '-v', '%s:%s' % (self.base, self.base), BUSYBOX_IMAGE,
+               os.path.join(PG_BIN, 'postgres'), '-D', self.data_dir, *self.server_options())
+        assert wait_for(lambda: subprocess.run([os.path.join(PG_BIN, 'pg_isready'), '-q', '-h', '127.0.0.1', '-p',
+                                                str(self.port)]).returncode == 0, 60, 0.2), \
+            docker('logs', self.container, check=False).stderr[-1500:]
+
+    def module_args(self, **extra):
+        args = super(PostgresContainerServer, self).module_args(control='container', container=self.container)
+        del args['data_dir']
+        args.update(extra)
+        return args
+
+    def log_tail(self):
+        return docker('logs', self.container, check=False).stderr[-1500:]
+
+    def destroy(self):
+        state = docker('inspect', '-f', '{{.State.Status}}', self.container, check=False).stdout.strip()
+        docker('rm', '-f', self.container, check=False)
+        left = super(PostgresContainerServer, self).destroy()
+        return left + ([state] if state and state != 'running' else [])
 
 
 class MariaServer(DbServer):

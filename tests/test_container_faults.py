@@ -297,3 +297,16 @@ def test_bad_input_is_named(busybox_image, tmp_path, args, message):
     params.update(args)
     result = support.run_module('chaos_container', params)
     assert result['failed'] is True and message in result['msg']
+
+
+def test_revert_action_plain_and_tls():
+    from ansible_collections.magsasa.chaos.plugins.module_utils._containers import revert_action
+    plain = revert_action(dict(docker_host='tcp://10.0.0.1:2375', tls=False, validate_certs=False), 'start', 'abc')
+    assert plain == dict(type='docker', op='start', container='abc', docker_host='tcp://10.0.0.1:2375')
+    tls = revert_action(dict(docker_host='tcp://10.0.0.1:2376', tls=False, validate_certs=True, ca_path='/ca.pem',
+                             client_cert='/c.pem', client_key='/k.pem', timeout=20), 'unpause', 'abc')
+    assert tls['type'] == 'command' and tls['argv'][:2] == [sys.executable, '-c']
+    spec = json.loads(tls['argv'][3])
+    assert spec['op'] == 'unpause' and spec['container'] == 'abc' and spec['validate_certs'] is True
+    assert spec['ca_path'] == '/ca.pem' and spec['client_key'] == '/k.pem'
+    compile(tls['argv'][2], '<tls revert>', 'exec')

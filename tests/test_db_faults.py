@@ -76,6 +76,16 @@ def postgres():
 
 
 @pytest.fixture
+def postgres_in_container():
+    support.require(support.postgres_available(), 'PostgreSQL 15 (postgresql package) and root')
+    support.require(support.docker_available(), 'a running dockerd')
+    support.ensure_busybox_image()
+    server = support.PostgresContainerServer()
+    yield from _serve(server)
+    assert server.container not in support.docker('ps', '-a', '--format', '{{.Names}}').stdout.split()
+
+
+@pytest.fixture
 def mariadb():
     support.require(support.mariadb_available(), 'MariaDB (mariadb-server package) and root')
     server = support.MariaServer()
@@ -260,3 +270,18 @@ def test_connection_exhaustion_refuses_clients_until_the_guard_releases(postgres
     assert time.time() >= result['expires_at'] - 0.5
     assert support.wait_for(lambda: not _guard.process_alive(holder), 5), 'the connection holder outlived the fault'
     assert postgres.scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = 'chaos'") <= 2
+
+
+@pytest.mark.parametrize('mode', ['clean', 'crash'])
+def test_postgresql_in_a_container_down_and_back(postgres_in_container, mode):
+    server = postgres_in_container
+    with support.Writer(server) as writer:
+        time.sleep(0.5)
+        result = support.run_module('chaos_db', server.module_args(mode=mode, duration=4, wait=True,
+                                                                   state_dir=server.state_dir))
+        time.sleep(1.0)
+    assert result.get('failed') is not True, result
+    assert result['plan']['container'] == server.container
+    check_downtime(server, writer, result, 4)
+    state = support.inspect(server.container)['State']
+    assert state['Running'] and support.parse_docker_time(state['StartedAt']) >= result['expires_at'] - 0.5

@@ -326,7 +326,10 @@ class ContainerFault(Fault):
                          healthcheck=bool(state.get('Health')))
             # The undo goes in first: starting a running container or unpausing one that is not paused is
             # harmless, and a module that dies right after the hit still leaves a fault the guard can end.
-            ctx.on_revert(revert_action(params, RESTORED_BY_GUARD.get(action, 'start'), target['id']))
+            # A container Docker removes when it stops (--rm) cannot be started again: nothing to register.
+            entry['auto_remove'] = bool((info.get('HostConfig') or {}).get('AutoRemove'))
+            if action in RESTORED_BY_GUARD or not entry['auto_remove']:
+                ctx.on_revert(revert_action(params, RESTORED_BY_GUARD.get(action, 'start'), target['id']))
             entry['injected_at'] = time.time()
             self.hit(action, target, state)
             done.append(entry)
@@ -341,7 +344,11 @@ class ContainerFault(Fault):
                     raise FaultError('action=crash must run on the host of container %s: its main process (pid %s) '
                                      'is not visible here. Run the task on the container host, or use action=kill.'
                                      % (target['name'], pid))
-                os.kill(pid, signal.SIGKILL)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError as exc:
+                    raise FaultError('action=crash could not SIGKILL the main process (pid %d) of container %s: %s; '
+                                     'it needs root on the container host' % (pid, target['name'], exc))
             elif action == 'kill':
                 api.kill(target['id'], signal=self.params['signal'].upper())
             elif action == 'stop':
