@@ -203,6 +203,68 @@ def remove_containers(names):
     return problems
 
 
+class PodmanService(object):
+    """``podman system service`` on a socket of our own, configured for a machine without systemd
+    (runc, cgroupfs, file events, ulimits no higher than ours); the busybox image imported into it."""
+
+    def __init__(self, base):
+        self.base = base
+        self.socket = os.path.join(base, 'podman.sock')
+        self.url = 'unix://' + self.socket
+        self.conf = os.path.join(base, 'containers.conf')
+        self.proc = None
+
+    def env(self):
+        result = dict(os.environ)
+        result['CONTAINERS_CONF'] = self.conf
+        return result
+
+    def podman(self, *args, check=True):
+        return subprocess.run(['podman'] + list(args), capture_output=True, text=True, check=check, timeout=60,
+                              env=self.env())
+
+    def start(self):
+        # Podman's default ulimits are above what this machine lets a container set.
+        with open(self.conf, 'w') as handle:
+            handle.write('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
+                         '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+        log = open(os.path.join(self.base, 'service.log'), 'w')
+        self.proc = subprocess.Popen(['podman', 'system', 'service', '--time=0', self.url], env=self.env(),
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        assert wait_for(lambda: os.path.exists(self.socket), 30), open(os.path.join(self.base, 'service.log')).read()
+        if self.podman('image', 'exists', 'localhost/' + BUSYBOX_IMAGE, check=False).returncode != 0:
+            docker_save = subprocess.Popen(['docker', 'save', BUSYBOX_IMAGE], stdout=subprocess.PIPE)
+            subprocess.run(['podman', 'load'], stdin=docker_save.stdout, check=True, capture_output=True, env=self.env())
+            docker_save.wait()
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+    def run_httpd(self, name, restart='no'):
+        return self.podman('run', '-d', '--name', name, '--restart', restart, '--cap-drop', 'ALL',
+                           '--cap-add', 'NET_BIND_SERVICE', BUSYBOX_IMAGE, '/bin/httpd', '-f', '-p', '8080',
+                           '-h', '/www').stdout.strip()
+
+    def inspect(self, name):
+        return json.loads(self.podman('inspect', name).stdout)[0]
+
+    def remove(self, names):
+        problems = {}
+        for status in ('exited', 'paused'):
+            out = self.podman('ps', '-a', '--filter', 'status=%s' % status, '--format', '{{.Names}}').stdout.split()
+            problems[status] = [n for n in out if n in names]
+        for name in names:
+            self.podman('rm', '-f', '-t', '0', name, check=False)
+        return problems
+
+
 # ---------------------------------------------------------------- database servers
 
 def processes_in(directory):

@@ -310,3 +310,66 @@ def test_revert_action_plain_and_tls():
     assert spec['op'] == 'unpause' and spec['container'] == 'abc' and spec['validate_certs'] is True
     assert spec['ca_path'] == '/ca.pem' and spec['client_key'] == '/k.pem'
     compile(tls['argv'][2], '<tls revert>', 'exec')
+
+
+# ---------------------------------------------------------------- Podman, through its Docker-compatible API
+
+@pytest.fixture(scope='session')
+def podman(tmp_path_factory):
+    """A Podman API service of our own on a socket in a temp dir (runc, cgroupfs: no systemd here)."""
+    support.require(support.shutil.which('podman') is not None, 'podman (Debian package podman)')
+    support.ensure_busybox_image()
+    base = tmp_path_factory.mktemp('podman')
+    service = support.PodmanService(str(base))
+    try:
+        service.start()
+        yield service
+    finally:
+        service.stop()
+
+
+def podman_serves(service, name):
+    ip = service.inspect(name)['NetworkSettings']['IPAddress']
+    body = support.http_get(ip)
+    return body is not None and 'busybox says hello' in body
+
+
+def test_podman_crash_restart_policy_brings_it_back(podman, tmp_path):
+    name = support.unique('chaos-pm')
+    state_dir = str(tmp_path / 'state')
+    try:
+        podman.run_httpd(name, restart='always')
+        assert support.wait_for(lambda: podman_serves(podman, name), 10)
+        before = podman.inspect(name)
+        result = support.run_module('chaos_container', dict(
+            name=name, action='crash', duration=3, wait_for_recovery=20, docker_host=podman.url, state_dir=state_dir))
+        assert result.get('failed') is not True, result
+        (entry,) = result['effect']['containers']
+        after = podman.inspect(name)
+        assert after['RestartCount'] == before['RestartCount'] + 1 == entry['restart_count_after']
+        assert after['State']['Pid'] != before['State']['Pid']
+        assert entry['recovered'] is True and 0 < entry['recovery_seconds'] < 20
+        assert support.wait_for(lambda: podman_serves(podman, name), 10)
+        assert support.wait_for(lambda: not _guard.list_records(state_dir), result['expires_at'] - time.time() + 5)
+    finally:
+        problems = podman.remove([name])
+    assert problems == {'exited': [], 'paused': []}
+
+
+def test_podman_stop_is_started_again_by_the_guard(podman, tmp_path):
+    name = support.unique('chaos-pm')
+    state_dir = str(tmp_path / 'state')
+    try:
+        podman.run_httpd(name)
+        result = support.run_module('chaos_container', dict(
+            name=name, action='stop', stop_timeout=1, duration=3, docker_host=podman.url, state_dir=state_dir))
+        assert result.get('failed') is not True, result
+        assert podman.inspect(name)['State']['Status'] == 'exited'
+        assert support.wait_for(lambda: podman.inspect(name)['State']['Running'], result['expires_at'] - time.time() + 5)
+        assert time.time() >= result['expires_at'] - 0.5
+        assert support.wait_for(lambda: podman_serves(podman, name), 10)
+        history = support.read_json(os.path.join(state_dir, 'history', result['fault_id'] + '.json'))
+        assert history['reverted_by'] == 'guard:deadline' and history['revert_ok'] is True
+    finally:
+        problems = podman.remove([name])
+    assert problems == {'exited': [], 'paused': []}

@@ -151,8 +151,14 @@ def is_up(info):
     state = info.get('State') or {}
     if not state.get('Running') or state.get('Paused') or state.get('Restarting'):
         return False
-    health = state.get('Health')
-    return not health or health.get('Status') == 'healthy'
+    health = health_status(info)
+    return not health or health == 'healthy'
+
+
+def health_status(info):
+    """The healthcheck status, or None without a healthcheck (Podman reports an empty one then)."""
+    status = ((info.get('State') or {}).get('Health') or {}).get('Status')
+    return status if status and status != 'none' else None
 
 
 def wait_until_up(client, container_id, timeout, started_after=None, poll=0.1):

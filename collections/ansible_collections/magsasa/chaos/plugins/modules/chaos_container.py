@@ -189,7 +189,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
     DockerException, container_state, docker_argument_spec, docker_client, docker_required_together,
-    is_up, parse_docker_time, pid_belongs_to, revert_action)
+    health_status, is_up, parse_docker_time, pid_belongs_to, revert_action)
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, FaultError, fault_argument_spec, fault_required_if, run_fault_module)
 
@@ -323,7 +323,7 @@ class ContainerFault(Fault):
             entry = dict(id=target['id'], name=target['name'], action=action,
                          restart_count_before=info.get('RestartCount', 0),
                          started_at_before=state.get('StartedAt'), pid_before=state.get('Pid'),
-                         healthcheck=bool(state.get('Health')))
+                         healthcheck=health_status(info) is not None)
             # The undo goes in first: starting a running container or unpausing one that is not paused is
             # harmless, and a module that dies right after the hit still leaves a fault the guard can end.
             # A container Docker removes when it stops (--rm) cannot be started again: nothing to register.
