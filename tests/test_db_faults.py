@@ -285,3 +285,26 @@ def test_postgresql_in_a_container_down_and_back(postgres_in_container, mode):
     check_downtime(server, writer, result, 4)
     state = support.inspect(server.container)['State']
     assert state['Running'] and support.parse_docker_time(state['StartedAt']) >= result['expires_at'] - 0.5
+
+
+def test_unrenewed_lease_brings_the_database_back_early(postgres):
+    result = support.run_module('chaos_db', postgres.module_args(mode='crash', duration=60, lease=3,
+                                                                 state_dir=postgres.state_dir))
+    assert result.get('failed') is not True, result
+    assert result['lease_expires_at'] < result['expires_at']
+    assert not postgres.query_ok()
+    assert support.wait_for(lambda: postgres.query_ok(), result['lease_expires_at'] - time.time() + 15)
+    assert time.time() < result['started_at'] + 30, 'came back at the deadline, not at the lease end'
+    assert support.wait_for(lambda: os.path.exists(os.path.join(postgres.state_dir, 'history', result['fault_id'] + '.json')), 10)
+    history = support.read_json(os.path.join(postgres.state_dir, 'history', result['fault_id'] + '.json'))
+    assert history['reverted_by'] == 'guard:lease-expired' and history['revert_ok'] is True
+
+
+def test_check_mode_finds_the_server_and_stops_nothing(postgres):
+    pid = postgres.main_pid()
+    result = support.run_module('chaos_db', postgres.module_args(duration=5, state_dir=postgres.state_dir,
+                                                                 _ansible_check_mode=True))
+    assert result['changed'] is True and result['plan']['server_pid'] == pid
+    assert result['plan']['pg_ctl'].endswith('/pg_ctl') and result['plan']['run_as'] == 'postgres'
+    assert postgres.query_ok() and postgres.main_pid() == pid
+    assert _guard.list_records(postgres.state_dir) == []
