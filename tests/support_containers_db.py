@@ -445,7 +445,7 @@ class MariaServer(DbServer):
         self.socket = os.path.join(self.base, 'mysqld.sock')
         argv = [MARIADBD, '--no-defaults', '--datadir=%s' % self.data_dir, '--port=%d' % self.port,
                 '--bind-address=127.0.0.1', '--socket=%s' % self.socket, '--skip-name-resolve',
-                '--pid-file=%s' % os.path.join(self.base, 'mariadb.pid'), '--innodb-buffer-pool-size=16M',
+                '--pid-file=%s' % os.path.join(self.base, 'mariadb.pid'), '--innodb-buffer-pool-size=16M', '--max-connections=30',
                 '--log-error=%s' % os.path.join(self.base, 'error.log')]
         subprocess.Popen(['runuser', '-u', 'mysql', '--'] + argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)

@@ -254,22 +254,26 @@ def test_database_that_does_not_come_back_fails_loudly_then_is_restored(postgres
     assert postgres.query_ok()
 
 
-def test_connection_exhaustion_refuses_clients_until_the_guard_releases(postgres):
-    result = support.run_module('chaos_db', postgres.module_args(action='connections', duration=5,
-                                                                 state_dir=postgres.state_dir))
+@pytest.mark.parametrize('engine, refusal', [('postgresql', 'too many clients'), ('mysql', 'Too many connections')])
+def test_connection_exhaustion_refuses_clients_until_the_guard_releases(request, engine, refusal):
+    server = server_for(request, engine)
+    result = support.run_module('chaos_db', server.module_args(action='connections', duration=5,
+                                                                 state_dir=server.state_dir))
     assert result.get('failed') is not True, result
     details = result['details']
-    assert 20 <= details['held_connections'] <= 30  # max_connections=30, some taken by the server's own workers
-    assert 'too many clients' in details['refused_with']
+    assert 20 <= details['held_connections'] <= 31  # max_connections=30 (+1 for a MariaDB superuser)
+    assert refusal in details['refused_with']
     assert result['effect']['down_confirmed'] is True
-    with pytest.raises(Exception, match='too many clients'):
-        postgres.connect(timeout=2).close()
+    with pytest.raises(Exception, match=refusal):
+        server.connect(timeout=2).close()
     holder = details['holder_pid']
     assert _guard.process_alive(holder)
-    assert support.wait_for(lambda: postgres.query_ok(), result['expires_at'] - time.time() + 5), 'still refused after the deadline'
+    assert support.wait_for(lambda: server.query_ok(), result['expires_at'] - time.time() + 5), 'still refused after the deadline'
     assert time.time() >= result['expires_at'] - 0.5
     assert support.wait_for(lambda: not _guard.process_alive(holder), 5), 'the connection holder outlived the fault'
-    assert postgres.scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = 'chaos'") <= 2
+    sessions = ("SELECT count(*) FROM pg_stat_activity WHERE usename = 'chaos'" if engine == 'postgresql'
+                else "SELECT count(*) FROM information_schema.processlist WHERE user = 'chaos'")
+    assert server.scalar(sessions) <= 2
 
 
 @pytest.mark.parametrize('mode', ['clean', 'crash'])
