@@ -526,7 +526,7 @@ def report_absent(module, fault, result):
         if stopped_at is None or entry.get('kind') != DatabaseFault.kind:
             continue
         ready_at = entry.get('reverted_at')
-        if module.params['engine']:
+        if module.params['engine'] and not missing_driver(fault.engine):
             ready_at = wait_ready(fault.engine, fault.conn(), time.time() + module.params['revert_timeout'])[0]
             if ready_at is None:
                 module.fail_json(msg='%s is STILL DOWN %.1fs after it was stopped, after reverting fault %s'
