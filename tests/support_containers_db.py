@@ -265,6 +265,102 @@ class PodmanService(object):
         return problems
 
 
+class DockerTlsProxy(object):
+    """A TLS endpoint with client-certificate authentication in front of the local Docker socket,
+    on a free port on 127.0.0.1, with its own throwaway CA: a real TLS docker_host for tests."""
+
+    def __init__(self, base):
+        self.base = base
+        self.port = free_port()
+        self.url = 'tcp://127.0.0.1:%d' % self.port
+        self.stop_event = None
+        self.listener = None
+
+    def path(self, name):
+        return os.path.join(self.base, name)
+
+    def make_certs(self):
+        def openssl(*args):
+            subprocess.run(['openssl'] + list(args), check=True, capture_output=True, cwd=self.base)
+        openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1',
+                '-subj', '/CN=magsasa-test-ca')
+        for name, usage in (('server', 'serverAuth'), ('client', 'clientAuth')):
+            with open(self.path(name + '.ext'), 'w') as handle:
+                handle.write('subjectAltName=IP:127.0.0.1\nextendedKeyUsage=%s\n' % usage)
+            openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', name + '.key', '-out', name + '.csr',
+                    '-subj', '/CN=127.0.0.1')
+            openssl('x509', '-req', '-in', name + '.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+                    '-out', name + '.pem', '-days', '1', '-extfile', name + '.ext')
+
+    def start(self):
+        import ssl
+        import threading
+        self.make_certs()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.path('server.pem'), self.path('server.key'))
+        context.load_verify_locations(self.path('ca.pem'))
+        context.verify_mode = ssl.CERT_REQUIRED
+        self.stop_event = threading.Event()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(('127.0.0.1', self.port))
+        self.listener.listen(16)
+        self.listener.settimeout(0.2)
+
+        def pump(source, target):
+            try:
+                while True:
+                    data = source.recv(65536)
+                    if not data:
+                        break
+                    target.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for sock in (source, target):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        def serve(raw):
+            try:
+                client = context.wrap_socket(raw, server_side=True)
+            except (OSError, ssl.SSLError):
+                raw.close()
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect('/var/run/docker.sock')
+            back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
+            back.start()
+            pump(client, upstream)
+            back.join(30)
+            client.close()
+            upstream.close()
+
+        def accept_loop():
+            while not self.stop_event.is_set():
+                try:
+                    raw, _ = self.listener.accept()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+                threading.Thread(target=serve, args=(raw,), daemon=True).start()
+
+        threading.Thread(target=accept_loop, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.stop_event is not None:
+            self.stop_event.set()
+            self.listener.close()
+
+    def module_args(self):
+        return dict(docker_host=self.url, validate_certs=True, ca_path=self.path('ca.pem'),
+                    client_cert=self.path('client.pem'), client_key=self.path('client.key'))
+
+
 # ---------------------------------------------------------------- database servers
 
 def processes_in(directory):

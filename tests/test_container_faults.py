@@ -373,3 +373,28 @@ def test_podman_stop_is_started_again_by_the_guard(podman, tmp_path):
     finally:
         problems = podman.remove([name])
     assert problems == {'exited': [], 'paused': []}
+
+
+def test_tls_docker_host_pause_is_undone_by_the_guard_over_tls(lab, tmp_path):
+    """docker_host over TLS with client certificates: the guard cannot use its stdlib action and runs the
+    Docker SDK through a command action instead; the container must still be unpaused at the deadline."""
+    support.require(support.shutil.which('openssl') is not None, 'openssl')
+    proxy = support.DockerTlsProxy(str(tmp_path)).start()
+    try:
+        name = lab.container(healthcheck=False)
+        args = dict(name=name, action='pause', duration=3, state_dir=lab.state_dir)
+        args.update(proxy.module_args())
+        result = support.run_module('chaos_container', args)
+        assert result.get('failed') is not True, result.get('msg')
+        assert support.inspect(name)['State']['Paused'] is True
+        (record,) = _guard.list_records(lab.state_dir)
+        assert [a['type'] for a in record['revert']] == ['command']
+        assert support.wait_for(lambda: not support.inspect(name)['State']['Paused'], result['expires_at'] - time.time() + 10)
+        history = support.read_json(os.path.join(lab.state_dir, 'history', result['fault_id'] + '.json'))
+        assert history['reverted_by'] == 'guard:deadline' and history['revert_ok'] is True
+        assert history['revert_results'][0]['result'] == 'rc=0'
+        refused = dict(args, validate_certs=True, client_cert=None, client_key=None)
+        failed = support.run_module('chaos_container', refused)
+        assert failed['failed'] is True and 'docker_host=%s' % proxy.url in failed['msg']
+    finally:
+        proxy.stop()

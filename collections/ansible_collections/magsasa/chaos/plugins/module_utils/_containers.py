@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import calendar
 import json
+import os
 import sys
 import time
 import traceback
@@ -38,19 +39,23 @@ except ImportError:
         pass
 
 DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
+CA_BUNDLE_VARIABLES = ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE')
 DOCKER_OPTIONS = ('docker_host', 'tls', 'validate_certs', 'ca_path', 'client_cert', 'client_key', 'timeout')
 
 # Run by the guard (through a ``command`` revert action) when the daemon needs TLS, which the
 # guard's own stdlib ``docker`` action does not speak. Same interpreter as the module, so the
 # Docker SDK is importable.
 _TLS_REVERT_CODE = r'''
-import json, sys
+import json, os, sys
 import docker
 from docker.errors import APIError
 from docker.tls import TLSConfig
 spec = json.loads(sys.argv[1])
 tls = TLSConfig(ca_cert=spec.get("ca_path"), verify=spec["validate_certs"],
                 client_cert=(spec["client_cert"], spec["client_key"]) if spec.get("client_cert") else None)
+if spec["validate_certs"] and spec.get("ca_path"):
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        os.environ.pop(name, None)
 client = docker.DockerClient(base_url=spec["docker_host"], tls=tls, timeout=spec["timeout"])
 container = client.containers.get(spec["container"])
 try:
@@ -112,13 +117,21 @@ def connect(params):
             client_cert = (params['client_cert'], params['client_key'])
         kwargs['tls'] = TLSConfig(ca_cert=params.get('ca_path'), verify=bool(params.get('validate_certs')),
                                   client_cert=client_cert)
+    # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace the CA given to it (and the client
+    # already talks to the daemon while it is built), so with ca_path they are hidden meanwhile.
+    pinned_ca = bool(params.get('validate_certs') and params.get('ca_path'))
+    hidden = dict((name, os.environ.pop(name)) for name in CA_BUNDLE_VARIABLES if pinned_ca and name in os.environ)
     try:
         client = docker.DockerClient(**kwargs)
+        if pinned_ca:
+            client.api.trust_env = False
         client.ping()
     except Exception as exc:  # pylint: disable=broad-except
         raise ContainerError('cannot reach the Docker daemon at docker_host=%s: %s. Check that dockerd (or the '
                              'Podman API service) is running and that docker_host points at its socket or '
                              'TCP address.' % (host, exc))
+    finally:
+        os.environ.update(hidden)
     return client
 
 
