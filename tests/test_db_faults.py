@@ -310,5 +310,22 @@ def test_check_mode_finds_the_server_and_stops_nothing(postgres):
                                                                  _ansible_check_mode=True))
     assert result['changed'] is True and result['plan']['server_pid'] == pid
     assert result['plan']['pg_ctl'].endswith('/pg_ctl') and result['plan']['run_as'] == 'postgres'
+    heavy = support.run_module('chaos_db', postgres.module_args(intensity='heavy', state_dir=postgres.state_dir,
+                                                                _ansible_check_mode=True))
+    assert heavy['plan']['duration'] == 30.0 and heavy['expires_at'] - heavy['started_at'] == pytest.approx(30.0)
     assert postgres.query_ok() and postgres.main_pid() == pid
     assert _guard.list_records(postgres.state_dir) == []
+
+
+@pytest.mark.parametrize('args, message', [
+    (dict(duration=5, intensity='light'), 'parameters are mutually exclusive: duration|intensity'),
+    (dict(), 'state is present but any of the following are missing: duration, intensity'),
+    (dict(duration=5, control='systemd'), 'control=systemd needs `systemd_unit`'),
+    (dict(duration=5, action='connections', connections=0), '`connections` must be at least 1, got 0'),
+])
+def test_bad_input_is_named(tmp_path, args, message):
+    params = dict(engine='postgresql', state_dir=str(tmp_path / 'state'), login_port=1)
+    params.update(args)
+    result = support.run_module('chaos_db', params)
+    assert result['failed'] is True and message in result['msg']
+    assert not os.path.exists(str(tmp_path / 'state'))

@@ -54,6 +54,13 @@ options:
     type: str
     choices: [downtime, connections]
     default: downtime
+  intensity:
+    description:
+      - A preset for O(duration) (which it excludes), the database downtime of the scenario catalog
+        V(light) is 10 seconds, V(heavy) 30 seconds. One of O(duration) and O(intensity) is required with
+        O(state=present).
+    type: str
+    choices: [light, heavy]
   connections:
     description:
       - How many connections O(action=connections) holds. Default is as many as the server accepts
@@ -236,9 +243,10 @@ from ansible_collections.magsasa.chaos.plugins.module_utils._databases import (
     parse_postmaster_opts, postgres_options, postmaster_pid, process_alive, process_cmdline, process_uid,
     query_once, read_text, server_in_dir, start_action, user_name)
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
-    Fault, FaultEngine, FaultError, fault_argument_spec, fault_required_if, kill_action, spawn_detached)
+    Fault, FaultEngine, FaultError, fault_argument_spec, kill_action, spawn_detached)
 
 POLL_SECONDS = 0.2
+INTENSITY_SECONDS = dict(light=10.0, heavy=30.0)
 
 
 class DatabaseFault(Fault):
@@ -540,6 +548,7 @@ def main():
     argument_spec.update(
         engine=dict(type='str', choices=['postgresql', 'mysql', 'mariadb']),
         action=dict(type='str', default='downtime', choices=['downtime', 'connections']),
+        intensity=dict(type='str', choices=['light', 'heavy']),
         connections=dict(type='int'),
         control=dict(type='str', default='datadir', choices=['datadir', 'systemd', 'container']),
         data_dir=dict(type='path'),
@@ -558,10 +567,13 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        required_if=fault_required_if() + [('state', 'present', ('engine',))],
+        required_if=[('state', 'present', ('duration', 'intensity'), True), ('state', 'present', ('engine',))],
+        mutually_exclusive=[('duration', 'intensity')],
         required_together=docker_required_together(),
         supports_check_mode=True,
     )
+    if module.params['intensity']:
+        module.params['duration'] = INTENSITY_SECONDS[module.params['intensity']]
     engine = FaultEngine(module, DatabaseFault)
     result = engine.run()
     if module.params['state'] == 'present':
