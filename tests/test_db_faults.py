@@ -22,7 +22,8 @@ import support_containers_db as support  # noqa: E402
 sys.path.insert(0, support.COLLECTIONS)
 from ansible_collections.magsasa.chaos.plugins.module_utils import _guard  # noqa: E402
 from ansible_collections.magsasa.chaos.plugins.module_utils._databases import (  # noqa: E402
-    DatabaseError, is_auth_error, parse_postmaster_opts, postgres_options, postmaster_pid, split_cmdline, stat_fields)
+    DatabaseError, is_auth_error, lock_statement, parse_postmaster_opts, postgres_options, postmaster_pid, probe_sql,
+    quote_table, split_cmdline, stat_fields)
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -64,6 +65,21 @@ def test_proc_parsers():
 ])
 def test_is_auth_error(message, auth):
     assert is_auth_error(message) is auth
+
+
+@pytest.mark.parametrize('engine, table, quoted', [
+    ('postgresql', 'writes', '"writes"'), ('postgresql', 'app.or"ders', '"app"."or""ders"'),
+    ('mysql', 'shop.orders', '`shop`.`orders`'), ('mysql', 'we`ird', '`we``ird`'),
+])
+def test_quote_table(engine, table, quoted):
+    assert quote_table(engine, table) == quoted
+
+
+def test_lock_and_probe_statements():
+    assert lock_statement('postgresql', 'writes') == 'LOCK TABLE "writes" IN ACCESS EXCLUSIVE MODE'
+    assert lock_statement('mysql', 'writes') == 'LOCK TABLES `writes` WRITE'
+    assert probe_sql('postgresql') == ['SELECT 1']
+    assert probe_sql('mysql', 'writes') == ['SET SESSION lock_wait_timeout = 1', 'SELECT 1 FROM `writes` LIMIT 1']
 
 
 # ---------------------------------------------------------------- real servers
@@ -329,3 +345,34 @@ def test_bad_input_is_named(tmp_path, args, message):
     result = support.run_module('chaos_db', params)
     assert result['failed'] is True and message in result['msg']
     assert not os.path.exists(str(tmp_path / 'state'))
+
+
+@pytest.mark.parametrize('engine', ['postgresql', 'mysql'])
+def test_table_lock_blocks_other_sessions_until_the_guard_releases(request, engine):
+    server = server_for(request, engine)
+    server.execute('INSERT INTO writes (id, at) VALUES (%s, %s)', (1, 1.0))
+    result = support.run_module('chaos_db', server.module_args(action='lock', table='writes', duration=4,
+                                                               state_dir=server.state_dir))
+    assert result.get('failed') is not True, result
+    assert result['details']['held_connections'] == 1 and result['effect']['down_confirmed'] is True
+    assert server.query_ok(), 'the server itself must stay up'
+    # Another session's write waits for the lock and goes through once the guard has released it.
+    db = server.connect(timeout=10)
+    try:
+        if engine == 'postgresql':
+            db.execute('INSERT INTO writes (id, at) VALUES (2, 2.0)')
+        else:
+            with db.cursor() as cursor:
+                cursor.execute('INSERT INTO writes (id, at) VALUES (2, 2.0)')
+    finally:
+        db.close()
+    assert time.time() >= result['expires_at'] - 0.5, 'the write did not wait for the lock'
+    assert server.ids() == {1, 2}
+    assert support.wait_for(lambda: not _guard.process_alive(result['details']['holder_pid']), 5)
+
+
+def test_lock_of_a_missing_table_is_refused(postgres):
+    result = support.run_module('chaos_db', postgres.module_args(action='lock', table='no_such_table', duration=4,
+                                                                 state_dir=postgres.state_dir))
+    assert result['failed'] is True and '`table` no_such_table cannot be read' in result['msg']
+    assert _guard.list_records(postgres.state_dir) == []

@@ -186,8 +186,24 @@ def missing_driver(engine):
     return None
 
 
-def query_once(engine, conn, timeout=2):
-    """Connect and run ``SELECT 1``. Returns None when the server answered, else the error text."""
+def quote_table(engine, table):
+    """``schema.table`` quoted as an identifier of ``engine`` (each part, quotes doubled)."""
+    quote = '"' if engine == 'postgresql' else '`'
+    return '.'.join(quote + part.replace(quote, quote * 2) + quote for part in table.split('.'))
+
+
+def probe_sql(engine, table=None):
+    """The statements of a readiness query: ``SELECT 1``, or a read of ``table`` that gives up after
+    about a second when the table is locked."""
+    if table is None:
+        return ['SELECT 1']
+    limit = 'SET statement_timeout = 1000' if engine == 'postgresql' else 'SET SESSION lock_wait_timeout = 1'
+    return [limit, 'SELECT 1 FROM %s LIMIT 1' % quote_table(engine, table)]
+
+
+def query_once(engine, conn, timeout=2, table=None):
+    """Connect and run ``SELECT 1`` (or read ``table``). Returns None when the server answered, else the error text."""
+    statements = probe_sql(engine, table)
     try:
         if engine == 'postgresql':
             kwargs = dict(host=conn['host'], port=conn['port'], user=conn['user'], dbname=conn['database'],
@@ -195,7 +211,8 @@ def query_once(engine, conn, timeout=2):
             if conn.get('password') is not None:
                 kwargs['password'] = conn['password']
             with psycopg.connect(**kwargs) as db:
-                db.execute('SELECT 1').fetchone()
+                for statement in statements:
+                    db.execute(statement)
         else:
             kwargs = dict(host=conn['host'], port=conn['port'], user=conn['user'], connect_timeout=timeout,
                           read_timeout=timeout, write_timeout=timeout)
@@ -206,8 +223,8 @@ def query_once(engine, conn, timeout=2):
             db = pymysql.connect(**kwargs)
             try:
                 with db.cursor() as cursor:
-                    cursor.execute('SELECT 1')
-                    cursor.fetchone()
+                    for statement in statements:
+                        cursor.execute(statement)
             finally:
                 db.close()
     except Exception as exc:  # pylint: disable=broad-except
@@ -310,8 +327,9 @@ PASSWORD_ENV = 'MAGSASA_CHAOS_DB_PASSWORD'
 
 # The connection holder of the connection exhaustion fault, started detached:
 # ``python -c HOLD_CODE '<json spec>'`` with the password in the environment (not on the command line).
-# It opens connections until it has ``connections`` of them or the server refuses one, writes what it
-# holds to ``status``, and keeps them until ``expires_at`` or until the guard kills it.
+# It opens connections until it has ``connections`` of them or the server refuses one (or, with ``lock``,
+# one connection that runs that LOCK statement in an open transaction), writes what it holds to
+# ``status``, and keeps them until ``expires_at`` or until the guard kills it.
 HOLD_CODE = r'''
 import json, os, sys, time
 spec = json.loads(sys.argv[1])
@@ -335,13 +353,26 @@ def connect():
 
 held = []
 error = None
-limit = spec.get("connections") or 5000
-while len(held) < limit and time.time() < spec["expires_at"]:
+if spec.get("lock"):
     try:
-        held.append(connect())
+        db = connect()
+        if spec["engine"] == "postgresql":
+            db.execute("SET lock_timeout = 10000")
+            db.execute(spec["lock"])
+        else:
+            db.cursor().execute("SET SESSION lock_wait_timeout = 10")
+            db.cursor().execute(spec["lock"])
+        held.append(db)
     except Exception as exc:
         error = " ".join(str(exc).split())
-        break
+else:
+    limit = spec.get("connections") or 5000
+    while len(held) < limit and time.time() < spec["expires_at"]:
+        try:
+            held.append(connect())
+        except Exception as exc:
+            error = " ".join(str(exc).split())
+            break
 tmp = spec["status"] + ".tmp"
 with open(tmp, "w") as handle:
     json.dump(dict(held=len(held), error=error, full_at=time.time()), handle)
@@ -349,6 +380,13 @@ os.rename(tmp, spec["status"])
 while time.time() < spec["expires_at"]:
     time.sleep(min(1.0, max(0.0, spec["expires_at"] - time.time())))
 '''
+
+
+def lock_statement(engine, table):
+    """The statement that locks ``table`` against every other session, reads included."""
+    if engine == 'postgresql':
+        return 'LOCK TABLE %s IN ACCESS EXCLUSIVE MODE' % quote_table(engine, table)
+    return 'LOCK TABLES %s WRITE' % quote_table(engine, table)
 
 
 def start_action(spec, timeout):

@@ -51,8 +51,11 @@ options:
       - V(connections) leaves the server up and holds O(connections) connections to it for O(duration),
         from a detached process the guard kills, so other clients are refused (connection exhaustion).
         O(control), O(mode) and their options are not used.
+      - V(lock) leaves the server up and holds an exclusive lock on O(table) for O(duration) (PostgreSQL
+        C(LOCK TABLE ... IN ACCESS EXCLUSIVE MODE) in an open transaction, MariaDB C(LOCK TABLES ... WRITE)), from a
+        detached process the guard kills, so every other session that reads or writes the table waits (lock contention).
     type: str
-    choices: [downtime, connections]
+    choices: [downtime, connections, lock]
     default: downtime
   intensity:
     description:
@@ -61,6 +64,11 @@ options:
         O(state=present).
     type: str
     choices: [light, heavy]
+  table:
+    description:
+      - The table O(action=lock) locks, optionally as C(schema.table) (PostgreSQL) or C(database.table) (MariaDB).
+        Required with O(action=lock).
+    type: str
   connections:
     description:
       - How many connections O(action=connections) holds. Default is as many as the server accepts
@@ -239,9 +247,9 @@ from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
 from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
     DockerException, container_state, docker_argument_spec, docker_client, docker_required_together, revert_action)
 from ansible_collections.magsasa.chaos.plugins.module_utils._databases import (
-    ENGINE_DEFAULTS, HOLD_CODE, PASSWORD_ENV, RESTART_LOG, DatabaseError, as_user, children_of, is_auth_error, missing_driver,
-    parse_postmaster_opts, postgres_options, postmaster_pid, process_alive, process_cmdline, process_uid,
-    query_once, read_text, server_in_dir, start_action, user_name)
+    ENGINE_DEFAULTS, HOLD_CODE, PASSWORD_ENV, RESTART_LOG, DatabaseError, as_user, children_of, is_auth_error,
+    lock_statement, missing_driver, parse_postmaster_opts, postgres_options, postmaster_pid, process_alive,
+    process_cmdline, process_uid, query_once, read_text, server_in_dir, start_action, user_name)
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, FaultEngine, FaultError, fault_argument_spec, kill_action, spawn_detached)
 
@@ -296,7 +304,9 @@ class DatabaseFault(Fault):
             self.fail('`stop_timeout` must be at least 1 second, got %d' % params['stop_timeout'])
         if params['connections'] is not None and params['connections'] < 1:
             self.fail('`connections` must be at least 1, got %d' % params['connections'])
-        if params['action'] == 'connections':
+        if params['action'] == 'lock' and not params['table']:
+            self.fail('action=lock needs `table`')
+        if params['action'] != 'downtime':
             return
         needed = dict(datadir='data_dir', systemd='systemd_unit', container='container')[params['control']]
         if not params[needed]:
@@ -321,6 +331,14 @@ class DatabaseFault(Fault):
         if self.params['action'] == 'connections':
             return dict(engine=self.engine, action='connections', connections=self.params['connections'] or 'all',
                         target=self.describe(), duration=self.params['duration'])
+        if self.params['action'] == 'lock':
+            error = query_once(self.engine, self.conn(), table=self.params['table'])
+            if error is not None:
+                self.fail('`table` %s cannot be read on %s, so it was not locked: %s'
+                          % (self.params['table'], self.describe(), error))
+            return dict(engine=self.engine, action='lock', table=self.params['table'],
+                        statement=lock_statement(self.engine, self.params['table']), target=self.describe(),
+                        duration=self.params['duration'])
         try:
             self.server = getattr(self, 'locate_%s' % self.params['control'])()
         except (DatabaseError, DockerException, IOError, OSError) as exc:
@@ -388,8 +406,8 @@ class DatabaseFault(Fault):
 
     # -- the fault -------------------------------------------------------------------
     def inject(self, ctx):
-        if self.params['action'] == 'connections':
-            return self.exhaust(ctx)
+        if self.params['action'] != 'downtime':
+            return self.hold(ctx)
         control = self.params['control']
         if control == 'container':
             ctx.on_revert(revert_action(self.params, 'start', self.server['container_id']))
@@ -403,12 +421,15 @@ class DatabaseFault(Fault):
             raise FaultError('stopping %s failed: %s' % (self.describe(), exc))
         ctx.detail(stopped=time.time())
 
-    def exhaust(self, ctx):
-        """Hold connections for the fault's duration, from a detached process the guard kills."""
+    def hold(self, ctx):
+        """Hold connections (or one that holds a table lock) for the fault's duration, from a detached
+        process the guard kills."""
         status = os.path.join(ctx.engine.state_dir, '%s.holder-status' % ctx.record['fault_id'])
         ctx.on_revert(dict(type='remove', path=status))
         spec = dict(engine=self.engine, conn=dict(self.conn(), password=None), connections=self.params['connections'],
                     expires_at=ctx.expires_at, status=status)
+        if self.params['action'] == 'lock':
+            spec['lock'] = lock_statement(self.engine, self.params['table'])
         env = dict(os.environ)
         if self.params['login_password'] is not None:
             env[PASSWORD_ENV] = self.params['login_password']
@@ -424,6 +445,8 @@ class DatabaseFault(Fault):
         with open(status) as handle:
             held = json.load(handle)
         if not held['held']:
+            if self.params['action'] == 'lock':
+                raise FaultError('could not lock `table` %s on %s: %s' % (self.params['table'], self.describe(), held['error']))
             raise FaultError('could not open a single connection to %s: %s' % (self.describe(), held['error']))
         ctx.detail(stopped_at=held['full_at'], held_connections=held['held'], refused_with=held['error'])
 
@@ -465,12 +488,14 @@ class DatabaseFault(Fault):
 
     def measure(self, ctx):
         details = ctx.record['details']
-        effect = dict(down_confirmed=query_once(self.engine, self.conn(), timeout=1) is not None, downtime_seconds=None)
+        table = self.params['table'] if self.params['action'] == 'lock' else None
+        effect = dict(down_confirmed=query_once(self.engine, self.conn(), timeout=1, table=table) is not None,
+                      downtime_seconds=None)
         if not self.params['wait']:
             return effect
         deadline = ctx.expires_at + self.params['revert_timeout'] + 20
         state_dir, fault_id = ctx.engine.state_dir, ctx.record['fault_id']
-        ready_at, failed = wait_ready(self.engine, self.conn(), deadline,
+        ready_at, failed = wait_ready(self.engine, self.conn(), deadline, table=table,
                                       gave_up=lambda: guard_errors(state_dir, fault_id, since=ctx.started_at))
         effect['failed_queries'] = failed
         effect['ready_at'] = ready_at
@@ -486,12 +511,12 @@ class DatabaseFault(Fault):
         return effect
 
 
-def wait_ready(engine, conn, deadline, gave_up=None):
+def wait_ready(engine, conn, deadline, gave_up=None, table=None):
     """Query until the server answers, ``deadline`` passes or ``gave_up()`` says the guard stopped trying.
     Returns (answered at or None, failed queries)."""
     failed = 0
     while True:
-        if query_once(engine, conn) is None:
+        if query_once(engine, conn, table=table) is None:
             return time.time(), failed
         failed += 1
         if time.time() >= deadline or (gave_up is not None and gave_up()):
@@ -547,7 +572,8 @@ def main():
     argument_spec.update(docker_argument_spec())
     argument_spec.update(
         engine=dict(type='str', choices=['postgresql', 'mysql', 'mariadb']),
-        action=dict(type='str', default='downtime', choices=['downtime', 'connections']),
+        action=dict(type='str', default='downtime', choices=['downtime', 'connections', 'lock']),
+        table=dict(type='str'),
         intensity=dict(type='str', choices=['light', 'heavy']),
         connections=dict(type='int'),
         control=dict(type='str', default='datadir', choices=['datadir', 'systemd', 'container']),
