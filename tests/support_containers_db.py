@@ -494,41 +494,6 @@ class PostgresServer(DbServer):
         return open(path).read()[-1500:] if os.path.exists(path) else ''
 
 
-class PostgresContainerServer(PostgresServer):
-    """The host's PostgreSQL 15 binaries run in a container of the busybox image (read-only bind mounts
-    of /usr, host network), with the data dir of the test: a real PostgreSQL in a real container."""
-
-    def __init__(self):
-        super(PostgresContainerServer, self).__init__()
-        self.container = unique('chaos-pgc')
-
-    def launch(self):
-        account = pwd.getpwnam('postgres')
-        docker('run', '-d', '--name', self.container, '--user', '%d:%d' % (account.pw_uid, account.pw_gid),
-               '--network', 'host', '--cap-drop', 'ALL', '-v', '/usr:/usr:ro', '-v', '/usr/lib:/lib:ro',
-               '-v', '/usr/lib64:/lib64:ro', '-v', '/etc/passwd:/etc/passwd:ro', '-v', '/etc/group:/etc/group:ro',
-               '-v', '%s:%s' % (self.base, self.base), BUSYBOX_IMAGE,
-               os.path.join(PG_BIN, 'postgres'), '-D', self.data_dir, *self.server_options())
-        assert wait_for(lambda: subprocess.run([os.path.join(PG_BIN, 'pg_isready'), '-q', '-h', '127.0.0.1', '-p',
-                                                str(self.port)]).returncode == 0, 60, 0.2), \
-            docker('logs', self.container, check=False).stderr[-1500:]
-
-    def module_args(self, **extra):
-        args = super(PostgresContainerServer, self).module_args(control='container', container=self.container)
-        del args['data_dir']
-        args.update(extra)
-        return args
-
-    def log_tail(self):
-        return docker('logs', self.container, check=False).stderr[-1500:]
-
-    def destroy(self):
-        state = docker('inspect', '-f', '{{.State.Status}}', self.container, check=False).stdout.strip()
-        docker('rm', '-f', self.container, check=False)
-        left = super(PostgresContainerServer, self).destroy()
-        return left + ([state] if state and state != 'running' else [])
-
-
 class MariaServer(DbServer):
     engine = 'mysql'
     user = 'mysql'
@@ -542,15 +507,18 @@ class MariaServer(DbServer):
         argv = [MARIADBD, '--no-defaults', '--datadir=%s' % self.data_dir, '--port=%d' % self.port,
                 '--bind-address=127.0.0.1', '--socket=%s' % self.socket, '--skip-name-resolve',
                 '--pid-file=%s' % os.path.join(self.base, 'mariadb.pid'), '--innodb-buffer-pool-size=16M', '--max-connections=30',
-                '--log-error=%s' % os.path.join(self.base, 'error.log')]
-        subprocess.Popen(['runuser', '-u', 'mysql', '--'] + argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+                '--log-error=%s' % os.path.join(self.base, 'error.log'), '--tmpdir=%s' % self.base]
+        self.launch(argv)
         assert wait_for(lambda: self.root_sql('SELECT 1').returncode == 0, 60, 0.2), self.log_tail()
         setup = self.root_sql("CREATE USER 'chaos'@'127.0.0.1' IDENTIFIED BY '%s'; "
                               "GRANT ALL ON *.* TO 'chaos'@'127.0.0.1'; CREATE DATABASE chaosdb; "
                               "CREATE TABLE chaosdb.writes (id INT PRIMARY KEY, at DOUBLE NOT NULL) ENGINE=InnoDB" % DB_PASSWORD)
         assert setup.returncode == 0, setup.stdout + setup.stderr
         return self
+
+    def launch(self, argv):
+        subprocess.Popen(['runuser', '-u', 'mysql', '--'] + argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
 
     def root_sql(self, sql):
         return subprocess.run(['mariadb', '--no-defaults', '-uroot', '--socket=%s' % self.socket, '-e', sql],
@@ -654,3 +622,61 @@ class Writer(object):
 
     def successes_after(self, when):
         return [a for a in self.attempts if a[2] and a[0] >= when]
+
+
+class HostBinariesContainer(object):
+    """Runs a server binary of this host in a container of the busybox image: /usr bind-mounted
+    read-only, the host network, the test's directory at the same path, as the server's user."""
+
+    def run_container(self, name, user, argv):
+        account = pwd.getpwnam(user)
+        docker('run', '-d', '--name', name, '--user', '%d:%d' % (account.pw_uid, account.pw_gid),
+               '--network', 'host', '--cap-drop', 'ALL', '-v', '/usr:/usr:ro', '-v', '/usr/lib:/lib:ro',
+               '-v', '/usr/lib64:/lib64:ro', '-v', '/etc/passwd:/etc/passwd:ro', '-v', '/etc/group:/etc/group:ro',
+               '-v', '%s:%s' % (self.base, self.base), BUSYBOX_IMAGE, *argv)
+
+    def container_args(self, args):
+        args.update(control='container', container=self.container)
+        del args['data_dir']
+        return args
+
+    def destroy(self):
+        docker('rm', '-f', self.container, check=False)
+        return super(HostBinariesContainer, self).destroy()
+
+
+class MariaContainerServer(HostBinariesContainer, MariaServer):
+    def __init__(self):
+        super(MariaContainerServer, self).__init__()
+        self.container = unique('chaos-myc')
+
+    def launch(self, argv):
+        self.run_container(self.container, 'mysql', argv)
+
+    def module_args(self, **extra):
+        args = self.container_args(super(MariaContainerServer, self).module_args())
+        args.update(extra)
+        return args
+
+    def log_tail(self):
+        return docker('logs', self.container, check=False).stderr[-1500:] + super(MariaContainerServer, self).log_tail()
+
+
+class PostgresContainerServer(HostBinariesContainer, PostgresServer):
+    def __init__(self):
+        super(PostgresContainerServer, self).__init__()
+        self.container = unique('chaos-pgc')
+
+    def launch(self):
+        self.run_container(self.container, 'postgres', [os.path.join(PG_BIN, 'postgres'), '-D', self.data_dir]
+                           + self.server_options())
+        assert wait_for(lambda: subprocess.run([os.path.join(PG_BIN, 'pg_isready'), '-q', '-h', '127.0.0.1', '-p',
+                                                str(self.port)]).returncode == 0, 60, 0.2), self.log_tail()
+
+    def module_args(self, **extra):
+        args = self.container_args(super(PostgresContainerServer, self).module_args())
+        args.update(extra)
+        return args
+
+    def log_tail(self):
+        return docker('logs', self.container, check=False).stderr[-1500:]

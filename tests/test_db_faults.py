@@ -102,6 +102,16 @@ def postgres_in_container():
 
 
 @pytest.fixture
+def mariadb_in_container():
+    support.require(support.mariadb_available(), 'MariaDB (mariadb-server package) and root')
+    support.require(support.docker_available(), 'a running dockerd')
+    support.ensure_busybox_image()
+    server = support.MariaContainerServer()
+    yield from _serve(server)
+    assert server.container not in support.docker('ps', '-a', '--format', '{{.Names}}').stdout.split()
+
+
+@pytest.fixture
 def mariadb():
     support.require(support.mariadb_available(), 'MariaDB (mariadb-server package) and root')
     server = support.MariaServer()
@@ -292,9 +302,9 @@ def test_connection_exhaustion_refuses_clients_until_the_guard_releases(request,
     assert server.scalar(sessions) <= 2
 
 
-@pytest.mark.parametrize('mode', ['clean', 'crash'])
-def test_postgresql_in_a_container_down_and_back(postgres_in_container, mode):
-    server = postgres_in_container
+@pytest.mark.parametrize('engine, mode', [('postgresql', 'clean'), ('postgresql', 'crash'), ('mysql', 'crash')])
+def test_database_in_a_container_down_and_back(request, engine, mode):
+    server = request.getfixturevalue('postgres_in_container' if engine == 'postgresql' else 'mariadb_in_container')
     with support.Writer(server) as writer:
         time.sleep(0.5)
         result = support.run_module('chaos_db', server.module_args(mode=mode, duration=4, wait=True,
