@@ -104,6 +104,14 @@ def read_json(path):
         return json.load(handle)
 
 
+def history(state_dir, fault_id, timeout=15):
+    """The revert history entry of a fault, once the guard (or a module) has written it: the effect of a
+    revert shows in the world a moment before its history entry is written."""
+    path = os.path.join(state_dir, 'history', fault_id + '.json')
+    assert wait_for(lambda: os.path.exists(path), timeout), 'no revert history for %s' % fault_id
+    return read_json(path)
+
+
 # ---------------------------------------------------------------- docker
 
 def docker(*args, check=True):

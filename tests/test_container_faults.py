@@ -201,7 +201,7 @@ def test_stop_is_undone_by_the_guard_when_ansible_playbook_is_killed(lab, tmp_pa
     assert restarted >= expires_at - 0.5, 'started before the deadline'
     assert restarted < expires_at + 5
     assert support.wait_for(lambda: serves(name), 10)
-    history = support.read_json(os.path.join(lab.state_dir, 'history', record['fault_id'] + '.json'))
+    history = support.history(lab.state_dir, record['fault_id'])
     assert history['reverted_by'] == 'guard:deadline' and history['revert_ok'] is True
     assert _guard.list_records(lab.state_dir) == []
 
@@ -226,7 +226,7 @@ def test_pause_picks_count_of_labelled_containers_and_guard_unpauses(lab):
     for name in lab.names:
         assert support.inspect(name)['State']['Running']
         assert support.wait_for(lambda: serves(name), 5)
-    history = support.read_json(os.path.join(lab.state_dir, 'history', result['fault_id'] + '.json'))
+    history = support.history(lab.state_dir, result['fault_id'])
     assert history['reverted_by'] == 'guard:deadline' and history['revert_ok'] is True
 
 
@@ -368,7 +368,7 @@ def test_podman_stop_is_started_again_by_the_guard(podman, tmp_path):
         assert support.wait_for(lambda: podman.inspect(name)['State']['Running'], result['expires_at'] - time.time() + 5)
         assert time.time() >= result['expires_at'] - 0.5
         assert support.wait_for(lambda: podman_serves(podman, name), 10)
-        history = support.read_json(os.path.join(state_dir, 'history', result['fault_id'] + '.json'))
+        history = support.history(state_dir, result['fault_id'])
         assert history['reverted_by'] == 'guard:deadline' and history['revert_ok'] is True
     finally:
         problems = podman.remove([name])
@@ -390,7 +390,7 @@ def test_tls_docker_host_pause_is_undone_by_the_guard_over_tls(lab, tmp_path):
         (record,) = _guard.list_records(lab.state_dir)
         assert [a['type'] for a in record['revert']] == ['command']
         assert support.wait_for(lambda: not support.inspect(name)['State']['Paused'], result['expires_at'] - time.time() + 10)
-        history = support.read_json(os.path.join(lab.state_dir, 'history', result['fault_id'] + '.json'))
+        history = support.history(lab.state_dir, result['fault_id'])
         assert history['reverted_by'] == 'guard:deadline' and history['revert_ok'] is True
         assert history['revert_results'][0]['result'] == 'rc=0'
         refused = dict(args, validate_certs=True, client_cert=None, client_key=None)

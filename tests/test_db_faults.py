@@ -189,7 +189,7 @@ def test_postgresql_10s_crash_through_playbook(postgres, tmp_path):
     with open(os.path.join(postgres.data_dir, 'postmaster.pid')) as handle:
         assert postmaster_pid(handle.read()) != result['details']['server_pid'], 'the same postmaster still runs'
     check_downtime(postgres, writer, result, 10)
-    history = support.read_json(os.path.join(postgres.state_dir, 'history', result['fault_id'] + '.json'))
+    history = support.history(postgres.state_dir, result['fault_id'])
     assert history['reverted_by'] == 'guard:deadline' and history['revert_ok'] is True
 
 
@@ -218,7 +218,7 @@ def test_absent_ends_the_downtime_early_and_reports_it(postgres):
     assert ended['reverted'] == [result['fault_id']]
     assert 1.0 <= ended['downtime_seconds'] < 30
     assert postgres.query_ok()
-    history = support.read_json(os.path.join(postgres.state_dir, 'history', result['fault_id'] + '.json'))
+    history = support.history(postgres.state_dir, result['fault_id'])
     assert history['reverted_by'] == 'module:absent' and history['revert_ok'] is True
 
 
@@ -325,8 +325,7 @@ def test_unrenewed_lease_brings_the_database_back_early(postgres):
     assert not postgres.query_ok()
     assert support.wait_for(lambda: postgres.query_ok(), result['lease_expires_at'] - time.time() + 15)
     assert time.time() < result['started_at'] + 30, 'came back at the deadline, not at the lease end'
-    assert support.wait_for(lambda: os.path.exists(os.path.join(postgres.state_dir, 'history', result['fault_id'] + '.json')), 10)
-    history = support.read_json(os.path.join(postgres.state_dir, 'history', result['fault_id'] + '.json'))
+    history = support.history(postgres.state_dir, result['fault_id'])
     assert history['reverted_by'] == 'guard:lease-expired' and history['revert_ok'] is True
 
 
