@@ -398,3 +398,23 @@ def test_tls_docker_host_pause_is_undone_by_the_guard_over_tls(lab, tmp_path):
         assert failed['failed'] is True and 'docker_host=%s' % proxy.url in failed['msg']
     finally:
         proxy.stop()
+
+
+def test_compose_service_of_one_project_only(lab):
+    """Containers as Docker Compose labels them: only the service of the named project is hit."""
+    project = support.unique('proj')
+    web = [lab.container(healthcheck=False, labels={'com.docker.compose.project': project,
+                                                    'com.docker.compose.service': 'web'}) for _ in range(2)]
+    other_project = lab.container(healthcheck=False, labels={'com.docker.compose.project': project + 'x',
+                                                             'com.docker.compose.service': 'web'})
+    other_service = lab.container(healthcheck=False, labels={'com.docker.compose.project': project,
+                                                             'com.docker.compose.service': 'db'})
+    result = support.run_module('chaos_container', dict(compose_service='web', compose_project=project, percent=100,
+                                                        action='pause', duration=2, state_dir=lab.state_dir))
+    assert result.get('failed') is not True, result.get('msg')
+    assert sorted(t['name'] for t in result['plan']['targets']) == sorted(web)
+    assert all(support.inspect(n)['State']['Paused'] for n in web)
+    assert not support.inspect(other_project)['State']['Paused'] and not support.inspect(other_service)['State']['Paused']
+    assert support.wait_for(lambda: not any(support.inspect(n)['State']['Paused'] for n in web),
+                            result['expires_at'] - time.time() + 5)
+    assert support.history(lab.state_dir, result['fault_id'])['revert_ok'] is True
