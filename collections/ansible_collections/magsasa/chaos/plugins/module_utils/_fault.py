@@ -116,7 +116,7 @@ class InjectContext(object):
 
     def on_revert(self, action):
         self.record['revert'].append(action)
-        if not self.engine.save_active(self.record):
+        if not self.engine.update_if_active(self.record['fault_id'], revert=self.record['revert']):
             # The guard already reverted the fault (its deadline came during injection): undo this
             # step now, or nothing ever would.
             _guard.execute_actions([action], timeout=self.record.get('revert_timeout', 60))
@@ -125,7 +125,7 @@ class InjectContext(object):
 
     def detail(self, **values):
         self.record['details'].update(values)
-        self.engine.save_active(self.record)
+        self.engine.update_if_active(self.record['fault_id'], details=self.record['details'])
 
 
 def spawn_detached(argv, cwd='/', env=None):
@@ -170,13 +170,20 @@ class FaultEngine(object):
     def save(self, record):
         _guard.write_record(self.path(record['fault_id']), record)
 
-    def save_active(self, record):
-        """Update the record of a fault that is still active; never resurrect one the guard already
-        reverted (it holds the lock while reverting). Returns whether the record was written."""
-        with _guard.FaultLock(self.state_dir, record['fault_id']):
-            if not os.path.exists(self.path(record['fault_id'])):
+    def update_if_active(self, fault_id, **fields):
+        """Set ``fields`` in the record on disk, unless the guard has reverted the fault meanwhile
+        (a measure may outlast a short fault). Writing our in-memory copy instead would bring back a
+        fault that is gone, or drop the ``revert_failures`` the guard recorded. Returns whether the
+        fault was still active."""
+        with _guard.FaultLock(self.state_dir, fault_id):
+            try:
+                current = _guard.read_record(self.path(fault_id))
+            except ValueError:
                 return False
-            self.save(record)
+            if current is None:
+                return False
+            current.update(fields)
+            self.save(current)
             return True
 
     def active(self):
@@ -278,13 +285,13 @@ class FaultEngine(object):
                                   reverted=bool(undone and undone['revert_ok']))
         record['status'] = 'active'
         record['injected_at'] = time.time()
-        self.save_active(record)
+        self.update_if_active(fault_id, status='active', injected_at=record['injected_at'])
         try:
             effect = self.fault.measure(ctx)
         except Exception as exc:  # pylint: disable=broad-except
             effect = dict(error='measuring the effect failed: %s' % exc)
         record['effect'] = effect
-        self.save_active(record)
+        self.update_if_active(fault_id, effect=effect)
         result.update(details=record['details'], effect=effect, guard_pid=guard_pid, record=self.path(fault_id),
                       injected_at=record['injected_at'])
         return result

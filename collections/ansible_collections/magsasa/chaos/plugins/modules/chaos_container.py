@@ -1,0 +1,425 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: chaos_container
+short_description: Crash, kill, stop, pause or restart Docker or Podman containers
+version_added: 0.1.0
+description:
+  - Selects running containers by name, id, labels or Compose service, picks all of them or a random
+    O(count) or O(percent) of them (Chaos Monkey style), and applies O(action) to each.
+  - V(crash) sends C(SIGKILL) to the container's main process from the host, so the container's restart
+    policy acts the way it does for a real crash (C(docker kill) is a manual stop, which restart policies ignore).
+  - V(stop) and V(pause) last for O(duration); the guard starts or unpauses the containers again at the
+    deadline, or when an unrenewed O(lease) ends, even if the controller is gone.
+  - For V(crash), V(kill) and V(restart) the module waits up to O(wait_for_recovery) seconds and reports,
+    per container, the C(RestartCount) before and after and the seconds until it was running (and healthy,
+    when it has a healthcheck) again. At the end of O(duration) the guard starts any of them that is
+    still not running, so no fault outlives its deadline.
+  - Talks to the daemon with the Docker SDK for Python; Podman through its Docker-compatible API socket.
+author:
+  - magsasa.chaos maintainers (@magsasa)
+extends_documentation_fragment:
+  - magsasa.chaos.fault
+  - magsasa.chaos.docker
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan with the containers that would be hit; touches nothing.
+  diff_mode:
+    support: none
+    description: Nothing to diff; the plan and the recovery observed are returned instead.
+  idempotent:
+    support: partial
+    description: While an identical fault is active, running the module again only renews its lease.
+      Once it has ended, running it again injects a new fault.
+options:
+  name:
+    description:
+      - Exact name of the container to hit.
+      - One of O(name), O(id), O(labels) or O(compose_service) is required with O(state=present).
+    type: str
+  id:
+    description:
+      - Id of the container to hit, full or a unique prefix.
+    type: str
+  labels:
+    description:
+      - Hit the running containers that carry all of these labels with these values.
+    type: dict
+  compose_service:
+    description:
+      - Hit the running containers of this Docker Compose service (label C(com.docker.compose.service)).
+    type: str
+  compose_project:
+    description:
+      - Limit O(compose_service) to this Compose project (label C(com.docker.compose.project)).
+    type: str
+  count:
+    description:
+      - Hit this many of the matching containers, picked at random. More than match hits all of them.
+      - Without O(count) and O(percent) every matching container is hit.
+    type: int
+  percent:
+    description:
+      - Hit this percentage (more than 0, at most 100) of the matching containers, picked at random,
+        rounded up, at least one.
+    type: float
+  action:
+    description:
+      - V(crash) kills the main process with C(SIGKILL) from the host; the restart policy decides what follows.
+        The module must run on the container's host for this.
+      - V(kill) sends O(signal) through the Docker API (a manual stop; restart policies do not act on it).
+      - V(stop) stops the container (C(SIGTERM), then C(SIGKILL) after O(stop_timeout)); started again at the deadline.
+      - V(pause) freezes every process of the container; unpaused at the deadline.
+      - V(restart) restarts the container through the Docker API.
+    type: str
+    choices: [crash, kill, stop, pause, restart]
+    default: crash
+  signal:
+    description:
+      - The signal of O(action=kill), by name (V(SIGTERM), V(SIGHUP), ...).
+    type: str
+    default: SIGKILL
+  stop_timeout:
+    description:
+      - Seconds O(action=stop) and O(action=restart) give the container to exit before it is killed.
+    type: int
+    default: 10
+  wait_for_recovery:
+    description:
+      - Seconds to wait, after V(crash), V(kill) or V(restart), for each container to run again (and be healthy,
+        when it has a healthcheck). V(0) returns at once without measuring the recovery.
+    type: float
+    default: 30.0
+notes:
+  - Only running containers are selected. A selector that matches none fails before anything is done.
+  - While a V(crash), V(kill) or V(restart) fault is active, an identical request renews it rather than hitting the
+    containers again; use a short O(duration) (or O(state=absent)) to hit them repeatedly.
+seealso:
+  - module: magsasa.chaos.chaos_faults
+'''
+
+EXAMPLES = r'''
+- name: Crash the API container; its restart policy must bring it back within 30 s
+  magsasa.chaos.chaos_container:
+    name: demo-api
+    action: crash
+    duration: 60
+    wait_for_recovery: 30
+  register: chaos_crash
+
+- name: Stop one random web replica of the compose project for 20 seconds
+  magsasa.chaos.chaos_container:
+    compose_service: web
+    compose_project: shop
+    count: 1
+    action: stop
+    duration: 20
+
+- name: Freeze half of the workers for 10 seconds (Podman)
+  magsasa.chaos.chaos_container:
+    labels:
+      app: worker
+    percent: 50
+    action: pause
+    duration: 10
+    docker_host: unix:///run/podman/podman.sock
+
+- name: Unpause / start them early
+  magsasa.chaos.chaos_container:
+    state: absent
+    fault_id: "{{ chaos_crash.fault_id }}"
+'''
+
+RETURN = r'''
+fault_id:
+  description: The id of the fault (give it to O(state=absent) to end the fault early).
+  returned: success
+  type: str
+  sample: container-3f2a9c01de
+plan:
+  description: What the fault does, with the selector, the matching and the picked containers.
+  returned: success
+  type: dict
+expires_at:
+  description: Epoch seconds when the guard ends the fault at the latest.
+  returned: success with O(state=present)
+  type: float
+details:
+  description: What was done, recorded the moment it was done.
+  returned: success with O(state=present)
+  type: dict
+  contains:
+    containers:
+      description: One entry per container hit, with C(id), C(name), C(action), C(restart_count_before) and C(injected_at).
+      type: list
+      elements: dict
+effect:
+  description: The recovery observed after V(crash), V(kill) and V(restart).
+  returned: success with O(state=present)
+  type: dict
+  contains:
+    containers:
+      description: >-
+        Per container C(id), C(name), C(action), C(restart_count_before), C(restart_count_after), C(recovered)
+        (running and healthy again within O(wait_for_recovery)), C(recovery_seconds) (null when not recovered
+        or not waited for), C(healthcheck) (whether it has one) and C(status).
+      type: list
+      elements: dict
+reverted:
+  description: The fault ids reverted by O(state=absent).
+  returned: success with O(state=absent)
+  type: list
+  elements: str
+'''
+
+import math
+import os
+import random
+import signal
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
+    DockerException, container_state, docker_argument_spec, docker_client, docker_required_together,
+    health_status, is_up, parse_docker_time, pid_belongs_to, revert_action)
+from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
+    Fault, FaultError, fault_argument_spec, fault_required_if, run_fault_module)
+
+SELECTORS = ('name', 'id', 'labels', 'compose_service')
+COMPOSE_SERVICE_LABEL = 'com.docker.compose.service'
+COMPOSE_PROJECT_LABEL = 'com.docker.compose.project'
+RESTORED_BY_GUARD = {'stop': 'start', 'pause': 'unpause'}
+
+
+def label_filters(labels=None, compose_service=None, compose_project=None):
+    """The Docker API ``label`` filter list for the selector."""
+    wanted = dict(labels or {})
+    if compose_service:
+        wanted[COMPOSE_SERVICE_LABEL] = compose_service
+    if compose_project:
+        wanted[COMPOSE_PROJECT_LABEL] = compose_project
+    return ['%s=%s' % (key, value) for key, value in sorted(wanted.items())]
+
+
+def matches(summary, name=None, container_id=None):
+    """Whether a ``docker ps`` entry is the container named or identified exactly."""
+    if name is not None and '/' + name not in (summary.get('Names') or []):
+        return False
+    if container_id is not None and not summary.get('Id', '').startswith(container_id):
+        return False
+    return True
+
+
+def pick(candidates, count=None, percent=None, rng=None):
+    """All candidates, or ``count`` of them, or ``percent`` % of them (rounded up, at least one), at random."""
+    rng = rng or random.SystemRandom()
+    if count is None and percent is None:
+        return list(candidates)
+    wanted = count if count is not None else int(math.ceil(len(candidates) * percent / 100.0))
+    wanted = max(1, min(len(candidates), wanted)) if candidates else 0
+    return rng.sample(list(candidates), wanted)
+
+
+def signal_valid(name):
+    name = str(name).upper()
+    if not name.startswith('SIG'):
+        name = 'SIG' + name
+    return isinstance(getattr(signal, name, None), signal.Signals)
+
+
+class ContainerFault(Fault):
+    kind = 'container'
+
+    def __init__(self, module):
+        super(ContainerFault, self).__init__(module)
+        self._client = None
+        self._targets = None
+        self._matched = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = docker_client(self.module)
+        return self._client
+
+    def validate(self):
+        params = self.params
+        if params['count'] is not None and params['count'] < 1:
+            self.fail('`count` must be at least 1, got %d' % params['count'])
+        if params['percent'] is not None and not 0 < params['percent'] <= 100:
+            self.fail('`percent` must be more than 0 and at most 100, got %s' % params['percent'])
+        if params['wait_for_recovery'] < 0:
+            self.fail('`wait_for_recovery` must be 0 or more seconds, got %s' % params['wait_for_recovery'])
+        if params['stop_timeout'] < 0:
+            self.fail('`stop_timeout` must be 0 or more seconds, got %s' % params['stop_timeout'])
+        if params['action'] == 'kill' and not signal_valid(params['signal']):
+            self.fail('`signal` must be a signal name such as SIGTERM or SIGKILL, got %r' % params['signal'])
+        if params['labels'] is not None and not params['labels']:
+            self.fail('`labels` must name at least one label, got an empty dict')
+        if params['compose_project'] and not params['compose_service']:
+            self.fail('`compose_project` needs `compose_service`')
+        if params['state'] == 'present':
+            self.client  # pylint: disable=pointless-statement
+
+    def selector(self):
+        return dict((key, self.params[key]) for key in SELECTORS + ('compose_project',) if self.params[key] is not None)
+
+    def targets(self):
+        """The containers to hit, chosen once per run (the random pick is part of the plan)."""
+        if self._targets is not None:
+            return self._targets
+        params = self.params
+        filters = {'status': 'running'}
+        labels = label_filters(params['labels'], params['compose_service'], params['compose_project'])
+        if labels:
+            filters['label'] = labels
+        try:
+            running = self.client.api.containers(filters=filters)
+        except DockerException as exc:
+            self.fail('listing containers at docker_host=%s failed: %s' % (params['docker_host'], exc))
+        matched = [c for c in running if matches(c, params['name'], params['id'])]
+        if not matched:
+            self.fail('no running container matches %s at docker_host=%s; check the selector '
+                      '(only running containers are selected)' % (self.describe_selector(), params['docker_host']))
+        self._matched = [self.summary(c) for c in matched]
+        self._targets = [self.summary(c) for c in pick(matched, params['count'], params['percent'])]
+        return self._targets
+
+    def describe_selector(self):
+        return ', '.join('%s=%s' % (key, value) for key, value in sorted(self.selector().items()))
+
+    @staticmethod
+    def summary(entry):
+        names = entry.get('Names') or ['/?']
+        return dict(id=entry['Id'], name=names[0].lstrip('/'))
+
+    def plan(self):
+        targets = self.targets()
+        plan = dict(action=self.params['action'], selector=self.selector(),
+                    matched=[c['name'] for c in self._matched], targets=targets)
+        if self.params['action'] == 'kill':
+            plan['signal'] = self.params['signal']
+        if self.params['action'] in RESTORED_BY_GUARD:
+            plan['restored_by_guard'] = RESTORED_BY_GUARD[self.params['action']]
+        return plan
+
+    def inject(self, ctx):
+        params = self.params
+        action = params['action']
+        done = []
+        for target in self.targets():
+            info = container_state(self.client, target['id'])
+            if info is None:
+                raise FaultError('container %s (%s) disappeared before it could be hit' % (target['name'], target['id'][:12]))
+            state = info.get('State') or {}
+            entry = dict(id=target['id'], name=target['name'], action=action,
+                         restart_count_before=info.get('RestartCount', 0),
+                         started_at_before=state.get('StartedAt'), pid_before=state.get('Pid'),
+                         healthcheck=health_status(info) is not None)
+            # The undo goes in first: starting a running container or unpausing one that is not paused is
+            # harmless, and a module that dies right after the hit still leaves a fault the guard can end.
+            # A container Docker removes when it stops (--rm) cannot be started again: nothing to register.
+            entry['auto_remove'] = bool((info.get('HostConfig') or {}).get('AutoRemove'))
+            if action in RESTORED_BY_GUARD or not entry['auto_remove']:
+                ctx.on_revert(revert_action(params, RESTORED_BY_GUARD.get(action, 'start'), target['id']))
+            entry['injected_at'] = time.time()
+            self.hit(action, target, state)
+            done.append(entry)
+            ctx.detail(containers=done)
+
+    def hit(self, action, target, state):
+        api = self.client.api
+        try:
+            if action == 'crash':
+                pid = state.get('Pid') or 0
+                if not pid or not pid_belongs_to(pid, target['id']):
+                    raise FaultError('action=crash must run on the host of container %s: its main process (pid %s) '
+                                     'is not visible here. Run the task on the container host, or use action=kill.'
+                                     % (target['name'], pid))
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError as exc:
+                    raise FaultError('action=crash could not SIGKILL the main process (pid %d) of container %s: %s; '
+                                     'it needs root on the container host' % (pid, target['name'], exc))
+            elif action == 'kill':
+                api.kill(target['id'], signal=self.params['signal'].upper())
+            elif action == 'stop':
+                api.stop(target['id'], timeout=self.params['stop_timeout'])
+            elif action == 'pause':
+                api.pause(target['id'])
+            else:
+                api.restart(target['id'], timeout=self.params['stop_timeout'])
+        except DockerException as exc:
+            raise FaultError('%s of container %s failed: %s' % (action, target['name'], exc))
+
+    def measure(self, ctx):
+        action = self.params['action']
+        entries = ctx.record['details'].get('containers', [])
+        results = []
+        waiting = action not in RESTORED_BY_GUARD and self.params['wait_for_recovery'] > 0
+        deadline = time.time() + self.params['wait_for_recovery']
+        for entry in entries:
+            result = dict((k, entry[k]) for k in ('id', 'name', 'action', 'restart_count_before', 'healthcheck'))
+            recovered_at = self.wait_recovered(entry, deadline) if waiting else None
+            info = container_state(self.client, entry['id']) or {}
+            result.update(restart_count_after=info.get('RestartCount'),
+                          status=(info.get('State') or {}).get('Status', 'removed'),
+                          recovered=recovered_at is not None,
+                          recovery_seconds=None if recovered_at is None else round(recovered_at - entry['injected_at'], 3))
+            results.append(result)
+        return dict(containers=results, waited=waiting)
+
+    def wait_recovered(self, entry, deadline):
+        """When the container was seen up again after the hit: restarted (a new ``StartedAt``), or still
+        running its original main process (a signal it survived). None if not by ``deadline``."""
+        before = parse_docker_time(entry['started_at_before'])
+        while True:
+            info = container_state(self.client, entry['id'])
+            now = time.time()
+            if is_up(info):
+                state = info['State']
+                if parse_docker_time(state.get('StartedAt')) > before:
+                    return now
+                if self.params['action'] == 'kill' and state.get('Pid') == entry['pid_before'] and now - entry['injected_at'] > 1.0:
+                    return entry['injected_at']
+            if now >= deadline:
+                return None
+            time.sleep(0.1)
+
+
+def main():
+    argument_spec = fault_argument_spec()
+    argument_spec.update(docker_argument_spec())
+    argument_spec.update(
+        name=dict(type='str'),
+        id=dict(type='str'),
+        labels=dict(type='dict'),
+        compose_service=dict(type='str'),
+        compose_project=dict(type='str'),
+        count=dict(type='int'),
+        percent=dict(type='float'),
+        action=dict(type='str', default='crash', choices=['crash', 'kill', 'stop', 'pause', 'restart']),
+        signal=dict(type='str', default='SIGKILL'),
+        stop_timeout=dict(type='int', default=10),
+        wait_for_recovery=dict(type='float', default=30.0),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_if=fault_required_if() + [('state', 'present', SELECTORS, True)],
+        mutually_exclusive=[SELECTORS, ('count', 'percent')],
+        required_together=docker_required_together(),
+        supports_check_mode=True,
+    )
+    run_fault_module(module, ContainerFault)
+
+
+if __name__ == '__main__':
+    main()

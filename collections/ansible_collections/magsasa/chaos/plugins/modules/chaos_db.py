@@ -1,0 +1,613 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: chaos_db
+short_description: Take a PostgreSQL or MySQL/MariaDB server down for a while and measure the downtime
+version_added: 0.1.0
+description:
+  - Stops a database server cleanly (O(mode=clean)) or crashes it (O(mode=crash)) for O(duration) seconds.
+    The guard brings it back at the deadline, or when an unrenewed O(lease) ends, even if the controller is gone.
+  - The server runs in a container (O(control=container)), as a systemd unit (O(control=systemd)), or from a
+    data directory controlled by C(pg_ctl) or started directly (O(control=datadir)).
+  - Before anything is stopped the server must answer C(SELECT 1) with the login options given, so wrong
+    credentials or a server that is already down fail the task and change nothing.
+  - Readiness is asked of the server with its driver (psycopg, PyMySQL), never guessed with sleeps. With
+    O(wait=true), or when the fault is ended with O(state=absent), the module returns the downtime actually
+    observed, from the stop to the first answered query.
+  - Bringing the server back keeps trying until O(revert_timeout); when the server is still down then, the
+    task fails and says what is down and for how long it has been.
+author:
+  - magsasa.chaos maintainers (@magsasa)
+extends_documentation_fragment:
+  - magsasa.chaos.fault
+  - magsasa.chaos.docker
+attributes:
+  check_mode:
+    support: full
+    description: Checks that the server answers and can be found, returns the plan, stops nothing and holds no connection.
+  diff_mode:
+    support: none
+    description: Nothing to diff; the plan and the observed downtime are returned instead.
+  idempotent:
+    support: partial
+    description: While an identical fault is active, running the module again only renews its lease.
+options:
+  engine:
+    description:
+      - The database server. V(mariadb) is the same as V(mysql).
+      - Required with O(state=present).
+    type: str
+    choices: [postgresql, mysql, mariadb]
+  action:
+    description:
+      - V(downtime) takes the server down for O(duration) (see O(control) and O(mode)).
+      - V(connections) leaves the server up and holds O(connections) connections to it for O(duration),
+        from a detached process the guard kills, so other clients are refused (connection exhaustion).
+        O(control), O(mode) and their options are not used.
+      - V(lock) leaves the server up and holds an exclusive lock on O(table) for O(duration) (PostgreSQL
+        C(LOCK TABLE ... IN ACCESS EXCLUSIVE MODE) in an open transaction, MariaDB C(LOCK TABLES ... WRITE)), from a
+        detached process the guard kills, so every other session that reads or writes the table waits (lock contention).
+    type: str
+    choices: [downtime, connections, lock]
+    default: downtime
+  intensity:
+    description:
+      - A preset for O(duration) (which it excludes), the database downtime of the scenario catalog
+        V(light) is 10 seconds, V(heavy) 30 seconds. One of O(duration) and O(intensity) is required with
+        O(state=present).
+    type: str
+    choices: [light, heavy]
+  table:
+    description:
+      - The table O(action=lock) locks, optionally as C(schema.table) (PostgreSQL) or C(database.table) (MariaDB).
+        Required with O(action=lock).
+    type: str
+  connections:
+    description:
+      - How many connections O(action=connections) holds. Default is as many as the server accepts
+        (up to 5000), so that the next client is refused.
+      - The connections are opened as O(login_user); a superuser also takes the slots reserved for superusers.
+    type: int
+  control:
+    description:
+      - V(datadir) finds the server by its data directory O(data_dir). PostgreSQL is stopped and started with
+        C(pg_ctl), with the options it runs with (from C(postmaster.opts)). MariaDB is stopped with a signal and
+        started again with the command line it ran with (read from C(/proc) before it is stopped), detached.
+      - V(systemd) stops and starts the unit O(systemd_unit).
+      - V(container) stops and starts the container O(container) through the Docker API.
+    type: str
+    choices: [datadir, systemd, container]
+    default: datadir
+  data_dir:
+    description:
+      - The server's data directory. Required with O(control=datadir) and O(state=present).
+    type: path
+  bin_dir:
+    description:
+      - Directory of C(pg_ctl), with O(engine=postgresql) and O(control=datadir).
+      - Defaults to the directory of the C(postgres) binary the server runs.
+    type: path
+  run_as:
+    description:
+      - The user that runs the server, with O(control=datadir). Commands run through C(runuser) when the module
+        runs as root and this is another user.
+      - Defaults to the owner of O(data_dir) for PostgreSQL and to the user of the running server for MariaDB.
+    type: str
+  systemd_unit:
+    description:
+      - The unit of the server. Required with O(control=systemd) and O(state=present).
+    type: str
+  container:
+    description:
+      - Name or id of the server's container. Required with O(control=container) and O(state=present).
+    type: str
+  mode:
+    description:
+      - V(clean) shuts down cleanly (C(pg_ctl stop -m fast); C(SIGTERM) to C(mariadbd); C(systemctl stop);
+        C(docker stop)).
+      - V(crash) kills it without warning (C(SIGKILL) to the postmaster and every server process, or to
+        C(mariadbd); C(systemctl kill --signal=SIGKILL); C(docker kill)), so the server recovers from its
+        write-ahead log when it comes back.
+    type: str
+    choices: [clean, crash]
+    default: clean
+  stop_timeout:
+    description:
+      - Seconds a clean shutdown may take before the task fails (the guard still brings the server back).
+    type: int
+    default: 60
+  wait:
+    description:
+      - Wait until the guard has brought the server back at the end of O(duration) and it answers queries, and
+        return the downtime observed. Fails when it is still down O(revert_timeout) seconds after the deadline.
+    type: bool
+    default: false
+  login_host:
+    description:
+      - Host to query the server at for the readiness checks.
+    type: str
+    default: localhost
+  login_port:
+    description:
+      - Port of the server. Defaults to V(5432) for PostgreSQL and V(3306) for MySQL/MariaDB.
+    type: int
+  login_user:
+    description:
+      - User to query as. Defaults to V(postgres) for PostgreSQL and V(root) for MySQL/MariaDB.
+    type: str
+  login_password:
+    description:
+      - Password of O(login_user).
+    type: str
+  login_db:
+    description:
+      - Database to connect to. Defaults to V(postgres) for PostgreSQL and none for MySQL/MariaDB.
+    type: str
+requirements:
+  - psycopg (3) for PostgreSQL, PyMySQL for MySQL/MariaDB, on the host the module runs on
+  - Docker SDK for Python with O(control=container)
+notes:
+  - With O(control=datadir) the module must run on the database host, as root or as the server's user.
+    A PostgreSQL server brought back by the guard writes its log to C(magsasa_chaos_restart.log) in the
+    data directory, as does a MariaDB server for its standard output.
+  - With O(control=systemd) and O(mode=crash), a unit with C(Restart=) is restarted by systemd before the
+    deadline; that is the point of such a test, and the downtime observed shows it.
+seealso:
+  - module: magsasa.chaos.chaos_faults
+'''
+
+EXAMPLES = r'''
+- name: PostgreSQL down for 10 seconds (fast shutdown), measuring the downtime
+  magsasa.chaos.chaos_db:
+    engine: postgresql
+    control: datadir
+    data_dir: /var/lib/postgresql/15/main
+    duration: 10
+    wait: true
+    login_user: chaos
+    login_password: "{{ vault_chaos_db_password }}"
+  register: chaos_db_result
+
+- name: Crash MariaDB in its container; the guard starts it again after 30 seconds
+  magsasa.chaos.chaos_db:
+    engine: mariadb
+    control: container
+    container: shop-db
+    mode: crash
+    duration: 30
+    login_host: 127.0.0.1
+    login_user: root
+    login_password: "{{ vault_mariadb_root_password }}"
+
+- name: Hold every connection PostgreSQL accepts for 20 seconds
+  magsasa.chaos.chaos_db:
+    engine: postgresql
+    action: connections
+    duration: 20
+    login_user: chaos
+    login_password: "{{ vault_chaos_db_password }}"
+
+- name: End it early and get the downtime
+  magsasa.chaos.chaos_db:
+    state: absent
+    fault_id: "{{ chaos_db_result.fault_id }}"
+    engine: postgresql
+    login_user: chaos
+    login_password: "{{ vault_chaos_db_password }}"
+'''
+
+RETURN = r'''
+fault_id:
+  description: The id of the fault (give it to O(state=absent) to end the fault early).
+  returned: success
+  type: str
+  sample: db-5e0c1d9a2b
+downtime_seconds:
+  description: Seconds from the stop to the first query the server answered again, when it was measured
+    (O(wait=true), or O(state=absent) for the fault it ended); null otherwise.
+  returned: always
+  type: float
+  sample: 10.42
+plan:
+  description: What the fault does (engine, control, mode, the server found, how it is brought back).
+  returned: success with O(state=present)
+  type: dict
+details:
+  description: What was done, recorded as it was done (C(server_pid), C(stopped_at) in epoch seconds; for
+    O(action=connections) C(holder_pid), C(held_connections), C(refused_with) and C(stopped_at), when all were held).
+  returned: success with O(state=present)
+  type: dict
+effect:
+  description: What was observed. C(down_confirmed) (a query failed after the stop), C(failed_queries) and
+    C(ready_at) while waiting, C(downtime_seconds).
+  returned: success with O(state=present)
+  type: dict
+reverted:
+  description: The fault ids reverted by O(state=absent).
+  returned: success with O(state=absent)
+  type: list
+  elements: str
+'''
+
+import json
+import os
+import signal
+import sys
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
+from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
+    DockerException, container_state, docker_argument_spec, docker_client, docker_required_together, revert_action)
+from ansible_collections.magsasa.chaos.plugins.module_utils._databases import (
+    ENGINE_DEFAULTS, HOLD_CODE, PASSWORD_ENV, RESTART_LOG, DatabaseError, as_user, children_of, is_auth_error,
+    lock_statement, missing_driver, parse_postmaster_opts, postgres_options, postmaster_pid, process_alive,
+    process_cmdline, process_uid, query_once, read_text, server_in_dir, start_action, user_name)
+from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
+    Fault, FaultEngine, FaultError, fault_argument_spec, kill_action, spawn_detached)
+
+POLL_SECONDS = 0.2
+INTENSITY_SECONDS = dict(light=10.0, heavy=30.0)
+
+
+class DatabaseFault(Fault):
+    kind = 'db'
+
+    def __init__(self, module):
+        super(DatabaseFault, self).__init__(module)
+        self.engine = 'mysql' if self.params['engine'] in ('mysql', 'mariadb') else 'postgresql'
+        self.defaults = ENGINE_DEFAULTS[self.engine]
+        self.server = {}
+        self._client = None
+
+    # -- what we talk to -------------------------------------------------------------
+    def conn(self):
+        params = self.params
+        return dict(host=params['login_host'], port=params['login_port'] or self.defaults['port'],
+                    user=params['login_user'] or self.defaults['user'], password=params['login_password'],
+                    database=params['login_db'] or self.defaults['database'])
+
+    def describe(self):
+        conn = self.conn()
+        where = dict(datadir='data_dir %s' % self.params['data_dir'], systemd='unit %s' % self.params['systemd_unit'],
+                     container='container %s' % self.params['container'])[self.params['control']]
+        return '%s at %s:%s (%s)' % (self.defaults['label'], conn['host'], conn['port'], where)
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = docker_client(self.module)
+        return self._client
+
+    def run(self, argv, what):
+        rc, out, err = self.module.run_command(argv)
+        if rc != 0:
+            raise FaultError('%s failed (%s exited %d): %s' % (what, ' '.join(argv), rc, (out + err).strip()[-500:]))
+        return out
+
+    # -- before anything is done -----------------------------------------------------
+    def validate(self):
+        params = self.params
+        if params['state'] != 'present':
+            return
+        missing = missing_driver(self.engine)
+        if missing:
+            self.fail(missing_required_lib(missing[0]), exception=missing[1])
+        if params['stop_timeout'] < 1:
+            self.fail('`stop_timeout` must be at least 1 second, got %d' % params['stop_timeout'])
+        if params['connections'] is not None and params['connections'] < 1:
+            self.fail('`connections` must be at least 1, got %d' % params['connections'])
+        if params['action'] == 'lock' and not params['table']:
+            self.fail('action=lock needs `table`')
+        if params['action'] != 'downtime':
+            return
+        needed = dict(datadir='data_dir', systemd='systemd_unit', container='container')[params['control']]
+        if not params[needed]:
+            self.fail('control=%s needs `%s`' % (params['control'], needed))
+        if params['control'] == 'datadir' and not os.path.isdir(params['data_dir']):
+            self.fail('`data_dir` %s is not a directory' % params['data_dir'])
+
+    def identity(self):
+        identity = super(DatabaseFault, self).identity()
+        identity['engine'] = self.engine
+        return identity
+
+    def plan(self):
+        error = query_once(self.engine, self.conn())
+        if error is not None:
+            conn = self.conn()
+            if is_auth_error(error):
+                self.fail('wrong database credentials: login_user=%s cannot log in to %s: %s'
+                          % (conn['user'], self.describe(), error))
+            self.fail('%s does not answer queries before the fault, so nothing was stopped; check login_host, '
+                      'login_port, login_user, login_password, login_db: %s' % (self.describe(), error))
+        if self.params['action'] == 'connections':
+            return dict(engine=self.engine, action='connections', connections=self.params['connections'] or 'all',
+                        target=self.describe(), duration=self.params['duration'])
+        if self.params['action'] == 'lock':
+            error = query_once(self.engine, self.conn(), table=self.params['table'])
+            if error is not None:
+                self.fail('`table` %s cannot be read on %s, so it was not locked: %s'
+                          % (self.params['table'], self.describe(), error))
+            return dict(engine=self.engine, action='lock', table=self.params['table'],
+                        statement=lock_statement(self.engine, self.params['table']), target=self.describe(),
+                        duration=self.params['duration'])
+        try:
+            self.server = getattr(self, 'locate_%s' % self.params['control'])()
+        except (DatabaseError, DockerException, IOError, OSError) as exc:
+            self.fail('cannot find the server of %s: %s' % (self.describe(), exc))
+        plan = dict(engine=self.engine, action='downtime', control=self.params['control'], mode=self.params['mode'],
+                    target=self.describe(), duration=self.params['duration'])
+        plan.update((k, v) for k, v in self.server.items() if k != 'start')
+        return plan
+
+    def readiness(self):
+        conn = self.conn()
+        return dict(host=conn['host'], port=conn['port'])
+
+    def locate_datadir(self):
+        data_dir = os.path.realpath(self.params['data_dir'])
+        what = '%s in data_dir %s' % (self.defaults['label'], data_dir)
+        if self.engine == 'postgresql':
+            if not os.path.exists(os.path.join(data_dir, 'PG_VERSION')):
+                raise DatabaseError('data_dir %s is not a PostgreSQL data directory (no PG_VERSION)' % data_dir)
+            pid_file = os.path.join(data_dir, 'postmaster.pid')
+            if not os.path.exists(pid_file):
+                raise DatabaseError('no PostgreSQL server runs in data_dir %s (no postmaster.pid)' % data_dir)
+            pid = postmaster_pid(read_text(pid_file))
+            if not process_alive(pid):
+                raise DatabaseError('postmaster.pid in %s names pid %d, which is not running' % (data_dir, pid))
+            argv = parse_postmaster_opts(read_text(os.path.join(data_dir, 'postmaster.opts')))
+            user = self.params['run_as'] or user_name(os.stat(data_dir).st_uid)
+            pg_ctl = os.path.join(self.params['bin_dir'] or os.path.dirname(argv[0]), 'pg_ctl')
+            if not os.access(pg_ctl, os.X_OK):
+                raise DatabaseError('no pg_ctl at %s; set bin_dir to the directory of pg_ctl' % pg_ctl)
+            start = [pg_ctl, 'start', '-D', data_dir, '-w', '-t', str(int(self.params['revert_timeout'])),
+                     '-l', os.path.join(data_dir, RESTART_LOG)]
+            options = postgres_options(argv)
+            if options:
+                start += ['-o', options]
+            spec = dict(what=what, running_argv=as_user([pg_ctl, 'status', '-D', data_dir], user),
+                        start_argv=as_user(start, user), start_waits=True, ready=self.readiness())
+            return dict(server_pid=pid, run_as=user, pg_ctl=pg_ctl, server_argv=argv, start=spec, data_dir=data_dir)
+        pid = server_in_dir(data_dir, self.defaults['server_names'])
+        if pid is None:
+            raise DatabaseError('no %s process runs with data_dir %s' % (' or '.join(self.defaults['server_names']), data_dir))
+        argv = process_cmdline(pid)
+        argv[0] = os.readlink('/proc/%d/exe' % pid)
+        user = self.params['run_as'] or user_name(process_uid(pid))
+        spec = dict(what=what, running_in_dir=dict(dir=data_dir, names=list(self.defaults['server_names'])),
+                    start_argv=as_user(argv, user), start_waits=False, log=os.path.join(data_dir, RESTART_LOG),
+                    ready=self.readiness())
+        return dict(server_pid=pid, run_as=user, server_argv=argv, start=spec, data_dir=data_dir)
+
+    def locate_systemd(self):
+        unit = self.params['systemd_unit']
+        if self.module.run_command(['systemctl', 'is-active', '--quiet', unit])[0] != 0:
+            raise DatabaseError('systemd unit %s is not active' % unit)
+        spec = dict(what='%s (unit %s)' % (self.defaults['label'], unit),
+                    running_argv=['systemctl', 'is-active', '--quiet', unit], start_argv=['systemctl', 'start', unit],
+                    start_waits=True, ready=self.readiness())
+        return dict(systemd_unit=unit, start=spec)
+
+    def locate_container(self):
+        info = container_state(self.client, self.params['container'])
+        if info is None or not (info.get('State') or {}).get('Running'):
+            raise DatabaseError('container %s is not running at docker_host=%s'
+                                % (self.params['container'], self.params['docker_host']))
+        return dict(container_id=info['Id'], container=info['Name'].lstrip('/'))
+
+    # -- the fault -------------------------------------------------------------------
+    def inject(self, ctx):
+        if self.params['action'] != 'downtime':
+            return self.hold(ctx)
+        control = self.params['control']
+        if control == 'container':
+            ctx.on_revert(revert_action(self.params, 'start', self.server['container_id']))
+        else:
+            ctx.on_revert(start_action(self.server['start'], self.params['revert_timeout']))
+        stopped_at = time.time()
+        ctx.detail(stopped_at=stopped_at, server_pid=self.server.get('server_pid'))
+        try:
+            getattr(self, 'stop_%s' % control)()
+        except (DockerException, DatabaseError, IOError, OSError) as exc:
+            raise FaultError('stopping %s failed: %s' % (self.describe(), exc))
+        ctx.detail(stopped=time.time())
+
+    def hold(self, ctx):
+        """Hold connections (or one that holds a table lock) for the fault's duration, from a detached
+        process the guard kills."""
+        status = os.path.join(ctx.engine.state_dir, '%s.holder-status' % ctx.record['fault_id'])
+        ctx.on_revert(dict(type='remove', path=status))
+        spec = dict(engine=self.engine, conn=dict(self.conn(), password=None), connections=self.params['connections'],
+                    expires_at=ctx.expires_at, status=status)
+        if self.params['action'] == 'lock':
+            spec['lock'] = lock_statement(self.engine, self.params['table'])
+        env = dict(os.environ)
+        if self.params['login_password'] is not None:
+            env[PASSWORD_ENV] = self.params['login_password']
+        pid, starttime = spawn_detached([sys.executable, '-c', HOLD_CODE, json.dumps(spec)], env=env)
+        ctx.on_revert(kill_action(pid, starttime))
+        ctx.detail(holder_pid=pid)
+        deadline = time.time() + 60
+        while not os.path.exists(status):
+            if not _guard.process_alive(pid, starttime) or time.time() >= deadline:
+                raise FaultError('the connection holder for %s did not report how many connections it opened'
+                                 % self.describe())
+            time.sleep(0.05)
+        with open(status) as handle:
+            held = json.load(handle)
+        if not held['held']:
+            if self.params['action'] == 'lock':
+                raise FaultError('could not lock `table` %s on %s: %s' % (self.params['table'], self.describe(), held['error']))
+            raise FaultError('could not open a single connection to %s: %s' % (self.describe(), held['error']))
+        ctx.detail(stopped_at=held['full_at'], held_connections=held['held'], refused_with=held['error'])
+
+    def stop_datadir(self):
+        pid = self.server['server_pid']
+        if self.engine == 'postgresql' and self.params['mode'] == 'clean':
+            self.run(as_user([self.server['pg_ctl'], 'stop', '-D', self.server['data_dir'], '-m', 'fast', '-w',
+                              '-t', str(self.params['stop_timeout'])], self.server['run_as']), 'pg_ctl stop -m fast')
+            return
+        if self.params['mode'] == 'clean':
+            os.kill(pid, signal.SIGTERM)
+            victims = [pid]
+        else:
+            # Like a power cut: the server and all its processes at once, nothing written on the way out.
+            victims = [pid] + children_of(pid)
+            for victim in victims:
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                except OSError:
+                    pass
+        deadline = time.time() + self.params['stop_timeout']
+        while any(process_alive(v) for v in victims):
+            if time.time() >= deadline:
+                raise DatabaseError('server pid %d did not exit within stop_timeout=%ss' % (pid, self.params['stop_timeout']))
+            time.sleep(0.05)
+
+    def stop_systemd(self):
+        unit = self.params['systemd_unit']
+        if self.params['mode'] == 'clean':
+            self.run(['systemctl', 'stop', unit], 'systemctl stop')
+        else:
+            self.run(['systemctl', 'kill', '--signal=SIGKILL', unit], 'systemctl kill')
+
+    def stop_container(self):
+        if self.params['mode'] == 'clean':
+            self.client.api.stop(self.server['container_id'], timeout=self.params['stop_timeout'])
+        else:
+            self.client.api.kill(self.server['container_id'], signal='SIGKILL')
+
+    def measure(self, ctx):
+        details = ctx.record['details']
+        table = self.params['table'] if self.params['action'] == 'lock' else None
+        effect = dict(down_confirmed=query_once(self.engine, self.conn(), timeout=1, table=table) is not None,
+                      downtime_seconds=None)
+        if not self.params['wait']:
+            return effect
+        deadline = ctx.expires_at + self.params['revert_timeout'] + 20
+        state_dir, fault_id = ctx.engine.state_dir, ctx.record['fault_id']
+        ready_at, failed = wait_ready(self.engine, self.conn(), deadline, table=table,
+                                      gave_up=lambda: guard_errors(state_dir, fault_id, since=ctx.started_at))
+        effect['failed_queries'] = failed
+        effect['ready_at'] = ready_at
+        if ready_at is None:
+            effect['still_down'] = True
+            effect['down_for_seconds'] = round(time.time() - details['stopped_at'], 3)
+            return effect
+        effect['downtime_seconds'] = round(ready_at - details['stopped_at'], 3)
+        # Return only once the guard has finished its revert too, so the task's result is final.
+        while not os.path.exists(history_path(state_dir, fault_id)) and time.time() < deadline:
+            time.sleep(POLL_SECONDS)
+        effect['revert_errors'] = guard_errors(state_dir, fault_id, since=ctx.started_at)
+        return effect
+
+
+def wait_ready(engine, conn, deadline, gave_up=None, table=None):
+    """Query until the server answers, ``deadline`` passes or ``gave_up()`` says the guard stopped trying.
+    Returns (answered at or None, failed queries)."""
+    failed = 0
+    while True:
+        if query_once(engine, conn, table=table) is None:
+            return time.time(), failed
+        failed += 1
+        if time.time() >= deadline or (gave_up is not None and gave_up()):
+            return None, failed
+        time.sleep(POLL_SECONDS)
+
+
+def history_path(state_dir, fault_id):
+    return os.path.join(state_dir, _guard.HISTORY_DIR, fault_id + _guard.RECORD_SUFFIX)
+
+
+def guard_errors(state_dir, fault_id, since=0):
+    """The failed revert steps of the fault's revert (if it was reverted after ``since``)."""
+    try:
+        entry = _guard.read_record(history_path(state_dir, fault_id))
+    except ValueError:
+        return []
+    if not entry or entry.get('reverted_at', 0) < since:
+        return []
+    return [r['error'] for r in (entry or {}).get('revert_results', []) if not r.get('ok')]
+
+
+def report_present(module, fault, result):
+    effect = result.get('effect') or {}
+    result['downtime_seconds'] = effect.get('downtime_seconds')
+    if effect.get('still_down'):
+        errors = guard_errors(result['state_dir'], result['fault_id'], since=result['started_at'])
+        module.fail_json(msg='%s is STILL DOWN %ss after it was stopped (deadline plus revert_timeout passed)%s'
+                             % (fault.describe(), effect['down_for_seconds'],
+                                '; the guard reported: %s' % '; '.join(errors) if errors else ''), **result)
+
+
+def report_absent(module, fault, result):
+    """After ``state: absent``: the downtime of the fault it ended, asked of the server when the task
+    names the engine, else taken from when the guard saw the server accept connections."""
+    result['downtime_seconds'] = None
+    for fault_id in result['reverted']:
+        entry = _guard.read_record(history_path(result['state_dir'], fault_id)) or {}
+        stopped_at = (entry.get('details') or {}).get('stopped_at')
+        if stopped_at is None or entry.get('kind') != DatabaseFault.kind:
+            continue
+        ready_at = entry.get('reverted_at')
+        if module.params['engine'] and not missing_driver(fault.engine):
+            ready_at = wait_ready(fault.engine, fault.conn(), time.time() + module.params['revert_timeout'])[0]
+            if ready_at is None:
+                module.fail_json(msg='%s is STILL DOWN %.1fs after it was stopped, after reverting fault %s'
+                                     % (fault.describe(), time.time() - stopped_at, fault_id), **result)
+        result['downtime_seconds'] = round(ready_at - stopped_at, 3)
+
+
+def main():
+    argument_spec = fault_argument_spec()
+    argument_spec.update(docker_argument_spec())
+    argument_spec.update(
+        engine=dict(type='str', choices=['postgresql', 'mysql', 'mariadb']),
+        action=dict(type='str', default='downtime', choices=['downtime', 'connections', 'lock']),
+        table=dict(type='str'),
+        intensity=dict(type='str', choices=['light', 'heavy']),
+        connections=dict(type='int'),
+        control=dict(type='str', default='datadir', choices=['datadir', 'systemd', 'container']),
+        data_dir=dict(type='path'),
+        bin_dir=dict(type='path'),
+        run_as=dict(type='str'),
+        systemd_unit=dict(type='str'),
+        container=dict(type='str'),
+        mode=dict(type='str', default='clean', choices=['clean', 'crash']),
+        stop_timeout=dict(type='int', default=60),
+        wait=dict(type='bool', default=False),
+        login_host=dict(type='str', default='localhost'),
+        login_port=dict(type='int'),
+        login_user=dict(type='str'),
+        login_password=dict(type='str', no_log=True),
+        login_db=dict(type='str'),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_if=[('state', 'present', ('duration', 'intensity'), True), ('state', 'present', ('engine',))],
+        mutually_exclusive=[('duration', 'intensity')],
+        required_together=docker_required_together(),
+        supports_check_mode=True,
+    )
+    if module.params['intensity']:
+        module.params['duration'] = INTENSITY_SECONDS[module.params['intensity']]
+    engine = FaultEngine(module, DatabaseFault)
+    result = engine.run()
+    if module.params['state'] == 'present':
+        report_present(module, engine.fault, result)
+    elif not module.check_mode:
+        report_absent(module, engine.fault, result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
