@@ -28,12 +28,14 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
+DEMO_MODE ?= local
+
 demo: venv
-	$(BIN)/ansible-playbook playbooks/demo_up.yml
+	$(BIN)/ansible-playbook playbooks/demo_up.yml -e demo_target_mode=$(DEMO_MODE)
 	bash scripts/run-demo.sh
 
 demo-up: venv
-	$(BIN)/ansible-playbook playbooks/demo_up.yml
+	$(BIN)/ansible-playbook playbooks/demo_up.yml -e demo_target_mode=$(DEMO_MODE)
 
 demo-down: venv
 	$(BIN)/ansible-playbook playbooks/demo_down.yml

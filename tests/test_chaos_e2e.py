@@ -236,7 +236,7 @@ def test_halt_from_another_shell_reverts_a_running_experiment(demo, run):
     ({"chaos_group": "nightly"}, "chaos_group 'nightly' is not a scenario group; known: smoke_test"),
     ({"chaos_intensity": "extreme"}, "value of chaos_suite_intensity must be one of"),
     ({"chaos_scenario": "Meltdown"}, "chaos_scenario 'Meltdown' is not in the catalog; known: Light CPU Stress"),
-    ({"chaos_scenario": "Container Crash"}, "targets 'containers', which matches no host"),
+    ({"chaos_scenario": "Region Failure"}, "targets 'region_primary', which matches no host"),
     ({"chaos_suite_scenarios": [{"name": "No type", "targets": "demo-local", "duration": 5}],
       "chaos_suite_groups": {"e2e": ["No type"]}, "chaos_group": "e2e"}, "missing required arguments: type"),
     ({"chaos_slo": {"mttr_seconds": "fast"}}, "wrong: mttr_seconds=fast"),
