@@ -139,14 +139,16 @@ def test_suite_numbers_agree_with_an_independent_probe(demo, run):
         result = run({"chaos_suite_scenarios": [
             scenario("E2E CPU", "cpu", 4, workers=1, load_percent=50),
             scenario("E2E Process Crash", "process", 6, signal="SIGKILL", wait_for_restart=20),
-        ], "chaos_suite_groups": {"e2e": ["E2E CPU", "E2E Process Crash"]}, "chaos_group": "e2e"})
+            scenario("E2E Database Downtime", "database", 4, mode="crash"),
+        ], "chaos_suite_groups": {"e2e": ["E2E CPU", "E2E Process Crash", "E2E Database Downtime"]},
+            "chaos_group": "e2e"})
     finally:
         probe.done.set()
         probe.join(timeout=5)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
     data = results(run.reports)
     by_name = {r["name"]: r for r in data["experiments"]}
-    assert set(by_name) == {"E2E CPU", "E2E Process Crash"}
+    assert set(by_name) == {"E2E CPU", "E2E Process Crash", "E2E Database Downtime"}
 
     cpu = by_name["E2E CPU"]
     assert cpu["status"] == "completed" and cpu["slo"]["verdict"] == "pass", cpu
@@ -167,11 +169,23 @@ def test_suite_numbers_agree_with_an_independent_probe(demo, run):
     assert abs(metrics["availability_percent"] - independent) <= 2.0, (metrics["availability_percent"], independent)
     assert metrics["recovered"] and 0 <= metrics["recovery_seconds"] <= 5
 
+    # The database was down for the planned 4 s (crash mode): the API failed during it and came
+    # back by itself once PostgreSQL was restored by the fault's revert.
+    database = by_name["E2E Database Downtime"]
+    assert database["status"] == "completed", database
+    db_metrics, db_window = database["metrics"], database["window"]
+    assert db_metrics["recovered"], db_metrics
+    assert len(db_metrics["outages"]) == 1 and 3.5 <= db_metrics["mttr_seconds"] <= 4 + 5, db_metrics
+    ours = probe.outages(db_window["fault_start"] - 1, db_window["observe_end"])
+    assert len(ours) == 1 and abs(db_metrics["mttr_seconds"] - ours[0]) <= 0.3, (db_metrics["mttr_seconds"], ours)
+    with urllib.request.urlopen(demo["api_url"] + "/api/farmers", timeout=5) as response:
+        assert response.status == 200
+
     report = (run.reports / "chaos_report.md").read_text()
-    assert "E2E Process Crash" in report and "xychart-beta" in report
+    assert "E2E Process Crash" in report and "E2E Database Downtime" in report and "xychart-beta" in report
     suite = ET.parse(str(run.reports / "junit.xml")).getroot()
     cases = suite.findall(".//testcase")
-    assert len(cases) == 2
+    assert len(cases) == 3
 
 
 def test_impossible_slos_fail_the_run_and_list_the_violations(run):
