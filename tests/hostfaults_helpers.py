@@ -265,3 +265,20 @@ def cleanup_and_check(state_dir):
                 pass
     assert not described, 'fault processes left running: %s' % described
     assert not leftover_records, 'fault records left active: %s' % leftover_records
+
+
+def task(module, _title=None, **args):
+    """One task of a playbook: ``magsasa.chaos.<module>`` with ``args``."""
+    entry = {'magsasa.chaos.%s' % module: args}
+    entry['name'] = _title or module
+    return entry
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    """A fault state dir of the test's own; the test fails if a fault process or record is left."""
+    path = str(tmp_path / 'state')
+    try:
+        yield path
+    finally:
+        cleanup_and_check(path)

@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 import psutil
 import pytest
 
-from conftest import REPO_ROOT, ansible_env, require, require_postgres_bin_dir, run_playbook
+from conftest import REPO_ROOT, ansible_env, require, require_docker, require_postgres_bin_dir, run_playbook
 
 PROBE_INTERVAL = 0.05
 
@@ -50,31 +50,41 @@ def demo():
         assert down.returncode == 0, down.stdout + down.stderr
 
 
-@pytest.fixture
-def run(demo, tmp_path):
-    """Run chaos.yml against the demo with a fault state dir and report dir of this test."""
-    fault_state = tmp_path / "faults"
-    reports = tmp_path / "reports"
+def chaos_playbook(demo_state_dir, fault_state, reports, extra, args=(), background=False):
+    """Run chaos.yml against the demo whose state dir is given, with this test's fault state dir
+    and report dir, and short timings."""
+    extra = dict({"chaos_experiment_state_dir": str(fault_state), "chaos_experiment_baseline_seconds": 2,
+                  "chaos_experiment_tick": 2, "chaos_experiment_lease": 8, "chaos_suite_pause_between": 1}, **extra)
+    env = ansible_env(MAGSASA_DEMO_STATE_DIR=demo_state_dir, CHAOS_REPORT_OUTPUT_DIR=str(reports))
+    if background:
+        command = [require("ansible-playbook"), "playbooks/chaos.yml", "-i", "inventories/local", "-e", json.dumps(extra)]
+        return subprocess.Popen(command, cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return run_playbook("chaos.yml", extra, args=("-i", "inventories/local") + tuple(args), env=env, timeout=600)
 
-    def chaos(extra, args=(), background=False):
-        extra = dict({"chaos_experiment_state_dir": str(fault_state), "chaos_experiment_baseline_seconds": 2,
-                      "chaos_experiment_tick": 2, "chaos_experiment_lease": 8, "chaos_suite_pause_between": 1}, **extra)
-        env = ansible_env(MAGSASA_DEMO_STATE_DIR=demo["state_dir"], CHAOS_REPORT_OUTPUT_DIR=str(reports))
-        if background:
-            command = [require("ansible-playbook"), "playbooks/chaos.yml", "-i", "inventories/local", "-e", json.dumps(extra)]
-            return subprocess.Popen(command, cwd=str(REPO_ROOT), env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        return run_playbook("chaos.yml", extra, args=("-i", "inventories/local") + tuple(args), env=env, timeout=600)
 
-    chaos.fault_state = fault_state
-    chaos.reports = reports
-    yield chaos
+def assert_nothing_left(fault_state):
     leftovers = fault_processes()
     for proc in leftovers:
         proc.kill()
     records = [n for n in os.listdir(str(fault_state)) if n.endswith(".json")] if fault_state.exists() else []
     assert not leftovers, "fault processes left behind: %s" % leftovers
     assert not records, "fault records left behind: %s" % records
+
+
+@pytest.fixture
+def run(demo, tmp_path):
+    """chaos.yml against the local-mode demo; the test fails if it leaves a fault behind."""
+    fault_state = tmp_path / "faults"
+    reports = tmp_path / "reports"
+
+    def chaos(extra, args=(), background=False):
+        return chaos_playbook(demo["state_dir"], fault_state, reports, extra, args, background)
+
+    chaos.fault_state = fault_state
+    chaos.reports = reports
+    yield chaos
+    assert_nothing_left(fault_state)
 
 
 def fault_processes():
@@ -267,3 +277,72 @@ def test_production_needs_the_explicit_opt_in(tmp_path):
                           env=ansible_env(CHAOS_REPORT_OUTPUT_DIR=str(tmp_path)))
     assert result.returncode != 0
     assert "without -e chaos_allow_production=true" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def container_demo():
+    client = require_docker()
+    base = os.environ.get("MAGSASA_BASE_IMAGE", "magsasa/debian-base:bookworm")
+    try:
+        client.images.get(base)
+    except Exception:
+        if os.environ.get("CI") == "true":
+            pytest.fail("image %s is required in CI (scripts/build-base-image.sh builds it)" % base)
+        pytest.skip("image %s is not built (scripts/build-base-image.sh)" % base)
+    root = tempfile.mkdtemp(prefix="magsasa-e2e-ctr-%s-" % uuid.uuid4().hex[:6])
+    prefix = "magsasa-e2e-%s" % uuid.uuid4().hex[:6]
+    extra = {"demo_target_mode": "container", "demo_target_state_dir": os.path.join(root, "state"),
+             "demo_target_name_prefix": prefix}
+    try:
+        up = run_playbook("demo_up.yml", extra)
+        assert up.returncode == 0, up.stdout[-4000:] + up.stderr
+        with open(os.path.join(root, "state", "demo.json")) as handle:
+            info = json.load(handle)
+        info["client"] = client
+        yield info
+    finally:
+        down = run_playbook("demo_down.yml", dict(extra, demo_target_purge=True))
+        shutil.rmtree(root, ignore_errors=True)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert not client.containers.list(all=True, filters={"name": prefix}), "demo containers left behind"
+
+
+def test_container_crash_and_database_downtime_against_the_container_demo(container_demo, tmp_path):
+    api = container_demo["client"].containers.get(container_demo["api_container"])
+    restarts_before = api.attrs["RestartCount"]
+    result = chaos_playbook(container_demo["state_dir"], tmp_path / "faults", tmp_path / "reports", {
+        "chaos_suite_scenarios": [
+            dict(name="E2E Container Crash", type="container", intensity="medium", targets="containers", duration=6,
+                 parameters={"action": "crash", "wait_for_recovery": 60}),
+            dict(name="E2E Container Database Downtime", type="database", intensity="light", targets="db", duration=4,
+                 parameters={"mode": "crash"}),
+            dict(name="E2E Process Crash In Containers", type="process", intensity="medium", targets="app", duration=4,
+                 parameters={"signal": "SIGKILL"}),
+        ],
+        "chaos_suite_groups": {"e2e": ["E2E Container Crash", "E2E Container Database Downtime",
+                                       "E2E Process Crash In Containers"]},
+        "chaos_group": "e2e"})
+    try:
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+        by_name = {r["name"]: r for r in results(tmp_path / "reports")["experiments"]}
+
+        crash = by_name["E2E Container Crash"]
+        assert crash["status"] == "completed", crash
+        effect = crash["fault"]["results"][0]["effect"]["containers"][0]
+        assert effect["restart_count_after"] == effect["restart_count_before"] + 1 == restarts_before + 1, effect
+        assert crash["metrics"]["recovered"] and crash["metrics"]["recovery_seconds"] is not None, crash["metrics"]
+        api.reload()
+        assert api.status == "running" and api.attrs["RestartCount"] == restarts_before + 1
+
+        database = by_name["E2E Container Database Downtime"]
+        assert database["status"] == "completed", database
+        assert database["metrics"]["recovered"] and database["metrics"]["outages"], database["metrics"]
+        db = container_demo["client"].containers.get(container_demo["db_container"])
+        assert db.status == "running"
+
+        skipped = by_name["E2E Process Crash In Containers"]
+        assert skipped["status"] == "skipped" and "runs in containers" in skipped["reason"], skipped
+        with urllib.request.urlopen(container_demo["health_url"], timeout=5) as response:
+            assert response.status == 200
+    finally:
+        assert_nothing_left(tmp_path / "faults")

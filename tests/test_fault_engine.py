@@ -11,24 +11,12 @@ import uuid
 import pytest
 
 import hostfaults_helpers as h
+from hostfaults_helpers import state_dir, task  # noqa: F401 (state_dir is a fixture)
 
 # Guard poll (0.2 s) + SIGTERM of the workers + a busy shared machine.
 GUARD_SLACK = 1.5
 
 
-@pytest.fixture
-def state_dir(tmp_path):
-    path = str(tmp_path / 'state')
-    try:
-        yield path
-    finally:
-        h.cleanup_and_check(path)
-
-
-def task(module, _title=None, **args):
-    entry = {'magsasa.chaos.%s' % module: args}
-    entry['name'] = _title or module
-    return entry
 
 
 def cpu(fault_id, state_dir, **args):

@@ -12,23 +12,11 @@ import psutil
 import pytest
 
 import hostfaults_helpers as h
+from hostfaults_helpers import state_dir, task  # noqa: F401 (state_dir is a fixture)
 
 MIB = 1024 * 1024
 
 
-@pytest.fixture
-def state_dir(tmp_path):
-    path = str(tmp_path / 'state')
-    try:
-        yield path
-    finally:
-        h.cleanup_and_check(path)
-
-
-def task(module, _title=None, **args):
-    entry = {'magsasa.chaos.%s' % module: args}
-    entry['name'] = _title or module
-    return entry
 
 
 def hold_until(flag):
