@@ -198,6 +198,18 @@ def test_suite_numbers_agree_with_an_independent_probe(demo, run):
     assert len(cases) == 3
 
 
+def test_a_custom_scenario_runs_its_task_file(run, tmp_path):
+    marker = tmp_path / "marker"
+    custom = dict(name="E2E Custom", type="custom", intensity="light", targets="demo-local", duration=3,
+                  tasks_file=str(REPO_ROOT / "tests" / "tasks" / "custom_fault.yml"))
+    result = run({"chaos_suite_scenarios": [custom], "chaos_suite_groups": {"e2e": ["E2E Custom"]},
+                  "chaos_group": "e2e", "custom_fault_marker": str(marker)})
+    assert result.returncode == 0, result.stdout[-3000:]
+    record = results(run.reports)["experiments"][0]
+    assert record["status"] == "completed" and record["slo"]["verdict"] == "pass", record
+    assert marker.read_text().startswith("e2e-custom-")
+
+
 def test_impossible_slos_fail_the_run_and_list_the_violations(run):
     result = run({
         "chaos_suite_scenarios": [scenario("E2E Tight", "process", 4, signal="SIGKILL", wait_for_restart=20)],

@@ -313,6 +313,8 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
     (reverting a fault that is already gone is not an error).
     """
     path = record_path(state_dir, fault_id)
+    if not os.path.exists(path):
+        return None
     with FaultLock(state_dir, fault_id):
         try:
             record = read_record(path)
@@ -364,6 +366,8 @@ def renew_lease(state_dir, fault_id, lease, now=None, dry_run=False):
     """
     now = time.time() if now is None else now
     path = record_path(state_dir, fault_id)
+    if not os.path.exists(path):
+        return None
     with FaultLock(state_dir, fault_id):
         record = read_record(path)
         if record is None:

@@ -104,6 +104,13 @@ def test_renew_lease_extends_but_never_revives(tmp_path):
     assert not os.path.exists(_guard.record_path(state_dir, 'gone'))
 
 
+def test_a_state_dir_that_never_existed_means_the_fault_is_gone(tmp_path):
+    missing = str(tmp_path / 'never-created')
+    assert _guard.renew_lease(missing, 'f0', 10) is None
+    assert _guard.revert_fault(missing, 'f0', 'test') is None
+    assert not os.path.exists(missing)
+
+
 def test_revert_fault_moves_the_record_to_history_and_is_idempotent(tmp_path):
     state_dir = str(tmp_path)
     scratch = tmp_path / 'scratch'
