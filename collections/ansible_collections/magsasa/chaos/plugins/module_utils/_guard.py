@@ -315,7 +315,7 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
     path = record_path(state_dir, fault_id)
     if not os.path.exists(path):
         return None
-    with FaultLock(state_dir, fault_id):
+    with FaultLock(state_dir, fault_id) as lock:
         try:
             record = read_record(path)
         except ValueError as exc:
@@ -336,6 +336,8 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
         write_record(os.path.join(history, fault_id + RECORD_SUFFIX), entry)
         if entry['revert_ok']:
             os.unlink(path)
+            # Whoever waits on this lock next finds no record and does nothing.
+            os.unlink(lock.path)
         else:
             # Keep the record active so halt / a later run can retry what failed.
             record['revert_failures'] = [r for r in results if not r['ok']]

@@ -122,6 +122,7 @@ def test_revert_fault_moves_the_record_to_history_and_is_idempotent(tmp_path):
     assert not scratch.exists()
     assert _guard.list_records(state_dir) == []
     assert os.path.exists(os.path.join(state_dir, 'history', 'f2.json'))
+    assert not [n for n in os.listdir(state_dir) if n.endswith('.lock')], os.listdir(state_dir)
     assert _guard.revert_fault(state_dir, 'f2', 'test') is None
 
 
