@@ -60,6 +60,16 @@ def require_docker():
     return client
 
 
+def require_image(name, hint="scripts/build-base-image.sh builds it"):
+    """A locally built docker image the test needs (there is no registry to pull it from)."""
+    client = require_docker()
+    try:
+        client.images.get(name)
+    except Exception:  # docker.errors.ImageNotFound and friends: the part is missing
+        missing("image %s is not built (%s)" % (name, hint))
+    return client
+
+
 def ansible_env(**extra):
     env = dict(os.environ)
     env.update({

@@ -13,6 +13,8 @@ import time
 import psutil
 import pytest
 
+from conftest import missing
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 PYTHON = sys.executable
@@ -237,12 +239,9 @@ def cpu_windows(procs, windows=3, length=0.6):
 def need(tool):
     """A system tool the test needs: in CI its absence fails the test, elsewhere it skips."""
     path = shutil.which(tool)
-    if path:
-        return path
-    if os.environ.get('CI') == 'true':
-        pytest.fail('%s is required in CI but is not installed' % tool)
-    pytest.skip('%s is not installed' % tool)
-    return None
+    if not path:
+        missing('%s is not installed' % tool)
+    return path
 
 
 def cleanup_and_check(state_dir):

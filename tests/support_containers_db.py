@@ -19,6 +19,8 @@ import uuid
 
 import pytest
 
+from conftest import missing
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(ROOT, 'collections')
 MODULES = os.path.join(COLLECTIONS, 'ansible_collections', 'magsasa', 'chaos', 'plugins', 'modules')
@@ -32,11 +34,8 @@ DB_PASSWORD = 'chaos-Secret-42'
 
 def require(ok, what):
     """Skip when a real part is missing, except in CI where that is a failure."""
-    if ok:
-        return
-    if os.environ.get('CI', '').lower() == 'true':
-        pytest.fail('CI=true and %s is missing' % what)
-    pytest.skip('%s is missing' % what)
+    if not ok:
+        missing('%s is missing' % what)
 
 
 def unique(prefix):

@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 import psutil
 import pytest
 
-from conftest import REPO_ROOT, ansible_env, require, require_docker, require_postgres_bin_dir, run_playbook
+from conftest import REPO_ROOT, ansible_env, require, require_image, require_postgres_bin_dir, run_playbook
 
 PROBE_INTERVAL = 0.05
 
@@ -293,14 +293,7 @@ def test_production_needs_the_explicit_opt_in(tmp_path):
 
 @pytest.fixture(scope="module")
 def container_demo():
-    client = require_docker()
-    base = os.environ.get("MAGSASA_BASE_IMAGE", "magsasa/debian-base:bookworm")
-    try:
-        client.images.get(base)
-    except Exception:
-        if os.environ.get("CI") == "true":
-            pytest.fail("image %s is required in CI (scripts/build-base-image.sh builds it)" % base)
-        pytest.skip("image %s is not built (scripts/build-base-image.sh)" % base)
+    client = require_image(os.environ.get("MAGSASA_BASE_IMAGE", "magsasa/debian-base:bookworm"))
     root = tempfile.mkdtemp(prefix="magsasa-e2e-ctr-%s-" % uuid.uuid4().hex[:6])
     prefix = "magsasa-e2e-%s" % uuid.uuid4().hex[:6]
     extra = {"demo_target_mode": "container", "demo_target_state_dir": os.path.join(root, "state"),

@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 import hostfaults_helpers as h
+from conftest import require_image
 from hostfaults_helpers import state_dir, task  # noqa: F401 (state_dir is a fixture)
 
 MIB = 1024 * 1024
@@ -358,21 +359,13 @@ def test_bad_input_fails_before_injecting(tmp_path, state_dir):
 BASE_IMAGE = os.environ.get('BASE_IMAGE', 'magsasa/debian-base:bookworm')
 
 
-def need_image(image):
-    h.need('docker')
-    found = subprocess.run(['docker', 'image', 'inspect', image], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL).returncode == 0
-    if not found:
-        if os.environ.get('CI') == 'true':
-            pytest.fail('image %s is required in CI (scripts/build-base-image.sh builds it)' % image)
-        pytest.skip('image %s is not built' % image)
 
 
 def test_faults_run_as_shipped_payloads_on_a_container_host(tmp_path):
     """The modules travel as AnsiballZ payloads over the docker connection to the base image's
     Debian Python: the CPU fault runs and measures its own load there, the process kill works, and
     chaos_faults reverts everything inside the container."""
-    need_image(BASE_IMAGE)
+    require_image(BASE_IMAGE)
     suffix = uuid.uuid4().hex[:8]
     container = 'hf-target-%s' % suffix
     state = '/tmp/chaos-%s' % suffix
