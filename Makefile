@@ -82,6 +82,10 @@ clean:
 	-$(BIN)/ansible-playbook playbooks/demo_down.yml
 	rm -rf $(VENV) reports .state
 
-.PHONY: base-image
+.PHONY: base-image ee-context
 base-image:
 	bash scripts/build-base-image.sh
+
+# The execution environment's build context (ansible-builder build needs a registry for its base image).
+ee-context: venv
+	$(BIN)/ansible-builder create -f execution-environment.yml --context .cache/ee
