@@ -114,3 +114,21 @@ def test_plan_names_the_packages_of_missing_capabilities(stubs, tmp_path):
     # Capabilities that do not depend on PATH are still found on this machine.
     assert "postgresql" not in packages and "ca-certificates" not in packages
     assert not calls.exists()
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"CHAOS_TARGET": "../../etc"}, "CHAOS_TARGET '../../etc' is not a directory under inventories/"),
+    ({"CHAOS_TARGET": "nowhere"}, "CHAOS_TARGET 'nowhere' is not a directory under inventories/"),
+    ({"CHAOS_GROUP": "smoke_test; rm -rf /"}, "CHAOS_GROUP must be a group name, got 'smoke_test; rm -rf /'"),
+    ({"CHAOS_INTENSITY": "extreme"}, "CHAOS_INTENSITY must be light, medium or heavy, got 'extreme'"),
+    ({"CHAOS_FAIL_ON_VIOLATION": "yes"}, "CHAOS_FAIL_ON_VIOLATION must be true or false, got 'yes'"),
+    ({"DEMO_MODE": "k8s"}, "DEMO_MODE must be local or container, got 'k8s'"),
+])
+def test_ci_chaos_refuses_bad_workflow_inputs_before_starting_anything(env, message, tmp_path):
+    """The workflow passes its inputs as environment variables; a bad one stops .ci/chaos at once."""
+    summary = tmp_path / "summary.md"
+    run_env = dict(os.environ, GITHUB_STEP_SUMMARY=str(summary), **env)
+    result = subprocess.run(["bash", str(REPO_ROOT / ".ci" / "chaos")], env=run_env, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 2 and result.stderr.strip() == "chaos: " + message, result.stdout + result.stderr
+    assert result.stdout == "" and not summary.exists()
