@@ -78,8 +78,8 @@ def test_s3_keys_are_prefix_run_file(tmp_path):
 def test_s3_without_boto3_names_the_missing_library(tmp_path, monkeypatch):
     monkeypatch.setattr(_ship, 'HAS_BOTO3', False)
     outcomes = _ship.ship([str(tmp_path / 'x')], ['s3://bucket/p'], 'chaos-1')
-    assert outcomes == [('s3://bucket/p', False, 'ShipError: shipping to s3://bucket needs boto3 on the controller '
-                                                  '(pip install boto3)')]
+    message = 'ShipError: shipping to s3://bucket needs boto3 on the controller (pip install boto3)'
+    assert outcomes == [('s3://bucket/p', False, message)]
 
 
 def test_one_failing_destination_does_not_stop_the_next(tmp_path):
