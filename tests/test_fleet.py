@@ -200,6 +200,11 @@ def samplers(home):
     return found
 
 
+def renewed(fleet, name):
+    leases = list(fleet.state(name).glob("*.lease"))
+    return bool(leases) and all(p.read_text().strip() == "3" for p in leases)
+
+
 def test_a_killed_controller_leaves_every_fault_reverted_within_5_seconds(fleet, tmp_path):
     names = fleet.names[:3]
     home = tmp_path / "home"
@@ -214,22 +219,32 @@ def test_a_killed_controller_leaves_every_fault_reverted_within_5_seconds(fleet,
             assert proc.poll() is None, proc.stdout.read()[-4000:]
             time.sleep(0.1)
         assert len(fleet.active(names)) == 3, "the faults never became active on all 3 hosts"
+        # held: every host's holder has renewed its lease (the file then promises the 3 s lease)
+        while time.time() < deadline and not all(renewed(fleet, name) for name in names):
+            assert proc.poll() is None, proc.stdout.read()[-4000:]
+            time.sleep(0.1)
+        assert all(renewed(fleet, name) for name in names), "the holders never renewed the leases"
         assert samplers(home), "no probe sampler running"
-        time.sleep(3)  # well into the hold: the leases are being renewed
+        time.sleep(1.5)
         assert len(fleet.active(names)) == 3, "the faults ended before the controller was killed"
         killed = time.time()
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        while time.time() < killed + 15 and (fleet.active(names) or samplers(home)):
+        faults_gone = sampler_gone = None
+        while time.time() < killed + 15 and (faults_gone is None or sampler_gone is None):
+            now = time.time()
+            if faults_gone is None and not fleet.active(names):
+                faults_gone = now - killed
+            if sampler_gone is None and not samplers(home):
+                sampler_gone = now - killed
             time.sleep(0.05)
-        elapsed = time.time() - killed
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    print("faults and sampler gone %.2f s after SIGKILL" % elapsed)
-    assert not fleet.active(names) and not samplers(home), "still there 15 s after the kill"
-    assert elapsed <= 5.0, "took %.2f s" % elapsed
+    print("after SIGKILL: faults reverted in %s s, probe sampler gone in %s s" % (faults_gone, sampler_gone))
+    assert faults_gone is not None and faults_gone <= 5.0, "faults still active: %s (%s s)" % (fleet.active(names), faults_gone)
+    assert sampler_gone is not None and sampler_gone <= 5.0, "probe sampler still running (%s s)" % sampler_gone
     for name in names:
         entries = [json.loads(p.read_text()) for p in (fleet.state(name) / "history").glob("fleet-killed-*.json")]
         assert entries and all(e["reverted_by"] == "guard:lease-expired" for e in entries), entries
@@ -256,11 +271,15 @@ def test_an_unreachable_host_fails_its_experiment_and_the_suite_goes_on(fleet, t
         client.containers.get(victim).start()
     assert proc.returncode != 0, output[-3000:]
     lost, after = records(tmp_path)
+    # the next experiment cannot reach it at all: the docker connection's own message
+    victim_after = [p for p in after["hosts"] if p["host"] == victim][0]
+    assert "is not running" in victim_after["reason"], victim_after
+    assert not after["fault"]["fault_ids"], "the experiment after the loss injected despite a failed preflight"
     for record in (lost, after):
         assert record["status"] == "failed", record
         part = [p for p in record["hosts"] if p["host"] == victim][0]
         assert part["status"] == "failed" and part["ended"] == "error", part
-        assert "is not running" in part["reason"] or "unreachable" in part["reason"], part
+        assert part["reason"], part
         assert victim in record["reason"]
     others = fleet.names[:4]
     held(fleet, others, lost)
@@ -268,3 +287,34 @@ def test_an_unreachable_host_fails_its_experiment_and_the_suite_goes_on(fleet, t
     assert not fleet.active(others)
     assert not [n for n in others if fleet.history(n, after["fault"]["fault_ids"][0] if after["fault"]["fault_ids"] else "x")]
     assert (tmp_path / "chaos_report.md").exists()
+
+
+def test_the_built_collection_runs_from_an_empty_collections_path(fleet, tmp_path):
+    galaxy = require("ansible-galaxy")
+    source = REPO_ROOT / "collections" / "ansible_collections" / "magsasa" / "chaos"
+    # outside the project: its ansible.cfg and collections path must not be seen
+    bare = dict((k, v) for k, v in os.environ.items() if not k.startswith("ANSIBLE_"))
+    built = subprocess.run([galaxy, "collection", "build", str(source), "--output-path", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=bare)
+    assert built.returncode == 0, built.stdout + built.stderr
+    tarball = next(tmp_path.glob("magsasa-chaos-*.tar.gz"))
+    installed = tmp_path / "collections"
+    # community.docker comes with the ansible package; there is no Galaxy to resolve it from here
+    done = subprocess.run([galaxy, "collection", "install", str(tarball), "-p", str(installed), "--no-deps"],
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=bare)
+    assert done.returncode == 0, done.stdout + done.stderr
+    root = installed / "ansible_collections" / "magsasa" / "chaos"
+    assert (root / "roles" / "chaos_experiment").is_dir() and (root / "playbooks" / "chaos.yml").is_file()
+    assert (root / "COPYING").is_file()
+    env = dict(bare, ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_CALLBACKS_ENABLED="magsasa.chaos.chaos_report",
+               CHAOS_REPORT_OUTPUT_DIR=str(tmp_path / "reports"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORKS="10",
+               PATH=os.pathsep.join([str(Path(require("ansible-playbook")).parent), os.environ.get("PATH", "")]))
+    command = fleet.command(suite(memory_scenario("Fleet From Tarball", duration=2)), args=("--limit", fleet.names[0]),
+                            playbook="magsasa.chaos.chaos")
+    result = subprocess.run(command, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    record = records(tmp_path / "reports")[0]
+    assert record["status"] == "completed" and record["targets"] == [fleet.names[0]], record
+    assert fleet.history(fleet.names[0], record["fault"]["fault_ids"][0])["reverted_by"] in ("guard:deadline", "chaos_faults:absent")
+    assert (tmp_path / "reports" / "chaos_report.md").exists()
+    assert_no_faults(fleet)

@@ -75,7 +75,12 @@ class ActionModule(ActionBase):
         if lease <= tick:
             raise AnsibleError('lease (%s) must be longer than tick (%s)' % (lease, tick))
         command = renewal_command(state_dir, fault_id, lease) if fault_id else CLOCK_COMMAND
-        deadline = float(args['until']) if args.get('until') is not None else None
+        until = float(args['until']) if args.get('until') is not None else None
+        # A held fault ends when its guard reverts it at its own deadline (the host's clock): the
+        # holder waits for that, so no host's fault is cut short by a skewed clock or by a host
+        # injected earlier. Past the deadline plus this grace it stops waiting (the rollback reverts).
+        expires_at = float(args['expires_at']) if args.get('expires_at') is not None and expect_fault else None
+        grace = 1.0 + tick
         began = time.time()
         slice_end = began + float(args['slice']) if args.get('slice') is not None else None
         renewals = 0
@@ -108,13 +113,19 @@ class ActionModule(ActionBase):
                 fault_id, command = None, CLOCK_COMMAND
             elif fault_id:
                 renewals += 1
-            if args.get('expires_at') is not None and offset is not None:
-                fault_end = float(args['expires_at']) - offset
-                deadline = fault_end if deadline is None else min(deadline, fault_end)
             now = time.time()
-            if deadline is not None and now >= deadline:
-                ended = 'deadline'
-                break
+            if expires_at is not None:
+                end = expires_at - (offset or 0.0)
+                if now >= end + grace:
+                    ended = 'deadline'
+                    break
+                # look again just after the deadline, when the guard should have reverted it
+                wake = end + 0.3 if now < end else now + min(tick, 0.5)
+            else:
+                if until is not None and now >= until:
+                    ended = 'deadline'
+                    break
+                wake = until
             if slice_end is not None and now >= slice_end:
                 ended = 'slice'
                 break
@@ -126,8 +137,7 @@ class ActionModule(ActionBase):
             if breach:
                 ended, reason = 'stop-condition', breach
                 break
-            wake = [now + tick] + [t for t in (deadline, slice_end) if t is not None]
-            time.sleep(max(0.0, min(wake) - time.time()))
+            time.sleep(max(0.0, min(t for t in (now + tick, wake, slice_end) if t is not None) - time.time()))
         if ended in ('error', 'reverted-outside', 'lease-lapsed', 'stop-condition', 'guard'):
             _write_stop(stop_file, '%s on %s: %s' % (ended, task_vars.get('inventory_hostname'), reason))
         result.update(changed=False, ended=ended, reason=reason, clock_offset=offset, renewals=renewals,

@@ -38,7 +38,9 @@ from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
 
 FAULT_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 WORKER_GRACE_SECONDS = 10.0
-LIFECYCLE_OPTIONS = ('state', 'duration', 'max_duration', 'fault_id', 'lease', 'state_dir', 'revert_timeout')
+LIFECYCLE_OPTIONS = ('state', 'duration', 'max_duration', 'fault_id', 'lease', 'state_dir', 'revert_timeout', 'start_at')
+# start_at further ahead than this is a mistake (a wrong clock or unit), not a plan
+MAX_START_DELAY_SECONDS = 300.0
 
 
 def default_state_dir():
@@ -57,6 +59,7 @@ def fault_argument_spec():
         lease=dict(type='float'),
         state_dir=dict(type='path'),
         revert_timeout=dict(type='float', default=60.0),
+        start_at=dict(type='float'),
     )
 
 
@@ -228,6 +231,11 @@ class FaultEngine(object):
             duration = params['duration']
             if duration <= 0:
                 self.module.fail_json(msg='duration must be greater than 0 seconds, got %s' % duration)
+            start_at = params.get('start_at')
+            if start_at is not None and start_at - time.time() > MAX_START_DELAY_SECONDS:
+                self.module.fail_json(msg='start_at %s is %.0f s ahead of this host\'s clock; at most %.0f s is allowed '
+                                          '(is the clock or the unit wrong?)'
+                                          % (start_at, start_at - time.time(), MAX_START_DELAY_SECONDS))
             if duration > params['max_duration']:
                 self.module.fail_json(msg='duration %s exceeds max_duration %s; raise max_duration deliberately '
                                           'if this long a fault is intended' % (duration, params['max_duration']))
@@ -288,6 +296,10 @@ class FaultEngine(object):
         record['guard'] = dict(pid=guard_pid, starttime=guard_start)
         self.save(record)
         ctx = InjectContext(self, record)
+        if params.get('start_at') is not None:
+            # Every host of an experiment got the same start_at: they prepared in whatever order
+            # the controller reached them, and inject together.
+            time.sleep(max(0.0, params['start_at'] - time.time()))
         try:
             self.fault.inject(ctx)
         except Exception as exc:  # pylint: disable=broad-except

@@ -43,7 +43,11 @@ def task_error(result):
     if result.get('unreachable'):
         return 'unreachable: %s' % (result.get('msg') or 'no message')
     if result.get('failed'):
-        return result.get('msg') or result.get('stderr') or 'failed without a message'
+        msg = result.get('msg') or result.get('stderr') or 'failed without a message'
+        # A module whose connection broke mid-run (a pipelined docker exec into a stopped
+        # container) fails with a parse error; the connection's own words are in module_stderr.
+        stderr = (result.get('module_stderr') or '').strip()
+        return '%s: %s' % (msg, stderr[-500:]) if stderr and stderr not in msg else msg
     return None
 
 
@@ -117,8 +121,9 @@ def experiment_outcome(parts):
     """``(status, reason)`` the parts force on the experiment, or ``(None, None)`` when they are all fine."""
     failed = [p for p in parts if p['status'] == 'failed']
     if failed:
-        return 'failed', '; '.join('%s: %s%s' % (p['host'], p['ended'] or 'failed',
-                                                ' - %s' % p['reason'] if p.get('reason') else '') for p in failed)
+        return 'failed', '; '.join(
+            '%s: %s%s' % (p['host'], p['ended'] or 'failed', ' - %s' % p['reason'] if p.get('reason') else '')
+            for p in failed)
     aborted = [p for p in parts if p.get('ended') in ABORTING]
     if aborted:
         return ABORTING[aborted[0]['ended']], '; '.join(

@@ -47,10 +47,14 @@ options:
     type: float
     default: 3.0
   expires_at:
-    description: The fault's deadline in the host's clock; the hold ends there (converted with the measured clock offset).
+    description:
+      - The fault's deadline in the host's clock. The hold ends when the guard has reverted the fault there (seen by
+        the next renewal), or, failing that, O(tick) + 1 second after it (converted with the measured clock offset).
     type: float
   until:
-    description: Epoch seconds in the controller's clock when the hold ends at the latest.
+    description:
+      - Epoch seconds in the controller's clock when the hold ends, for holds without O(expires_at) (an instant
+        fault observed for its window, or only waiting).
     type: float
   tick:
     description: Seconds between renewals; keep it well below the fault's lease.

@@ -36,6 +36,10 @@ def test_select_targets_refuses_a_cap_below_one():
     ({'skipped': True}, None),
     ({'unreachable': True, 'msg': 'Failed to connect to the host'}, 'unreachable: Failed to connect to the host'),
     ({'failed': True, 'msg': 'not enough memory'}, 'not enough memory'),
+    ({'failed': True, 'msg': 'Module result deserialization failed: No start of json char found',
+      'module_stderr': 'Error response from daemon: container abc is not running\n'},
+     'Module result deserialization failed: No start of json char found: '
+     'Error response from daemon: container abc is not running'),
     (None, None),
 ])
 def test_task_error_keeps_the_real_message(result, message):
