@@ -22,7 +22,7 @@ options:
   duration:
     description:
       - How long the fault lasts, in seconds. Required with O(state=present).
-      - The fault ends by itself O(duration) seconds after the injection took effect (RV(injected_at)), even if
+      - The fault ends by itself O(duration) seconds after the injection took effect (the returned C(injected_at)), even if
         nothing ever talks to the host again (the guard, a detached process per fault, reverts it).
     type: float
   max_duration:

@@ -22,7 +22,8 @@ description:
     O(samples_file) breaches O(stop_conditions), or when the fault is gone (lease lapsed, reverted by the guard or from
     outside). An ending other than the deadline writes O(stop_file) so the holders of the other hosts stop too.
   - When the controller dies, renewals stop and the guard reverts the fault one lease after the last one.
-author: magsasa.chaos maintainers
+author:
+  - magsasa.chaos maintainers (@magsasa)
 attributes:
   check_mode:
     support: none
