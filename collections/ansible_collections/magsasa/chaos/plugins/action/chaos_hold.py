@@ -87,7 +87,14 @@ class ActionModule(ActionBase):
         offset = None
         best_rtt = float('inf')
         ended = reason = history = None
+        # Ansible's workers run in sessions of their own (they detach from the terminal), so a kill
+        # of the controller's process group does not reach this one: it must notice by itself that
+        # its controller is gone, and stop renewing, or the faults would outlive the controller.
+        controller = os.getppid()
         while True:
+            if os.getppid() != controller:
+                ended, reason = 'controller-gone', 'the controller (pid %d) is gone; renewals stopped' % controller
+                break
             try:
                 res, sent, back = self._remote(command)
             except AnsibleError as exc:

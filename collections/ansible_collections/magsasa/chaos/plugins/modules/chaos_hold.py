@@ -21,7 +21,9 @@ description:
   - Ends early when O(stop_file) appears (written by another host's holder or by the controller), when the probe's
     O(samples_file) breaches O(stop_conditions), or when the fault is gone (lease lapsed, reverted by the guard or from
     outside). An ending other than the deadline writes O(stop_file) so the holders of the other hosts stop too.
-  - When the controller dies, renewals stop and the guard reverts the fault one lease after the last one.
+  - When the controller dies (even by SIGKILL of its process group, which Ansible's detached workers are not part of),
+    the holder notices within one O(tick) that its parent is gone and stops renewing; the guard reverts the fault one
+    lease after the last renewal.
 author:
   - magsasa.chaos maintainers (@magsasa)
 attributes:
