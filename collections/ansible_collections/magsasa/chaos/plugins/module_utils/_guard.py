@@ -45,6 +45,7 @@ except ImportError:  # Python 2 is not a target; keep the import error readable 
 
 GUARD_FILENAME = 'magsasa_chaos_guard.py'
 RECORD_SUFFIX = '.json'
+LEASE_SUFFIX = '.lease'
 HISTORY_DIR = 'history'
 HISTORY_KEEP = 200
 POLL_SECONDS = 0.2
@@ -59,6 +60,34 @@ class RevertError(Exception):
 
 def record_path(state_dir, fault_id):
     return os.path.join(state_dir, fault_id + RECORD_SUFFIX)
+
+
+def lease_path(state_dir, fault_id):
+    """The lease file of a fault: its mtime is the last renewal, its content the lease in seconds.
+    Writing it is a renewal (``printf 3 > FILE`` over any connection, no Python on the target)."""
+    return os.path.join(state_dir, fault_id + LEASE_SUFFIX)
+
+
+def write_lease(state_dir, fault_id, lease):
+    tmp = '%s.tmp.%d' % (lease_path(state_dir, fault_id), os.getpid())
+    with open(tmp, 'w') as handle:
+        handle.write('%g' % float(lease))
+    os.rename(tmp, lease_path(state_dir, fault_id))
+
+
+def read_lease(state_dir, fault_id):
+    """``(renewed_at, lease_seconds)`` from the lease file, or ``(None, None)`` without one."""
+    path = lease_path(state_dir, fault_id)
+    try:
+        renewed_at = os.stat(path).st_mtime
+        with open(path) as handle:
+            text = handle.read().strip()
+    except (IOError, OSError):
+        return None, None
+    try:
+        return renewed_at, float(text) if text else None
+    except ValueError:
+        return renewed_at, None
 
 
 def read_record(path):
@@ -324,8 +353,10 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
             return None
         if timeout is None:
             timeout = float(record.get('revert_timeout', 60))
+        started = time.time()
         results = execute_actions(record.get('revert', []), timeout=timeout)
         entry = dict(record)
+        entry['revert_started_at'] = started
         entry['reverted_at'] = time.time()
         entry['reverted_by'] = reverted_by
         entry['revert_results'] = results
@@ -335,6 +366,7 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
             os.makedirs(history, 0o700)
         write_record(os.path.join(history, fault_id + RECORD_SUFFIX), entry)
         if entry['revert_ok']:
+            _unlink_quietly(lease_path(state_dir, fault_id))
             os.unlink(path)
             # Whoever waits on this lock next finds no record and does nothing.
             os.unlink(lock.path)
@@ -344,6 +376,13 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
             write_record(path, record)
     _prune_history(history)
     return entry
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _prune_history(history):
@@ -378,15 +417,31 @@ def renew_lease(state_dir, fault_id, lease, now=None, dry_run=False):
         record['lease_expires_at'] = min(float(record['expires_at']), now + float(lease))
         if not dry_run:
             write_record(path, record)
+            if record.get('lease_file'):
+                write_lease(state_dir, fault_id, lease)
     return record
 
 
-def fault_deadline(record):
+def lease_end(record, renewed_at=None, lease=None):
+    """When an unrenewed lease ends (this host's clock), or None without a lease.
+
+    With a lease file (``renewed_at`` its mtime, ``lease`` its content) the last renewal counts, so
+    a holder can shorten the lease it was injected with: a generous first lease covers the time
+    until the holder starts, then every renewal promises only ``lease`` more seconds. Records
+    without a lease file keep ``lease_expires_at``."""
+    if record.get('lease_expires_at') is None:
+        return None
+    if renewed_at is not None:
+        return renewed_at + float(lease if lease is not None else record.get('lease') or 0)
+    return float(record['lease_expires_at'])
+
+
+def fault_deadline(record, renewed_at=None, lease=None):
     """When the guard must revert: the duration's end, or the lease's end if that comes first."""
     deadline = float(record['expires_at'])
-    lease_end = record.get('lease_expires_at')
-    if lease_end is not None:
-        deadline = min(deadline, float(lease_end))
+    end = lease_end(record, renewed_at, lease)
+    if end is not None:
+        deadline = min(deadline, end)
     return deadline
 
 
@@ -412,14 +467,15 @@ def watch(state_dir, fault_id):
         if record is None:
             return 0
         now = time.time()
+        renewed_at, lease = read_lease(state_dir, fault_id) if record.get('lease_file') else (None, None)
+        deadline = fault_deadline(record, renewed_at, lease)
         if stop['signal'] is not None:
             reason = 'guard:signal-%d' % stop['signal']
-        elif now >= fault_deadline(record):
-            lease_end = record.get('lease_expires_at')
-            lease_first = lease_end is not None and float(lease_end) < float(record['expires_at'])
-            reason = 'guard:lease-expired' if lease_first else 'guard:deadline'
+        elif now >= deadline:
+            end = lease_end(record, renewed_at, lease)
+            reason = 'guard:lease-expired' if end is not None and end < float(record['expires_at']) else 'guard:deadline'
         else:
-            time.sleep(min(POLL_SECONDS, max(0.0, fault_deadline(record) - now)))
+            time.sleep(min(POLL_SECONDS, max(0.0, deadline - now)))
             continue
         entry = revert_fault(state_dir, fault_id, reason)
         return 0 if entry is None or entry['revert_ok'] else 1

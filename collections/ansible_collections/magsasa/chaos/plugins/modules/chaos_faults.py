@@ -42,6 +42,7 @@ options:
   fault_ids:
     description:
       - The faults to revert with O(state=absent) or renew with O(state=renew). Ids that are not active are ignored.
+      - With any O(state), RV(history) reports how each of them ended if it is no longer active.
     type: list
     elements: str
     default: []
@@ -137,6 +138,36 @@ missing:
   returned: always
   type: list
   elements: str
+history:
+  description:
+    - For each id in O(fault_ids) that is no longer active, how it ended, from the state directory's history
+      (times in this host's clock). Ids without a history entry are left out.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    fault_id:
+      description: The fault's id.
+      type: str
+    injected_at:
+      description: Epoch seconds when the injection took effect.
+      type: float
+    revert_started_at:
+      description: Epoch seconds when the revert began (the end of the fault's hold).
+      type: float
+    reverted_at:
+      description: Epoch seconds when the revert was complete.
+      type: float
+    reverted_by:
+      description:
+        - Who reverted it, such as V(guard:deadline), V(guard:lease-expired), V(chaos_faults:absent) or V(module:absent).
+      type: str
+    revert_ok:
+      description: Whether every revert step succeeded.
+      type: bool
+    now:
+      description: This host's clock when the entry was read.
+      type: float
 failures:
   description: Revert steps that failed, one string each; the fault stays listed so a later run can retry.
   returned: always
@@ -148,6 +179,7 @@ state_dir:
   type: str
 '''
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -167,14 +199,16 @@ class FaultInventory(object):
         return [r for r in _guard.list_records(self.state_dir) if not kinds or r.get('kind') in kinds]
 
     @staticmethod
-    def summary(record, now):
+    def summary(state_dir, record, now):
         guard = record.get('guard') or {}
         expires = record.get('expires_at')
-        deadline = _guard.fault_deadline(record) if expires is not None else None
+        renewed_at, lease = (_guard.read_lease(state_dir, record['fault_id']) if record.get('lease_file')
+                             else (None, None))
+        deadline = _guard.fault_deadline(record, renewed_at, lease) if expires is not None else None
         return dict(
             fault_id=record.get('fault_id'), kind=record.get('kind'), module=record.get('module'),
             started_at=record.get('started_at'), expires_at=expires,
-            lease_expires_at=record.get('lease_expires_at'),
+            lease_expires_at=_guard.lease_end(record, renewed_at, lease),
             remaining=None if deadline is None else round(max(0.0, deadline - now), 3),
             guard_alive=bool(guard.get('pid')) and _guard.process_alive(guard['pid'], guard.get('starttime')),
             plan=record.get('plan') or {}, corrupt=record.get('corrupt'),
@@ -184,9 +218,10 @@ class FaultInventory(object):
         params = self.module.params
         records = self.records()
         now = time.time()
-        result = dict(changed=False, faults=[self.summary(r, now) for r in records], reverted=[], renewed=[],
-                      missing=[], failures=[], state_dir=self.state_dir)
+        result = dict(changed=False, faults=[self.summary(self.state_dir, r, now) for r in records], reverted=[], renewed=[],
+                      missing=[], failures=[], history=[], state_dir=self.state_dir)
         if params['state'] == 'query':
+            result['history'] = self.history()
             return result
         if params['state'] == 'renew':
             return self.renew(result, now)
@@ -206,7 +241,24 @@ class FaultInventory(object):
             result['failures'].extend('%s: %s' % (entry['fault_id'], r['error'])
                                       for r in entry['revert_results'] if not r['ok'])
         result['changed'] = bool(result['reverted'])
+        result['history'] = self.history()
         return result
+
+    def history(self):
+        active = set(r.get('fault_id') for r in _guard.list_records(self.state_dir))
+        found = []
+        for fault_id in self.module.params['fault_ids']:
+            if fault_id in active:
+                continue
+            try:
+                entry = _guard.read_record(os.path.join(self.state_dir, _guard.HISTORY_DIR, fault_id + _guard.RECORD_SUFFIX))
+            except ValueError:
+                entry = None
+            if entry is not None:
+                found.append(dict(fault_id=fault_id, injected_at=entry.get('injected_at'),
+                                  revert_started_at=entry.get('revert_started_at'), reverted_at=entry.get('reverted_at'),
+                                  reverted_by=entry.get('reverted_by'), revert_ok=entry.get('revert_ok'), now=time.time()))
+        return found
 
     def renew(self, result, now):
         lease = self.module.params['lease']
@@ -216,6 +268,7 @@ class FaultInventory(object):
             else:
                 result['renewed'].append(fault_id)
         result['changed'] = bool(result['renewed'])
+        result['history'] = self.history()
         return result
 
 

@@ -157,3 +157,34 @@ def test_guard_process_reverts_at_the_deadline(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize('record, renewed_at, lease, deadline', [
+    ({'expires_at': 100.0, 'lease': 30.0, 'lease_expires_at': 40.0}, None, None, 40.0),
+    ({'expires_at': 100.0, 'lease': 30.0, 'lease_expires_at': 40.0}, 50.0, 3.0, 53.0),
+    ({'expires_at': 100.0, 'lease': 30.0, 'lease_expires_at': 40.0}, 12.0, 3.0, 15.0),
+    ({'expires_at': 100.0, 'lease': 30.0, 'lease_expires_at': 40.0}, 99.0, 3.0, 100.0),
+    ({'expires_at': 100.0, 'lease': 30.0, 'lease_expires_at': 40.0}, 50.0, None, 80.0),
+    ({'expires_at': 100.0}, 50.0, 3.0, 100.0),
+])
+def test_the_last_renewal_of_the_lease_file_sets_the_deadline(record, renewed_at, lease, deadline):
+    assert _guard.fault_deadline(record, renewed_at, lease) == deadline
+
+
+def test_the_guard_reverts_one_short_lease_after_the_last_renewal(tmp_path):
+    state = str(tmp_path)
+    now = time.time()
+    _guard.write_lease(state, 'f1', 30)
+    _guard.write_record(_guard.record_path(state, 'f1'), dict(
+        fault_id='f1', kind='test', expires_at=now + 60, lease=30.0, lease_expires_at=now + 30.0, lease_file=True,
+        revert=[]))
+    for _tick in range(3):
+        time.sleep(0.5)
+        _guard.write_lease(state, 'f1', 1)
+    last = time.time()
+    assert _guard.watch(state, 'f1') == 0
+    elapsed = time.time() - last
+    assert 0.8 < elapsed < 1.5, elapsed
+    entry = _guard.read_record(os.path.join(state, 'history', 'f1.json'))
+    assert entry['reverted_by'] == 'guard:lease-expired'
+    assert not os.path.exists(_guard.lease_path(state, 'f1'))
