@@ -29,6 +29,7 @@ __metaclass__ = type
 import errno
 import heapq
 import json
+import math
 import os
 import random
 import select
@@ -205,7 +206,7 @@ def percentile(sorted_values, fraction):
     """Nearest-rank percentile of an already sorted list (None when empty)."""
     if not sorted_values:
         return None
-    rank = max(0, min(len(sorted_values) - 1, int(round(fraction * len(sorted_values) + 0.5)) - 1))
+    rank = max(0, min(len(sorted_values) - 1, int(math.ceil(fraction * len(sorted_values) - 1e-9)) - 1))
     return sorted_values[rank]
 
 
