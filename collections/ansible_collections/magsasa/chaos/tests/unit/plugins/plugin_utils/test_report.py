@@ -305,3 +305,14 @@ def test_build_report_does_not_modify_its_input():
     before = copy.deepcopy(records)
     report_lib.build_report(records)
     assert records == before
+
+
+def test_experiment_details_name_the_backend_each_host_used():
+    delay = make_record('Light Network Delay', fault_type='netem')
+    delay['fault']['parameters'] = {'delay_ms': 50, 'backend': 'auto'}
+    delay['fault']['results'] = [{'host': 'app1', 'details': {'backend': 'nfqueue'}},
+                                 {'host': 'app2', 'details': {'backend': 'tc'}},
+                                 {'host': 'app3', 'details': {}}]
+    markdown = report_lib.render_markdown(report_lib.build_report([delay, make_record(offset=100)]))
+    assert 'delay\\_ms=50), backend nfqueue, tc, fault window' in markdown
+    assert '(workers=2), fault window' in markdown
