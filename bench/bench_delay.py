@@ -20,6 +20,7 @@ Needs root. A printed table, not a timed test: numbers depend on the machine and
 
 import argparse
 import json
+import math
 import os
 import random
 import signal
@@ -56,7 +57,7 @@ CONNECT_TIMES = textwrap.dedent("""
             sock.close()
             with lock:
                 times.append(elapsed)
-    threads = [threading.Thread(target=worker, args=(count // workers,)) for _ in range(workers)]
+    threads = [threading.Thread(target=worker, args=(count // workers + (i < count % workers),)) for i in range(workers)]
     [t.start() for t in threads]
     [t.join() for t in threads]
     print(' '.join('%.3f' % t for t in times))
@@ -203,15 +204,18 @@ class Bench(object):
         paths = [('loopback', self.a, '127.0.0.2'), ('veth into netns', self.a, self.b_addr)]
         for label, netns, address in paths:
             for delay, jitter in [d for d in DELAYS if d[0] in delays]:
-                workers = max(1, min(8, connects // 4)) if delay >= 200 else 2
+                bound = max(0.05 * delay, 2.0)
+                # The median of n holds spread evenly over +-jitter strays by about jitter/sqrt(n):
+                # enough connects that this is a third of the bound.
+                count = max(connects, int(math.ceil((3.0 * jitter / bound) ** 2)))
+                workers = 8
                 before = self.connect_median(netns, address, port, connects, workers)
                 fault = self.start_fault(netns, delay, jitter, address, port)
                 try:
-                    during = self.connect_median(netns, address, port, connects, workers)
+                    during = self.connect_median(netns, address, port, count, workers)
                 finally:
                     stats = self.stop_fault(netns, fault)
                 added = during - before
-                bound = max(0.05 * delay, 2.0)
                 rows.append((label, delay, jitter, before, during, added, added - delay, bound,
                              stats['hold']['p50_ms'], stats['hold']['p95_ms'], abs(added - delay) <= bound))
         return rows
@@ -257,8 +261,8 @@ def main():
         rates = bench.rate_rows([int(r) for r in args.rates.split(',') if r])
     finally:
         bench.teardown()
-    print('Added latency per delayed packet (TCP connect, SYN held): median with - median without, %d connects'
-          % args.connects)
+    print('Added latency per delayed packet (TCP connect, SYN held): median with - median without, at least %d '
+          'connects (more with jitter)' % args.connects)
     print('| path | requested ms | jitter ms | connect before ms | during ms | added ms | error ms | bound ms '
           '| delayer hold p50 | p95 | within |')
     print('|---|---|---|---|---|---|---|---|---|---|---|')

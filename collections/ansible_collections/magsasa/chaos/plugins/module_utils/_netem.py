@@ -14,6 +14,9 @@ Two backends:
 * ``nftables``: random loss (``numgen random``) and partitions (drop), in one table owned by the
   fault, applied atomically. Every hook chain first accepts what is spared, then jumps down a
   chain of selections (addresses, then ports) ending in the chain that drops.
+* ``nfqueue``: the same selection hands packets to a netfilter queue (``queue num N bypass`` in
+  the fault's nftables table, or iptables ``NFQUEUE --queue-bypass`` in chains of the ``mangle``
+  table the fault owns) where the userspace delayer of ``_nfqueue`` holds them.
 
 Selection, identical for both backends: a packet is selected when its destination is in
 ``destinations`` or its source is in ``sources`` (no address list: any address), and, when
