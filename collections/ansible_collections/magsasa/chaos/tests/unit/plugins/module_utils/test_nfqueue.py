@@ -106,7 +106,7 @@ def test_correlation_narrows_the_spread_between_consecutive_delays():
 
     def mean_step(correlation):
         previous, steps = 0.5, []
-        for _ in range(5000):
+        for _step in range(5000):
             unit = _nfqueue.correlated_uniform(previous, correlation, rng.random())
             steps.append(abs(unit - previous))
             previous = unit
