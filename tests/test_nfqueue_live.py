@@ -117,9 +117,15 @@ class NfqNet(Net):
         return proc
 
     def absent(self, fault_id):
-        result = self.playbook([{"magsasa.chaos.chaos_netem": dict(state="absent", fault_id=fault_id,
-                                                                   state_dir=str(self.state_dir))}])[0]
+        """chaos_netem state=absent, then chaos_faults state=absent (as the experiment role's
+        rollback does), which finds the fault ended and says how."""
+        result, again = self.playbook([
+            {"magsasa.chaos.chaos_netem": dict(state="absent", fault_id=fault_id, state_dir=str(self.state_dir))},
+            {"magsasa.chaos.chaos_faults": dict(state="absent", fault_ids=[fault_id], state_dir=str(self.state_dir))}])
         assert not result.get("failed"), result.get("msg")
+        assert not again.get("failed") and again["reverted"] == [], again
+        assert [e["fault_id"] for e in again["ended"]] == [fault_id], again
+        result["ended_by_chaos_faults"] = again["ended"][0]
         return result
 
 
@@ -167,6 +173,8 @@ def test_delay_across_a_veth_pair_adds_the_requested_latency_per_packet_and_reve
     after = median_ok(nfq.connect_times(nfq.a, nfq.b_addr, port))
     added = during - before
     hold = ended["final_effects"][result["fault_id"]]["hold"]
+    assert ended["ended_by_chaos_faults"]["final_effect"]["hold"] == hold
+    assert ended["ended_by_chaos_faults"]["reverted_by"] == "module:absent"
     print("veth: connect median before %.2f ms, during %.2f ms (added %.2f), after %.2f; delayer hold p50 %s p95 %s"
           % (before, during, added, after, hold["p50_ms"], hold["p95_ms"]))
     assert abs(added - DELAY_MS) <= added_bound(DELAY_MS), "added %.2f ms for %s ms requested" % (added, DELAY_MS)
@@ -212,6 +220,8 @@ def test_sigkilled_delayer_leaves_traffic_flowing_and_the_guard_removes_the_rule
     assert nfq.residue(nfq.a) == [], "the rule outlived the delayer by 5 s"
     print("delayer SIGKILLed: rule removed by the guard within %.2f s" % cleaned_in)
     assert ended["reverted"] == [] and ended["ended"]["reverted_by"] == "guard:helper-exited:nfqueue delayer"
+    assert ended["ended_by_chaos_faults"]["reverted_by"] == "guard:helper-exited:nfqueue delayer"
+    assert ended["ended"]["final_effect"]["state"] == "running", "the killed delayer's last counters are kept"
     assert history(nfq, result["fault_id"])["revert_ok"] is True
 
 

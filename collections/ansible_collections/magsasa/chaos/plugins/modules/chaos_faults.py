@@ -142,6 +142,20 @@ failures:
   returned: always
   type: list
   elements: str
+final_effects:
+  description:
+    - What the helpers of the reverted faults measured, by fault id (the nfqueue delayer of
+      M(magsasa.chaos.chaos_netem) - its hold times C(hold.p50_ms), C(hold.p95_ms) and counters).
+  returned: when a reverted fault had a helper
+  type: dict
+ended:
+  description:
+    - With O(state=absent), the requested faults that had already ended - C(fault_id), C(reverted_by)
+      (for example V(guard:deadline), or C(guard:helper-exited:nfqueue delayer) when its delayer died early),
+      C(reverted_at) and C(final_effect).
+  returned: always
+  type: list
+  elements: dict
 state_dir:
   description: The state directory read.
   returned: always
@@ -185,7 +199,7 @@ class FaultInventory(object):
         records = self.records()
         now = time.time()
         result = dict(changed=False, faults=[self.summary(r, now) for r in records], reverted=[], renewed=[],
-                      missing=[], failures=[], state_dir=self.state_dir)
+                      missing=[], failures=[], ended=[], state_dir=self.state_dir)
         if params['state'] == 'query':
             return result
         if params['state'] == 'renew':
@@ -193,6 +207,7 @@ class FaultInventory(object):
         if params['state'] == 'absent':
             wanted = set(params['fault_ids'])
             records = [r for r in records if r.get('fault_id') in wanted]
+            result['ended'] = self.ended(sorted(wanted - set(r.get('fault_id') for r in records)))
         if self.module.check_mode:
             result['reverted'] = [r['fault_id'] for r in records]
             result['changed'] = bool(records)
@@ -203,10 +218,21 @@ class FaultInventory(object):
             if entry is None:
                 continue
             result['reverted'].append(entry['fault_id'])
+            if 'final_effect' in entry:
+                result.setdefault('final_effects', {})[entry['fault_id']] = entry['final_effect']
             result['failures'].extend('%s: %s' % (entry['fault_id'], r['error'])
                                       for r in entry['revert_results'] if not r['ok'])
         result['changed'] = bool(result['reverted'])
         return result
+
+    def ended(self, fault_ids):
+        """How the named faults that are no longer active ended, from the history."""
+        found = []
+        for fault_id in fault_ids:
+            entry = _guard.read_history(self.state_dir, fault_id)
+            if entry is not None:
+                found.append(dict((k, entry.get(k)) for k in ('fault_id', 'reverted_by', 'reverted_at', 'final_effect')))
+        return found
 
     def renew(self, result, now):
         lease = self.module.params['lease']
