@@ -64,8 +64,8 @@ options:
   interface:
     description:
       - The network interface. Required for the V(tc) backend, whose qdisc sits on its egress.
-      - With V(nftables), only traffic through this interface is selected; without it, traffic through every
-        interface except the loopback is.
+      - With V(nftables) and V(nfqueue), only traffic through this interface is selected; without it, traffic
+        through every interface except the loopback is.
     type: str
   netns:
     description:
@@ -197,7 +197,9 @@ notes:
   - 'V(nfqueue) adds latency per packet: a TCP connect whose SYN is selected takes O(delay_ms) longer; an
     HTTP request over a new connection with O(ports) selected on the loopback crosses it four times (SYN,
     SYN-ACK, request, response). The delayer sustains several thousand packets per second; beyond its
-    queue length the queue fails open (packets pass undelayed) rather than dropping.'
+    queue length the queue fails open (packets pass undelayed) rather than dropping. It asks for the
+    real-time round-robin class at the lowest priority (else nice -10), so that it wakes on time on a
+    busy host; it sleeps between releases.'
   - The nftables chains accept what they do not drop; rules of other tables still apply as before.
 seealso:
   - module: magsasa.chaos.chaos_faults
