@@ -204,14 +204,19 @@ class FaultEngine(object):
     def ensure_state_dir(self):
         if not os.path.isdir(self.state_dir):
             os.makedirs(self.state_dir, 0o700)
-        target = os.path.join(self.state_dir, _guard.GUARD_FILENAME)
-        source = inspect.getsource(_guard)
+        return self.install_program(_guard, _guard.GUARD_FILENAME)
+
+    def install_program(self, program_module, filename):
+        """Copy a standalone module_utils program (the guard, a delayer) into the state directory,
+        where it outlives the task; returns its path."""
+        target = os.path.join(self.state_dir, filename)
+        source = inspect.getsource(program_module)
         current = None
         if os.path.exists(target):
             with open(target, 'r') as handle:
                 current = handle.read()
         if current != source:
-            tmp = target + '.tmp'
+            tmp = '%s.tmp.%d' % (target, os.getpid())
             with open(tmp, 'w') as handle:
                 handle.write(source)
             os.rename(tmp, target)
@@ -350,6 +355,11 @@ class FaultEngine(object):
         else:
             targets = self.active()
         result = dict(changed=bool(targets), reverted=[], state_dir=self.state_dir)
+        if params['fault_id'] and not targets:
+            # Already over: say how it ended (its deadline, a lease, a helper that died early).
+            entry = _guard.read_history(self.state_dir, params['fault_id'])
+            if entry is not None:
+                result['ended'] = dict((k, entry.get(k)) for k in ('fault_id', 'reverted_by', 'reverted_at', 'final_effect'))
         if self.module.check_mode or not targets:
             result['reverted'] = [r['fault_id'] for r in targets]
             return result
@@ -360,6 +370,8 @@ class FaultEngine(object):
             if entry is None:
                 continue
             result['reverted'].append(entry['fault_id'])
+            if 'final_effect' in entry:
+                result.setdefault('final_effects', {})[entry['fault_id']] = entry['final_effect']
             if not entry['revert_ok']:
                 failures.extend('%s: %s' % (entry['fault_id'], r['error']) for r in entry['revert_results'] if not r['ok'])
         result['changed'] = bool(result['reverted'])

@@ -22,6 +22,10 @@ Revert actions run last-registered first, like a stack of deferred calls. Each k
 ``command``  ``argv``, ``ok_rcs`` (default [0]), ``timeout``, ``env``.
 ``docker``   ``op`` (start|unpause), ``container``, ``docker_host`` (unix:// or tcp://),
              through the Engine API with the standard library.
+
+A fault that depends on a helper process of its own (the nfqueue delayer) lists it in
+``details.watch``; when that process dies, the guard reverts the fault at once (it ended early).
+A helper's last words (``details.final_effect_file``) go into the history entry as ``final_effect``.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -357,6 +361,9 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
         results = execute_actions(record.get('revert', []), timeout=timeout)
         entry = dict(record)
         entry['revert_started_at'] = started
+        final_effect = read_final_effect(record)
+        if final_effect is not None:
+            entry['final_effect'] = final_effect
         entry['reverted_at'] = time.time()
         entry['reverted_by'] = reverted_by
         entry['revert_results'] = results
@@ -383,6 +390,43 @@ def _unlink_quietly(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+def read_history(state_dir, fault_id):
+    """The history entry of a reverted fault, or None."""
+    try:
+        return read_record(os.path.join(state_dir, HISTORY_DIR, fault_id + RECORD_SUFFIX))
+    except ValueError:
+        return None
+
+
+def read_final_effect(record):
+    """What a fault's helper process wrote when the revert stopped it (``details.final_effect_file``,
+    JSON), read once and removed; None when the fault has none."""
+    path = (record.get('details') or {}).get('final_effect_file')
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path, 'r') as handle:
+            effect = json.load(handle)
+    except (IOError, OSError, ValueError) as exc:
+        effect = {'error': 'could not read %s: %s' % (path, exc)}
+    for leftover in (path, path + '.tmp'):
+        if os.path.lexists(leftover):
+            os.unlink(leftover)
+    return effect
+
+
+def dead_helper(record):
+    """The name of a helper process the fault depends on (``details.watch``: ``{name, pid,
+    starttime}`` each) that is no longer running, or None. Without it the fault has ended early
+    (a killed delayer: the bypass flag lets traffic through), so its rules must go too."""
+    if record.get('status') != 'active':
+        return None
+    for helper in (record.get('details') or {}).get('watch') or []:
+        if not process_alive(helper['pid'], helper.get('starttime')):
+            return helper.get('name') or 'pid %s' % helper['pid']
+    return None
 
 
 def _prune_history(history):
@@ -469,8 +513,11 @@ def watch(state_dir, fault_id):
         now = time.time()
         renewed_at, lease = read_lease(state_dir, fault_id) if record.get('lease_file') else (None, None)
         deadline = fault_deadline(record, renewed_at, lease)
+        dead = dead_helper(record)
         if stop['signal'] is not None:
             reason = 'guard:signal-%d' % stop['signal']
+        elif dead is not None:
+            reason = 'guard:helper-exited:%s' % dead
         elif now >= deadline:
             end = lease_end(record, renewed_at, lease)
             reason = 'guard:lease-expired' if end is not None and end < float(record['expires_at']) else 'guard:deadline'

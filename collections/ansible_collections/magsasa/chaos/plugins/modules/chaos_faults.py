@@ -165,6 +165,11 @@ history:
     revert_ok:
       description: Whether every revert step succeeded.
       type: bool
+    final_effect:
+      description:
+        - What the fault's helper measured when it stopped (the nfqueue delayer of M(magsasa.chaos.chaos_netem) - its
+          hold times and counters), or V(null).
+      type: dict
     now:
       description: This host's clock when the entry was read.
       type: float
@@ -173,13 +178,18 @@ failures:
   returned: always
   type: list
   elements: str
+final_effects:
+  description:
+    - What the helpers of the reverted faults measured, by fault id (the nfqueue delayer of
+      M(magsasa.chaos.chaos_netem) - its hold times C(hold.p50_ms), C(hold.p95_ms) and counters).
+  returned: when a reverted fault had a helper
+  type: dict
 state_dir:
   description: The state directory read.
   returned: always
   type: str
 '''
 
-import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -238,6 +248,8 @@ class FaultInventory(object):
             if entry is None:
                 continue
             result['reverted'].append(entry['fault_id'])
+            if 'final_effect' in entry:
+                result.setdefault('final_effects', {})[entry['fault_id']] = entry['final_effect']
             result['failures'].extend('%s: %s' % (entry['fault_id'], r['error'])
                                       for r in entry['revert_results'] if not r['ok'])
         result['changed'] = bool(result['reverted'])
@@ -248,16 +260,12 @@ class FaultInventory(object):
         active = set(r.get('fault_id') for r in _guard.list_records(self.state_dir))
         found = []
         for fault_id in self.module.params['fault_ids']:
-            if fault_id in active:
-                continue
-            try:
-                entry = _guard.read_record(os.path.join(self.state_dir, _guard.HISTORY_DIR, fault_id + _guard.RECORD_SUFFIX))
-            except ValueError:
-                entry = None
+            entry = None if fault_id in active else _guard.read_history(self.state_dir, fault_id)
             if entry is not None:
                 found.append(dict(fault_id=fault_id, injected_at=entry.get('injected_at'),
                                   revert_started_at=entry.get('revert_started_at'), reverted_at=entry.get('reverted_at'),
-                                  reverted_by=entry.get('reverted_by'), revert_ok=entry.get('revert_ok'), now=time.time()))
+                                  reverted_by=entry.get('reverted_by'), revert_ok=entry.get('revert_ok'),
+                                  final_effect=entry.get('final_effect'), now=time.time()))
         return found
 
     def renew(self, result, now):

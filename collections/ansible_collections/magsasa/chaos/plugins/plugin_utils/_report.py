@@ -424,6 +424,9 @@ def experiment_view(record):
         'module': plain_text(fault.get('module')),
         'parameters': ', '.join('%s=%s' % (plain_text(k, 40), plain_text(json.dumps(v, sort_keys=True), 80))
                                 for k, v in sorted((fault.get('parameters') or {}).items())),
+        # The backend a fault module chose on each host (chaos_netem's backend=auto: tc or nfqueue).
+        'backend': ', '.join(sorted(set(plain_text((r.get('details') or {}).get('backend'), 40)
+                                        for r in fault.get('results') or [] if (r.get('details') or {}).get('backend')))),
         'fault_window': _fault_window_text(record),
         'samples': ('%s of %s failed' % (fmt_number(metrics.get('samples_failed')), fmt_number(metrics.get('samples_total')))
                     if _is_number(metrics.get('samples_total')) else 'n/a'),

@@ -373,3 +373,14 @@ def test_an_errored_or_aborted_experiment_shows_its_metrics_without_pass_marks(s
     availability = [m for m in view['metrics'] if m['metric'] == 'availability_percent'][0]
     assert availability['value'] == '99 %' and availability['mark'] == report_lib.MARK_NONE and availability['passed'] is None
     assert report_lib.MARK_PASS not in ''.join(m['mark'] for m in view['metrics'])
+
+
+def test_experiment_details_name_the_backend_each_host_used():
+    delay = make_record('Light Network Delay', fault_type='netem')
+    delay['fault']['parameters'] = {'delay_ms': 50, 'backend': 'auto'}
+    delay['fault']['results'] = [{'host': 'app1', 'details': {'backend': 'nfqueue'}},
+                                 {'host': 'app2', 'details': {'backend': 'tc'}},
+                                 {'host': 'app3', 'details': {}}]
+    markdown = report_lib.render_markdown(report_lib.build_report([delay, make_record(offset=100)]))
+    assert 'delay\\_ms=50), backend nfqueue, tc, fault window' in markdown
+    assert '(workers=2), fault window' in markdown
