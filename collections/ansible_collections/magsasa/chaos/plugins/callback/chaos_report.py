@@ -106,6 +106,65 @@ options:
     ini:
       - section: callback_chaos_report
         key: fail_on_violation
+  history_dir:
+    description:
+      - Directory of the run history. Every run that measured something (not C(--check), not only
+        skipped experiments) leaves one JSON file there, named by its start time, and the report's
+        C(Trend) section compares each scenario with its earlier runs from these files.
+      - Defaults to C(history) inside O(output_dir). Relative paths follow the rule of O(output_dir).
+      - When the directory cannot be created or written, a warning names it and the error; the
+        report is still written (its trend then lacks this run in later reports).
+      - A file in it that is not a history file of this callback (not JSON, another schema) is
+        skipped with a warning naming it.
+    type: path
+    env:
+      - name: CHAOS_REPORT_HISTORY_DIR
+    ini:
+      - section: callback_chaos_report
+        key: history_dir
+  history_keep:
+    description:
+      - How many runs the history keeps; the oldest files beyond this count are removed after each
+        run. C(0) turns the history and the C(Trend) section off.
+    type: int
+    default: 50
+    env:
+      - name: CHAOS_REPORT_HISTORY_KEEP
+    ini:
+      - section: callback_chaos_report
+        key: history_keep
+  trend_runs:
+    description: How many runs of each scenario (this one included) the C(Trend) section shows.
+    type: int
+    default: 10
+    env:
+      - name: CHAOS_REPORT_TREND_RUNS
+    ini:
+      - section: callback_chaos_report
+        key: trend_runs
+  trend_score_tolerance:
+    description:
+      - A scenario whose resilience score fell by more than this many points since its previous run
+        is called out in the C(Trend) section (as is one whose verdict left PASS).
+    type: float
+    default: 5
+    env:
+      - name: CHAOS_REPORT_TREND_SCORE_TOLERANCE
+    ini:
+      - section: callback_chaos_report
+        key: trend_score_tolerance
+  trend_mttr_tolerance_percent:
+    description:
+      - A scenario whose MTTR rose by more than this percentage of its previous run's MTTR (and by at
+        least half a second) is called out in the C(Trend) section. A run without failed samples
+        counts as an MTTR of 0.
+    type: float
+    default: 20
+    env:
+      - name: CHAOS_REPORT_TREND_MTTR_TOLERANCE_PERCENT
+    ini:
+      - section: callback_chaos_report
+        key: trend_mttr_tolerance_percent
 notes:
   - The run's check mode, playbooks, inventory sources, start and end time are recorded in
     C(chaos_results.json) (C(run)) and the Markdown summary.
@@ -134,6 +193,7 @@ EXAMPLES = r'''
     per_host: false
 '''
 
+import binascii
 import json
 import os
 import sys
@@ -145,6 +205,15 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_version
 
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._history import (
+    DEFAULT_TOLERANCE,
+    build_trend,
+    files_to_prune,
+    history_entry,
+    history_file_name,
+    parse_history,
+    run_id,
+)
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
     build_report,
     load_default_template,
@@ -204,6 +273,7 @@ class CallbackModule(CallbackBase):
         self._seen = set()
         self._playbooks = []
         self._started = time.time()
+        self._run_id = run_id(self._started, binascii.hexlify(os.urandom(4)).decode('ascii'))
         self._fail_override = None
 
     # -- collecting -------------------------------------------------------------------
@@ -275,6 +345,58 @@ class CallbackModule(CallbackBase):
                                       'using the default template' % (path, type(ex).__name__, ex))
         return render_markdown(report, load_default_template())
 
+    # -- run history --------------------------------------------------------------------
+
+    def _history_dir(self, output_dir):
+        return self.get_option('history_dir') or os.path.join(output_dir, 'history')
+
+    def _load_history(self, directory):
+        entries = []
+        try:
+            names = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            return entries
+        except OSError as ex:
+            self._display.warning('chaos_report: cannot read the run history in %s (%s); the trend shows this run only'
+                                  % (directory, ex))
+            return entries
+        for name in names:
+            if not name.endswith('.json') or name == history_file_name(self._run_id):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                with open(path, 'r', encoding='utf-8') as history_file:
+                    entries.append(parse_history(history_file.read()))
+            except (OSError, UnicodeDecodeError, ValueError) as ex:
+                self._display.warning('chaos_report: skipping run history file %s: %s' % (path, ex))
+        return entries
+
+    def _add_trend(self, report, output_dir):
+        """Put the Trend into the report; return this run's history entry to save (or None)."""
+        if self.get_option('history_keep') <= 0:
+            return None
+        entry = history_entry(report, self._run_id)
+        if entry is None:
+            return None
+        tolerance = dict(DEFAULT_TOLERANCE, score_points=float(self.get_option('trend_score_tolerance')),
+                         mttr_percent=float(self.get_option('trend_mttr_tolerance_percent')))
+        report['trend'] = build_trend(self._load_history(self._history_dir(output_dir)), entry,
+                                      runs=self.get_option('trend_runs'), tolerance=tolerance)
+        report['trend_tolerance'] = tolerance
+        return entry
+
+    def _save_history(self, entry, output_dir):
+        directory = self._history_dir(output_dir)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self._write(os.path.join(directory, history_file_name(entry['id'])),
+                        json.dumps(entry, indent=2, sort_keys=True) + '\n')
+            for name in files_to_prune(os.listdir(directory), self.get_option('history_keep')):
+                os.remove(os.path.join(directory, name))
+        except OSError as ex:
+            self._display.warning('chaos_report: could not write the run history to %s (%s); the report was written, '
+                                  'but later trends will not show this run' % (directory, ex))
+
     @staticmethod
     def _write(path, text):
         temp_path = '%s.tmp.%d' % (path, os.getpid())
@@ -297,6 +419,7 @@ class CallbackModule(CallbackBase):
             return
         report = build_report(self._records, self._run_metadata(time.time()), title=self.get_option('title'))
         output_dir = self.get_option('output_dir')
+        history = self._add_trend(report, output_dir)
         renderers = {'markdown': self._markdown, 'json': render_json, 'junit': render_junit}
         written = {}
         try:
@@ -307,6 +430,8 @@ class CallbackModule(CallbackBase):
                 written[fmt] = path
         except (OSError, KeyError) as ex:
             self._display.error('chaos_report: could not write the report to %s: %s' % (output_dir, ex))
+        if history:
+            self._save_history(history, output_dir)
 
         # With several playbooks this runs once per playbook; summarise (and fail) only at the
         # end of the run: after the last playbook, or when failed hosts stop ansible-playbook here.
