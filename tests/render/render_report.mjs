@@ -1,7 +1,9 @@
-// Render a Markdown report the way GitHub shows it: GitHub-flavoured Markdown to HTML (marked),
-// every ```mermaid block drawn by mermaid 11 in headless Chromium. Prints one JSON document:
-//   {"markdown_errors": [...], "blocks": [{"error", "title", "legend", "x_ticks", "y_ticks", "texts"}], "tables": [...]}
-// Usage: node render_report.mjs <chromium> <user-data-dir> <report.md> [screenshot.png]
+// Render Markdown reports the way GitHub shows them: GitHub-flavoured Markdown to HTML (marked),
+// every ```mermaid block drawn by mermaid 11 in headless Chromium. Prints one JSON list, one
+// document per report:
+//   {"markdown_errors": [...], "blocks": [{"error", "title", "legend", "x_ticks", "y_ticks", "texts"}],
+//    "tables": [{"headers", "visible_headers", "rows"}], "code": [...], "text": "..."}
+// Usage: node render_report.mjs <chromium> <user-data-dir> <report.md>[=<screenshot.png>] ...
 // Run from the directory that holds node_modules (the test's npm cache dir).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,17 +11,7 @@ import { marked } from 'marked';
 import puppeteer from 'puppeteer-core';
 
 const require = createRequire(import.meta.url);
-const [chromium, userDataDir, reportPath, screenshotPath] = process.argv.slice(2);
-const markdown = readFileSync(reportPath, 'utf8');
-
-const markdownErrors = [];
-let html;
-try {
-  html = marked.parse(markdown, { gfm: true, async: false });
-} catch (error) {
-  markdownErrors.push(String(error));
-  html = '';
-}
+const [chromium, userDataDir, ...reports] = process.argv.slice(2);
 
 const browser = await puppeteer.launch({
   executablePath: chromium,
@@ -28,7 +20,25 @@ const browser = await puppeteer.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
          '--disable-component-update', '--disable-sync', '--no-first-run'],
 });
+const results = [];
 try {
+  for (const report of reports) {
+    const [reportPath, screenshotPath] = report.split('=');
+    results.push(await render(readFileSync(reportPath, 'utf8'), screenshotPath));
+  }
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(results) + '\n');
+
+async function render(markdown, screenshotPath) {
+  const markdownErrors = [];
+  let html = '';
+  try {
+    html = marked.parse(markdown, { gfm: true, async: false });
+  } catch (error) {
+    markdownErrors.push(String(error));
+  }
   const page = await browser.newPage();
   await page.setViewport({ width: 1012, height: 900 });  // GitHub's Markdown column
   page.on('pageerror', (error) => markdownErrors.push('page error: ' + error.message));
@@ -85,7 +95,6 @@ try {
   if (screenshotPath) {
     await page.screenshot({ path: screenshotPath, fullPage: true });
   }
-  process.stdout.write(JSON.stringify({ markdown_errors: markdownErrors, ...result }) + '\n');
-} finally {
-  await browser.close();
+  await page.close();
+  return { markdown_errors: markdownErrors, ...result };
 }

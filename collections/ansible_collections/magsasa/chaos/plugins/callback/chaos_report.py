@@ -165,11 +165,51 @@ options:
     ini:
       - section: callback_chaos_report
         key: trend_mttr_tolerance_percent
+  notify_webhook_format:
+    description:
+      - Body shape of the generic webhook (E(CHAOS_NOTIFY_WEBHOOK_URL) or the variable C(chaos_notify_webhook_url)),
+        C(generic) JSON with every field, C(mattermost) or C(teams) (a connector card).
+      - The variable C(chaos_notify_webhook_format) of the play, when set, wins.
+    type: str
+    choices: [generic, mattermost, teams]
+    default: generic
+    env:
+      - name: CHAOS_NOTIFY_WEBHOOK_FORMAT
+    ini:
+      - section: callback_chaos_report
+        key: notify_webhook_format
+  notify_timeout:
+    description: Seconds to wait for a webhook to answer.
+    type: int
+    default: 10
+    env:
+      - name: CHAOS_NOTIFY_TIMEOUT
+    ini:
+      - section: callback_chaos_report
+        key: notify_timeout
+  report_url:
+    description:
+      - Where people can read the report (a CI artifact or a wiki page); the finish notification links it.
+        Without it the notification names the path of C(chaos_report.md) on the controller.
+    type: str
+    env:
+      - name: CHAOS_REPORT_URL
+    ini:
+      - section: callback_chaos_report
+        key: report_url
 notes:
   - The run's check mode, playbooks, inventory sources, start and end time are recorded in
     C(chaos_results.json) (C(run)) and the Markdown summary.
   - With several playbooks on one command line the files are rewritten after each playbook and
     the last write holds every record of the run.
+  - Notifications. When a Slack incoming webhook (variable C(chaos_notify_slack_webhook) or E(CHAOS_NOTIFY_SLACK_WEBHOOK))
+    or a JSON webhook (C(chaos_notify_webhook_url) or E(CHAOS_NOTIFY_WEBHOOK_URL)) is set, the callback posts a
+    message for every experiment that violated its SLOs, was aborted or failed, as soon as its record is
+    published, and one after the run with the verdict and the report's location. The variables are read
+    from the play (extra vars, inventory vars, vault-encrypted or not) and win over the environment. The
+    C(chaos_suite) role posts the message before the run. A dry run (C(--check)) notifies nobody.
+  - A webhook URL is a secret. It is never printed, written to a report or to the run history; a
+    notification that cannot be delivered is a warning naming the webhook's host only, and the run goes on.
 '''
 
 EXAMPLES = r'''
@@ -202,9 +242,19 @@ from collections.abc import Mapping
 
 from ansible import context
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.module_utils.urls import open_url
 from ansible.plugins.callback import CallbackBase
+from ansible.template import Templar
 from ansible.release import __version__ as ansible_version
 
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._notify import (
+    describe_url,
+    destinations,
+    finish_event,
+    payload,
+    scrub,
+    violation_event,
+)
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._history import (
     DEFAULT_TOLERANCE,
     build_trend,
@@ -224,6 +274,8 @@ from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
 )
 
 STATS_KEY = 'chaos_experiments'
+NOTIFY_VARS = ('chaos_notify_slack_webhook', 'chaos_notify_webhook_url', 'chaos_notify_webhook_format')
+NOTIFY_ENV = {'chaos_notify_slack_webhook': 'CHAOS_NOTIFY_SLACK_WEBHOOK', 'chaos_notify_webhook_url': 'CHAOS_NOTIFY_WEBHOOK_URL'}
 RESULT_KEY = 'chaos_experiment'
 FILE_NAMES = {'markdown': 'chaos_report.md', 'json': 'chaos_results.json', 'junit': 'junit.xml'}
 EXIT_FAILED = 2
@@ -275,30 +327,42 @@ class CallbackModule(CallbackBase):
         self._started = time.time()
         self._run_id = run_id(self._started, binascii.hexlify(os.urandom(4)).decode('ascii'))
         self._fail_override = None
+        self._notify_vars = {}
 
     # -- collecting -------------------------------------------------------------------
 
     def _add_record(self, record):
+        """Keep a record seen for the first time; return it (None when not new)."""
         if not isinstance(record, Mapping):
-            return
+            return None
         record = to_plain(record)
         identity = record_identity(record)
         if identity in self._seen:
-            return
+            return None
         self._seen.add(identity)
         self._records.append(record)
+        return record
 
     def _collect_result(self, result):
-        payload = result.result
-        self._add_record(payload.get(RESULT_KEY))
-        for item in payload.get('results') or []:
+        result_data = result.result
+        found = [self._add_record(result_data.get(RESULT_KEY))]
+        for item in result_data.get('results') or []:
             if isinstance(item, Mapping):
-                self._add_record(item.get(RESULT_KEY))
+                found.append(self._add_record(item.get(RESULT_KEY)))
+        # set_stats as the chaos_experiment role publishes: seen here as each experiment ends.
+        stats = result_data.get('ansible_stats')
+        if isinstance(stats, Mapping) and isinstance(stats.get('data'), Mapping):
+            for record in stats['data'].get(STATS_KEY) or []:
+                found.append(self._add_record(record))
+        for record in found:
+            if record:
+                self._notify_violation(record)
 
     def v2_playbook_on_start(self, playbook):
         self._playbooks.append(os.path.relpath(os.path.abspath(playbook._file_name)))
 
     def v2_playbook_on_play_start(self, play):
+        self._read_notify_vars(play)
         extra_vars = play.get_variable_manager().extra_vars
         if 'chaos_fail_on_violation' in extra_vars:
             try:
@@ -344,6 +408,53 @@ class CallbackModule(CallbackBase):
                 self._display.warning('chaos_report: template %s could not be rendered (%s: %s); '
                                       'using the default template' % (path, type(ex).__name__, ex))
         return render_markdown(report, load_default_template())
+
+    # -- notifications ----------------------------------------------------------------
+
+    def _read_notify_vars(self, play):
+        """The chaos_notify_* variables as the play's first host sees them (extra vars, inventory
+        and vault included), so the callback posts to the webhooks the chaos_suite role posts to."""
+        manager = play.get_variable_manager()
+        try:
+            hosts = manager._inventory.get_hosts(play.hosts)
+            variables = manager.get_vars(play=play, host=hosts[0] if hosts else None, include_hostvars=False)
+            templar = Templar(loader=play._loader, variables=variables)
+            for name in NOTIFY_VARS:
+                if name in variables:
+                    self._notify_vars[name] = to_plain(templar.template(variables[name]))
+        except Exception as ex:  # a variable that does not template here only costs the notification
+            self._display.warning('chaos_report: could not read the notification settings of play %s (%s); '
+                                  'using the environment' % (play.get_name(), type(ex).__name__))
+
+    def _destinations(self):
+        def setting(name):
+            return self._notify_vars.get(name) or os.environ.get(NOTIFY_ENV.get(name, ''), '')
+        try:
+            return destinations(setting('chaos_notify_slack_webhook'), setting('chaos_notify_webhook_url'),
+                                self._notify_vars.get('chaos_notify_webhook_format') or self.get_option('notify_webhook_format'))
+        except ValueError as ex:
+            self._display.warning('chaos_report: no notifications: %s' % ex)
+            return []
+
+    def _notify(self, event):
+        if context.CLIARGS.get('check', False):
+            return
+        targets = self._destinations()
+        urls = [t['url'] for t in targets]
+        for target in targets:
+            body = json.dumps(payload(event, target['flavour'])).encode('utf-8')
+            try:
+                open_url(target['url'], data=body, method='POST', headers={'Content-Type': 'application/json'},
+                         timeout=self.get_option('notify_timeout'), follow_redirects='none')
+            except Exception as ex:  # any failure to deliver is a warning; the run goes on
+                self._display.warning('chaos_report: the %s notification to the %s webhook at %s was not delivered '
+                                      '(%s); the run goes on' % (event['event'], target['name'], describe_url(target['url']),
+                                                                scrub('%s: %s' % (type(ex).__name__, ex), urls)))
+
+    def _notify_violation(self, record):
+        view = build_report([record])['experiments'][0]
+        if view['outcome'] in ('FAIL', 'ABORTED', 'ERROR'):
+            self._notify(violation_event(view))
 
     # -- run history --------------------------------------------------------------------
 
@@ -439,6 +550,7 @@ class CallbackModule(CallbackBase):
         if not (last_playbook or stats.failures or stats.dark):
             return
         main_file = written.get('markdown') or written.get('json') or written.get('junit')
+        self._notify(finish_event(report, self.get_option('report_url') or (os.path.abspath(main_file) if main_file else None)))
         failing = report['verdict'] == 'FAIL'
         self._display.display(one_line_summary(report, main_file), color='bright red' if failing else 'bright green',
                               stderr=failing)
