@@ -429,9 +429,12 @@ def timeline_chart(record):
     if sampled is None:
         return None
     y_max = _nice_ceiling(max(sampled['latency'] + [1.0]) * 1.2)
+    # mermaid draws a bar of value 0 as a stub as high as the axis padding, which would paint a
+    # red strip along the x-axis; a value below the axis range draws no bar at all.
+    no_bar = -y_max
     values = {
-        'fault': [y_max if inside else 0 for inside in sampled['fault']],
-        'failed': [y_max * share for share in sampled['failed']],
+        'fault': [y_max if inside else no_bar for inside in sampled['fault']],
+        'failed': [y_max * share if share > 0 else no_bar for share in sampled['failed']],
         'latency': sampled['latency'],
     }
     if sampled['instant']:

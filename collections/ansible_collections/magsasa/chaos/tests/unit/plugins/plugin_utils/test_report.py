@@ -174,6 +174,13 @@ def chart_series(chart):
     return series, (float(x_axis.group(1)), float(x_axis.group(2)))
 
 
+def test_bars_without_a_value_stay_below_the_axis():
+    series, _x = chart_series(report_lib.timeline_chart(make_record()))
+    y_max = max(series['fault active'])
+    assert set(series['failed samples (share)']) == {-y_max}  # nothing failed: no stub on the x-axis
+    assert min(series['fault active']) == -y_max
+
+
 def test_mermaid_chart_has_numeric_axis_named_series_and_palette():
     record = make_record(violated=['error_rate_percent'])
     record['timeline'] = [{'t': t / 2.0 - 5, 'latency_ms': 3.0, 'ok': True} for t in range(100)]
@@ -197,7 +204,7 @@ def test_failed_samples_are_their_own_series_not_zero_latency():
     assert min(latency) == 10.0  # held through the outage, never drawn as 0 ms
     y_max = max(series['fault active'])
     assert [i for i, v in enumerate(failed) if v == y_max] == [5, 6, 7, 8, 9]
-    assert all(v == 0 for i, v in enumerate(failed) if i not in range(5, 10))
+    assert all(v < 0 for i, v in enumerate(failed) if i not in range(5, 10))  # below the axis: no bar drawn
 
 
 @pytest.mark.parametrize('fault_end, expected_band, instant', [
