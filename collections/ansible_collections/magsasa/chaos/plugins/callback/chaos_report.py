@@ -447,9 +447,9 @@ class CallbackModule(CallbackBase):
                 open_url(target['url'], data=body, method='POST', headers={'Content-Type': 'application/json'},
                          timeout=self.get_option('notify_timeout'), follow_redirects='none')
             except Exception as ex:  # any failure to deliver is a warning; the run goes on
+                error = scrub('%s: %s' % (type(ex).__name__, ex), urls)
                 self._display.warning('chaos_report: the %s notification to the %s webhook at %s was not delivered '
-                                      '(%s); the run goes on' % (event['event'], target['name'], describe_url(target['url']),
-                                                                scrub('%s: %s' % (type(ex).__name__, ex), urls)))
+                                      '(%s); the run goes on' % (event['event'], target['name'], describe_url(target['url']), error))
 
     def _notify_violation(self, record):
         view = build_report([record])['experiments'][0]

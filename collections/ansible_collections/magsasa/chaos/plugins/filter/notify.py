@@ -50,9 +50,8 @@ def notify_undelivered(results):
             'status': status if isinstance(status, int) else None,
             'error': scrub(result.get('msg') or 'no response', urls),
         }
-        item['text'] = '%s webhook at %s: %s%s' % (item['name'], item['where'],
-                                                  'HTTP %s, ' % status if isinstance(status, int) and status > 0 else '',
-                                                  item['error'])
+        http = 'HTTP %s, ' % status if isinstance(status, int) and status > 0 else ''
+        item['text'] = '%s webhook at %s: %s%s' % (item['name'], item['where'], http, item['error'])
         undelivered.append(item)
     return undelivered
 

@@ -164,7 +164,7 @@ def violation_event(view):
     what = '; '.join(v['text'] for v in view.get('violations') or []) or view.get('reason') or view.get('outcome')
     title = 'Chaos experiment %s: %s' % (view.get('outcome'), view.get('name'))
     lines = ['%s (%s) in %s on %s: %s' % (view.get('name'), view.get('type'), view.get('environment') or 'unspecified',
-                                           view.get('targets') or 'no host', plain_text(what, 400))]
+                                          view.get('targets') or 'no host', plain_text(what, 400))]
     if view.get('outcome') == 'ABORTED':
         lines.append('A stop condition ended the fault early; it was reverted.')
     return {

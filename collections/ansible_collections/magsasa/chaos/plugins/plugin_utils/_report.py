@@ -389,7 +389,7 @@ def resample_timeline(points, fault_end=None, buckets=CHART_BUCKETS):
     count = max(1, min(int(buckets), len(points)))
     step = (last - first) / (count - 1) if count > 1 else 0.0
     times = [first + index * step for index in range(count)]
-    groups = [[] for _ in times]
+    groups = [[] for _time in times]
     for point in points:
         index = int(round((float(point['t']) - first) / step)) if step else 0
         groups[min(max(index, 0), count - 1)].append(point)

@@ -211,7 +211,7 @@ def test_failed_samples_are_their_own_series_not_zero_latency():
     (4.0, [0, 1, 2, 3, 4], False),     # a 4 s fault: t = 0..4
     (0.0, [0], True),                  # a crash: one band at t = 0
     (0.3, [0], True),                  # shorter than one bucket: still an instant fault
-    (None, list(range(0, 11)), False), # end not measured: from 0 to the end
+    (None, list(range(0, 11)), False),  # end not measured: from 0 to the end
 ])
 def test_fault_window_band(fault_end, expected_band, instant):
     points = [{'t': float(t), 'latency_ms': 5.0, 'ok': True} for t in range(-3, 11)]
