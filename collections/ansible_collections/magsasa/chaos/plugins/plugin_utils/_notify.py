@@ -58,7 +58,7 @@ def destinations(slack_url='', webhook_url='', webhook_format='generic'):
                          % (', '.join(FLAVOURS[1:]), plain_text(webhook_format, 40)))
     found = []
     for variable, name, flavour, url in (('chaos_notify_slack_webhook', 'slack', 'slack', slack_url),
-                                         ('chaos_notify_webhook_url', 'webhook', webhook_format, webhook_url)):
+                                         ('chaos_notify_webhook_url', 'json', webhook_format, webhook_url)):
         url = str(url or '').strip()
         if not url:
             continue

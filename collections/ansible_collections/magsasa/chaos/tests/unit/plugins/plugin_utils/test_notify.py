@@ -35,8 +35,8 @@ PLAN = {
 @pytest.mark.parametrize('slack, hook, fmt, expected', [
     ('', '', 'generic', []),
     (SLACK, '', 'generic', [('slack', 'slack')]),
-    ('', HOOK, 'mattermost', [('webhook', 'mattermost')]),
-    (SLACK, HOOK, 'teams', [('slack', 'slack'), ('webhook', 'teams')]),
+    ('', HOOK, 'mattermost', [('json', 'mattermost')]),
+    (SLACK, HOOK, 'teams', [('slack', 'slack'), ('json', 'teams')]),
     ('  ', None, 'generic', []),
 ])
 def test_destinations(slack, hook, fmt, expected):
@@ -165,13 +165,13 @@ def test_undelivered_filter_scrubs_urls():
     results = {'results': [
         {'status': 200, 'chaos_notify_destination': {'name': 'slack', 'url': SLACK}},
         {'status': -1, 'msg': 'Request failed: <urlopen error refused> for %s' % HOOK,
-         'chaos_notify_destination': {'name': 'webhook', 'url': HOOK}},
-        {'status': 500, 'msg': 'Status code was 500', 'chaos_notify_destination': {'name': 'webhook', 'url': HOOK}},
+         'chaos_notify_destination': {'name': 'json', 'url': HOOK}},
+        {'status': 500, 'msg': 'Status code was 500', 'chaos_notify_destination': {'name': 'json', 'url': HOOK}},
     ]}
     undelivered = notify_filters.notify_undelivered(results)
     assert [u['status'] for u in undelivered] == [-1, 500]
-    assert undelivered[0]['text'] == ('webhook webhook at https://chat.example.com/...: Request failed: '
+    assert undelivered[0]['text'] == ('json webhook at https://chat.example.com/...: Request failed: '
                                       '<urlopen error refused> for https://chat.example.com/...')
-    assert undelivered[1]['text'].startswith('webhook webhook at https://chat.example.com/...: HTTP 500, ')
+    assert undelivered[1]['text'].startswith('json webhook at https://chat.example.com/...: HTTP 500, ')
     assert 'abc123secret' not in json.dumps(undelivered)
     assert notify_filters.notify_undelivered({}) == []
