@@ -212,6 +212,14 @@ def test_notify_required_refuses_to_start_when_undeliverable(tmp_path):
     assert not (tmp_path / "reports" / "chaos_results.json").exists()
 
 
+def test_notify_required_without_a_webhook_refuses_to_start(tmp_path):
+    result = run_chaos(tmp_path, "http://127.0.0.1:%d/health" % free_port(), extra={"chaos_notify_required": True},
+                       env={"CHAOS_NOTIFY_SLACK_WEBHOOK": "", "CHAOS_NOTIFY_WEBHOOK_URL": ""})
+    assert result.returncode != 0
+    assert "chaos_notify_required is true but no webhook is set" in result.stdout, result.stdout[-3000:]
+    assert not (tmp_path / "outage").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # The report as people read it
 # ---------------------------------------------------------------------------------------------
