@@ -27,6 +27,8 @@ requirements:
     or with E(ANSIBLE_CALLBACKS_ENABLED).
 author:
   - magsasa.chaos maintainers (@magsasa)
+extends_documentation_fragment:
+  - magsasa.chaos.prometheus_export
 options:
   output_dir:
     description:
@@ -111,6 +113,9 @@ notes:
     C(chaos_results.json) (C(run)) and the Markdown summary.
   - With several playbooks on one command line the files are rewritten after each playbook and
     the last write holds every record of the run.
+  - The Prometheus export (O(prometheus_textfile), O(pushgateway_url)) needs the C(prometheus_client) Python
+    library on the controller; without it the export is skipped with an error message and the reports are
+    still written.
 '''
 
 EXAMPLES = r'''
@@ -123,6 +128,9 @@ EXAMPLES = r'''
 # formats = markdown, junit
 # template = templates/our_chaos_report.md.j2
 # fail_on_violation = true
+# prometheus_textfile = /var/lib/prometheus/node-exporter/chaos.prom
+# pushgateway_url = http://pushgateway.example.com:9091
+# pushgateway_grouping_key = environment=staging
 
 # A task that publishes an experiment record the way the chaos_experiment role does
 - name: Publish the experiment record
@@ -145,6 +153,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_version
 
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._prometheus import EXPORT_OPTIONS, PrometheusExport
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
     build_report,
     load_default_template,
@@ -205,6 +214,7 @@ class CallbackModule(CallbackBase):
         self._playbooks = []
         self._started = time.time()
         self._fail_override = None
+        self._push_failed = False
 
     # -- collecting -------------------------------------------------------------------
 
@@ -287,6 +297,12 @@ class CallbackModule(CallbackBase):
             return self._fail_override
         return bool(self.get_option('fail_on_violation'))
 
+    def _export_prometheus(self, ended):
+        options = dict((name, self.get_option(name)) for name in EXPORT_OPTIONS)
+        messages, self._push_failed = PrometheusExport(options).export(self._records, self._started, ended)
+        for level, text in messages:
+            {'info': self._display.display, 'warning': self._display.warning, 'error': self._display.error}[level](text)
+
     def v2_playbook_on_stats(self, stats):
         for host_stats in (stats.custom or {}).values():
             for record in (host_stats or {}).get(STATS_KEY) or []:
@@ -295,7 +311,8 @@ class CallbackModule(CallbackBase):
         if not self._records and not self.get_option('write_empty'):
             self._display.vv('chaos_report: no experiment records in this run; no report written')
             return
-        report = build_report(self._records, self._run_metadata(time.time()), title=self.get_option('title'))
+        ended = time.time()
+        report = build_report(self._records, self._run_metadata(ended), title=self.get_option('title'))
         output_dir = self.get_option('output_dir')
         renderers = {'markdown': self._markdown, 'json': render_json, 'junit': render_junit}
         written = {}
@@ -307,6 +324,8 @@ class CallbackModule(CallbackBase):
                 written[fmt] = path
         except (OSError, KeyError) as ex:
             self._display.error('chaos_report: could not write the report to %s: %s' % (output_dir, ex))
+        if not report['run']['check_mode']:
+            self._export_prometheus(ended)
 
         # With several playbooks this runs once per playbook; summarise (and fail) only at the
         # end of the run: after the last playbook, or when failed hosts stop ansible-playbook here.
@@ -317,6 +336,8 @@ class CallbackModule(CallbackBase):
         failing = report['verdict'] == 'FAIL'
         self._display.display(one_line_summary(report, main_file), color='bright red' if failing else 'bright green',
                               stderr=failing)
+        if self._push_failed and self.get_option('pushgateway_required'):
+            raise SystemExit(EXIT_FAILED)
         if failing and self._should_fail():
             # A callback has no return value that reaches the exit status: raising an exception
             # is only turned into a warning by the callback dispatcher, but SystemExit is not
