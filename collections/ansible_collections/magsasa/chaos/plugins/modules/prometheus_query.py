@@ -16,9 +16,8 @@ description:
   - With O(purpose=steady_state) every check must hold for every series (and return at least one) before a fault is
     injected. With O(purpose=stop_condition) a check that holds for any series breaches, and the experiment ends the
     fault early.
-  - Without O(checks[].op) and O(checks[].threshold) the expression is the condition itself: PromQL comparisons
-    filter, so V(sum(rate(http_requests_total{code=~"5.."}[30s])\) / sum(rate(http_requests_total[30s]\)\) > 0.05)
-    returns a series exactly while it is true.
+  - Without O(checks[].op) and O(checks[].threshold) the expression is the condition itself, since PromQL
+    comparisons filter; V(up{job="api"} == 0) returns a series exactly while an instance is down.
   - An expression Prometheus rejects, a range-vector result, or a Prometheus that cannot be reached fails the task
     with a message that names the expression or the URL.
   - Every evaluation is returned as RV(samples), so an experiment can keep the value series beside its probe's.
