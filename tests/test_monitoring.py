@@ -202,7 +202,7 @@ def test_a_promql_stop_condition_aborts_the_experiment(run, prometheus_stack):
     try:
         prometheus_stack.wait_for('sum(rate(demo_requests_total{job="%s"}[5s])) > 0' % job)
         proc = run({
-            "chaos_suite_scenarios": [scenario("Mon Abort CPU", "cpu", 60, workers=1, load_percent=30)],
+            "chaos_suite_scenarios": [scenario("Mon Abort CPU", "cpu", 120, workers=1, load_percent=30)],
             "chaos_suite_groups": {"mon": ["Mon Abort CPU"]}, "chaos_group": "mon",
             # A lease long enough for hold ticks on a busy machine: only the PromQL condition may end it.
             "chaos_experiment_lease": 30,
@@ -235,7 +235,7 @@ def test_a_promql_stop_condition_aborts_the_experiment(run, prometheus_stack):
     assert record["status"] == "aborted", (record["status"], record["reason"], output[-3000:])
     assert "PromQL stop condition 'error ratio above 5 percent'" in record["reason"] and ratio in record["reason"]
     held = record["window"]["fault_end"] - record["window"]["fault_start"]
-    assert 3 <= held < 30, held
+    assert 3 <= held < 100, "the fault was not ended early: held %s s of 120" % held
     samples = record["prometheus_samples"]
     steady = [s for s in samples if s["purpose"] == "steady_state"]
     assert len(steady) == 1 and steady[0]["value"] > 0 and steady[0]["holds"], samples

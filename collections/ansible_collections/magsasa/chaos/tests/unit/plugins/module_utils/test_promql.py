@@ -6,6 +6,7 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import json
+import math
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_query_url(base, expression, at, expected):
 ])
 def test_parse_response_values(status, body, expected):
     values = [v for _labels, v in parse_response(status, body, 'q')]
-    assert [('nan' if v != v else v) for v in values] == expected
+    assert [('nan' if math.isnan(v) else v) for v in values] == expected
 
 
 @pytest.mark.parametrize('status, body, message', [
@@ -99,7 +100,7 @@ def test_judge(op, threshold, values, purpose, holds, ok, value):
     check = {'name': 'c', 'query': 'q', 'op': op, 'threshold': threshold}
     judged = judge(check, series(*values), purpose)
     assert (judged['holds'], judged['ok']) == (holds, ok)
-    assert ('nan' if judged['value'] != judged['value'] else judged['value']) == value
+    assert ('nan' if judged['value'] is not None and math.isnan(judged['value']) else judged['value']) == value
     assert bool(judged['reason']) == (not ok)
 
 
