@@ -21,6 +21,8 @@ import base64
 import os
 import re
 
+import yaml
+
 try:
     from prometheus_client import CollectorRegistry
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -31,6 +33,7 @@ except ImportError as exc:
     HAS_PROMETHEUS_CLIENT = False
     PROMETHEUS_CLIENT_IMPORT_ERROR = exc
 
+from ansible_collections.magsasa.chaos.plugins.doc_fragments.prometheus_export import ModuleDocFragment
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
     METRICS, experiment_outcome, redact, _is_number,
 )
@@ -39,10 +42,8 @@ PREFIX = 'chaos_'
 EXPERIMENT_LABELS = ('scenario', 'type', 'intensity', 'environment')
 TARGETS_LABEL = 'targets'
 DEFAULT_JOB = 'magsasa_chaos'
-# The callback options this module reads (documented in the prometheus_export doc fragment).
-EXPORT_OPTIONS = ('prometheus_textfile', 'prometheus_target_labels', 'pushgateway_url', 'pushgateway_job',
-                  'pushgateway_grouping_key', 'pushgateway_timeout', 'pushgateway_username', 'pushgateway_password',
-                  'pushgateway_token', 'pushgateway_required')
+# The callback options this module reads: the ones its doc fragment documents.
+EXPORT_OPTIONS = tuple(yaml.safe_load(ModuleDocFragment.DOCUMENTATION)['options'])
 MISSING_LIBRARY = ('the prometheus_client Python library is needed on the controller for the Prometheus export '
                    '(pip install prometheus-client, listed in requirements.txt): %s')
 _LABEL_NAME_RE = re.compile(r'^[a-zA-Z_][a-zA-Z0-9_]*$')

@@ -115,3 +115,30 @@ def test_auth_handler_adds_the_header(monkeypatch, kwargs, header):
 def test_auth_handler_refuses_token_and_user_together():
     with pytest.raises(PrometheusExportError):
         auth_handler(username='u', password='p', token='t')
+
+
+def test_export_writes_the_textfile_and_reports_it(tmp_path):
+    path = tmp_path / 'node' / 'chaos.prom'
+    messages, push_failed = _prometheus.PrometheusExport({'prometheus_textfile': str(path)}).export(
+        [record()], 100.0, 200.0)
+    assert messages == [('info', 'chaos_report: Prometheus metrics written to %s' % path)] and not push_failed
+    text = path.read_text()
+    assert 'chaos_resilience_score{environment="staging",intensity="light",scenario="CPU",type="cpu"} 97.5' in text
+    assert 'chaos_experiments_created' not in text  # a run's count, not a live counter with a creation time
+
+
+def test_export_without_prometheus_client_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(_prometheus, 'HAS_PROMETHEUS_CLIENT', False)
+    messages, push_failed = _prometheus.PrometheusExport({'pushgateway_url': 'http://gw:9091'}).export([record()], 1, 2)
+    assert push_failed and messages[0][0] == 'error' and 'pip install prometheus-client' in messages[0][1]
+
+
+def test_export_is_off_without_outputs():
+    assert _prometheus.PrometheusExport({}).export([record()], 1, 2) == ([], False)
+
+
+def test_a_bad_grouping_key_is_an_error_naming_it_and_nothing_is_pushed():
+    messages, push_failed = _prometheus.PrometheusExport(
+        {'pushgateway_url': 'http://user:pw@127.0.0.1:9', 'pushgateway_grouping_key': ['team']}).export([record()], 1, 2)
+    assert push_failed and "got 'team'" in messages[0][1]
+    assert 'pw' not in messages[0][1] and 'http://***@127.0.0.1:9' in messages[0][1]
