@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO_ROOT
-from support_containers_db import free_port
+from support_containers_db import free_port, run_module
 from support_prometheus import prometheus_stack  # noqa: F401 - the session fixture
 from test_chaos_e2e import demo, results, run, scenario  # noqa: F401 - fixtures
 from test_report_callback import run_playbook as run_records_playbook
@@ -246,17 +246,39 @@ def test_a_promql_stop_condition_aborts_the_experiment(run, prometheus_stack):
     assert "ABORTED" in report and "error ratio above 5 percent" in report
 
 
-@pytest.mark.parametrize("case", ["rejected", "unreachable", "not steady"])
+@pytest.mark.parametrize("checks, message", [
+    ({"query": "vector(1) > 0"}, None),
+    ({"query": "sum(rate(x[5s])", "op": ">", "threshold": 1},
+     "Prometheus rejected the PromQL expression 'sum(rate(x[5s])': invalid parameter \"query\": 1:16: parse error"),
+    ({"query": "vector(1)[5s]"}, "ranges only allowed for vector selectors"),
+    ({"query": "up[5s]"}, "PromQL expression 'up[5s]' returned a matrix; a check needs an instant vector or a scalar"),
+    ({"query": "up", "op": ">"}, "parameters are required together: op, threshold"),
+    ({"query": "up", "op": "=>", "threshold": 1}, "value of op must be one of: >, >=, <, <=, ==, !=, got: =>"),
+])
+def test_prometheus_query_module_against_a_real_prometheus(prometheus_stack, checks, message):
+    result = run_module("prometheus_query", {"url": prometheus_stack.prometheus_url, "checks": [checks],
+                                             "purpose": "stop_condition"})
+    if message is None:
+        assert not result.get("failed") and result["breached"], result
+        assert result["samples"][0]["value"] == 1.0 and result["samples"][0]["holds"], result
+    else:
+        assert result.get("failed") and message in result["msg"], result
+
+
+def test_an_unreachable_prometheus_is_named_in_the_error():
+    url = "http://127.0.0.1:%d" % free_port()
+    result = run_module("prometheus_query", {"url": url, "checks": [{"query": "up == 0"}], "timeout": 2})
+    assert result.get("failed"), result
+    assert result["msg"].startswith("cannot reach Prometheus at %s to evaluate 'up == 0': URLError" % url), result
+
+
+@pytest.mark.parametrize("case", ["rejected", "not steady"])
 def test_promql_bad_input_fails_before_injection(run, prometheus_stack, case):
     url = prometheus_stack.prometheus_url
     steady, abort = [], []
     if case == "rejected":
         abort = [{"query": "sum(rate(demo_requests_total[5s])", "op": ">", "threshold": 1}]
         message = "Prometheus rejected the PromQL expression 'sum(rate(demo_requests_total[5s])'"
-    elif case == "unreachable":
-        url = "http://127.0.0.1:%d" % free_port()
-        abort = [{"query": "vector(0)", "op": ">", "threshold": 1}]
-        message = "cannot reach Prometheus at %s to evaluate 'vector(0)'" % url
     else:
         steady = [{"name": "never", "query": "vector(0)", "op": ">", "threshold": 1}]
         message = "steady state not met before injecting: PromQL steady-state check 'never': vector(0) is 0, needs > 1"
