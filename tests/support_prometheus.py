@@ -71,7 +71,9 @@ class PrometheusStack:
         return proc, log
 
     def start(self, pushgateway, prometheus):
-        proc, log = self._start([pushgateway, '--web.listen-address=127.0.0.1:%d' % self.gateway_port], 'pushgateway')
+        # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: keep ours in the temp dir.
+        proc, log = self._start([pushgateway, '--web.listen-address=127.0.0.1:%d' % self.gateway_port,
+                                 '--persistence.file=' + os.path.join(self.root, 'pushgateway.data')], 'pushgateway')
         _wait_ready(self.gateway_url + '/-/ready', proc, 'prometheus-pushgateway', log)
         config = os.path.join(self.root, 'prometheus.yml')
         with open(config, 'w') as handle:

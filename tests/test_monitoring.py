@@ -4,18 +4,20 @@ Prometheus and Pushgateway (support_prometheus) and a real demo target (test_cha
 """
 
 import json
+import os
 import threading
 import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO_ROOT
 from support_containers_db import free_port, run_module
 from support_prometheus import prometheus_stack  # noqa: F401 - the session fixture
-from test_chaos_e2e import demo, results, run, scenario  # noqa: F401 - fixtures
+from test_chaos_e2e import chaos_playbook, demo, results, scenario  # noqa: F401 - the demo fixture
 from test_report_callback import run_playbook as run_records_playbook
 
 DASHBOARD = REPO_ROOT / "dashboards" / "chaos.json"
@@ -58,6 +60,40 @@ def dashboard_expressions(job):
     expressions = [t["expr"] for p in board["panels"] for t in p["targets"]]
     expressions += [a["expr"] for a in board["annotations"]["list"]]
     return [(e, e.replace("$job", job).replace("$environment", ".*")) for e in expressions]
+
+
+def own_fault_processes():
+    """Fault workers of this module's experiments: scenario names start with "Mon", so fault ids with "mon-".
+
+    The machine may run other experiments at the same time; their processes are not ours to judge or kill.
+    """
+    found = []
+    for proc in psutil.process_iter(["pid", "environ"]):
+        try:
+            if (proc.info["environ"] or {}).get("MAGSASA_CHAOS_FAULT_ID", "").startswith("mon-"):
+                found.append(proc)
+        except (psutil.Error, TypeError):
+            continue
+    return found
+
+
+@pytest.fixture
+def run(demo, tmp_path):  # noqa: F811 - this module's own run fixture, over test_chaos_e2e's demo
+    """chaos.yml against the demo; the test fails if it leaves one of its faults behind."""
+    fault_state = tmp_path / "faults"
+    reports = tmp_path / "reports"
+
+    def chaos(extra, args=(), background=False):
+        return chaos_playbook(demo["state_dir"], fault_state, reports, extra, args, background)
+
+    chaos.fault_state = fault_state
+    chaos.reports = reports
+    yield chaos
+    leftovers = own_fault_processes()
+    for proc in leftovers:
+        proc.kill()
+    records = [n for n in os.listdir(str(fault_state)) if n.endswith(".json")] if fault_state.exists() else []
+    assert not leftovers and not records, "faults left behind: %s %s" % (leftovers, records)
 
 
 # -- the export, through the records playbook (no demo needed) -----------------------------------
@@ -202,7 +238,7 @@ def test_a_promql_stop_condition_aborts_the_experiment(run, prometheus_stack):
     try:
         prometheus_stack.wait_for('sum(rate(demo_requests_total{job="%s"}[5s])) > 0' % job)
         proc = run({
-            "chaos_suite_scenarios": [scenario("Mon Abort CPU", "cpu", 120, workers=1, load_percent=30)],
+            "chaos_suite_scenarios": [scenario("Mon Abort CPU", "cpu", 60, workers=1, load_percent=30)],
             "chaos_suite_groups": {"mon": ["Mon Abort CPU"]}, "chaos_group": "mon",
             # A lease long enough for hold ticks on a busy machine: only the PromQL condition may end it.
             "chaos_experiment_lease": 30,
@@ -234,14 +270,16 @@ def test_a_promql_stop_condition_aborts_the_experiment(run, prometheus_stack):
     record = results(run.reports)["experiments"][0]
     assert record["status"] == "aborted", (record["status"], record["reason"], output[-3000:])
     assert "PromQL stop condition 'error ratio above 5 percent'" in record["reason"] and ratio in record["reason"]
-    held = record["window"]["fault_end"] - record["window"]["fault_start"]
-    assert 3 <= held < 100, "the fault was not ended early: held %s s of 120" % held
     samples = record["prometheus_samples"]
     steady = [s for s in samples if s["purpose"] == "steady_state"]
     assert len(steady) == 1 and steady[0]["value"] > 0 and steady[0]["holds"], samples
     during = [s for s in samples if s["purpose"] == "stop_condition"]
     assert during[0]["value"] == 0 and not during[0]["holds"], during  # the pre-injection check and early ticks
     assert during[-1]["holds"] and during[-1]["value"] > 0.05, during
+    # The breach was read during the fault, well before its planned end (60 s), and ended the hold.
+    fault_start = record["window"]["fault_start"]
+    assert fault_start + 3 <= during[-1]["at"] < fault_start + 55, (fault_start, during)
+    assert len([s for s in during if s["holds"]]) == 1, "the hold went on after the breach: %s" % during
     report = (run.reports / "chaos_report.md").read_text()
     assert "ABORTED" in report and "error ratio above 5 percent" in report
 
