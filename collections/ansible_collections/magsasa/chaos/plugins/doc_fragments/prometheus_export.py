@@ -19,7 +19,7 @@ options:
       - Metrics per experiment, labelled C(scenario), C(type), C(intensity) and C(environment)
         C(chaos_mttr_seconds), C(chaos_error_rate_percent), C(chaos_availability_percent),
         C(chaos_latency_degradation_ms), C(chaos_recovery_seconds), C(chaos_resilience_score),
-        C(chaos_slo_pass) (1 or 0), C(chaos_experiment_duration_seconds); per outcome and environment
+        C(chaos_slo_pass) (1 or 0; violations declared as expected do not count), C(chaos_experiment_duration_seconds); per outcome and environment
         C(chaos_experiments_total); and C(chaos_run_start_timestamp_seconds), C(chaos_run_end_timestamp_seconds).
         A metric an experiment has no value for (no outage, so no MTTR; never recovered) is left out.
       - Not written under C(--check).

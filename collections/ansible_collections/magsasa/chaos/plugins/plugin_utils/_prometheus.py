@@ -108,7 +108,7 @@ def _help():
     texts.update({
         PREFIX + 'resilience_score': 'Resilience score (0-100) of the last chaos experiment of this scenario',
         PREFIX + 'slo_pass': '1 when the last chaos experiment of this scenario met every SLO, 0 when it did not '
-                             '(violated, aborted or failed)',
+                             '(violated, aborted or failed); violations declared as expected do not count',
         PREFIX + 'experiment_duration_seconds': 'Seconds from baseline start to end of observation of the last '
                                                 'chaos experiment of this scenario',
     })

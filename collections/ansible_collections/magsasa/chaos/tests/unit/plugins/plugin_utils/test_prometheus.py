@@ -142,3 +142,10 @@ def test_a_bad_grouping_key_is_an_error_naming_it_and_nothing_is_pushed():
         {'pushgateway_url': 'http://user:pw@127.0.0.1:9', 'pushgateway_grouping_key': ['team']}).export([record()], 1, 2)
     assert push_failed and "got 'team'" in messages[0][1]
     assert 'pw' not in messages[0][1] and 'http://***@127.0.0.1:9' in messages[0][1]
+
+
+def test_a_violation_declared_as_expected_still_passes():
+    expected = dict(record(), slo={'verdict': 'pass', 'score': 60.0, 'checks': [
+        {'metric': 'error_rate_percent', 'value': 30.0, 'target': 5, 'op': '<=', 'passed': False, 'expected': True}]})
+    families, _warnings = metric_families([expected])
+    assert [v for _labels, v in by_name(families)['chaos_slo_pass']['samples']] == [1.0]
