@@ -295,7 +295,7 @@ from ansible.release import __version__ as ansible_version
 
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._notify import (
     describe_url,
-    destinations,
+    destinations as notify_destinations,
     finish_event,
     payload,
     scrub,
@@ -308,7 +308,7 @@ from ansible_collections.magsasa.chaos.plugins.plugin_utils._history import (
     history_entry,
     history_file_name,
     parse_history,
-    run_id,
+    run_id as history_run_id,
 )
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
     build_report,
@@ -372,7 +372,7 @@ class CallbackModule(CallbackBase):
         self._seen = set()
         self._playbooks = []
         self._started = time.time()
-        self._run_id = run_id(self._started, binascii.hexlify(os.urandom(4)).decode('ascii'))
+        self._run_id = history_run_id(self._started, binascii.hexlify(os.urandom(4)).decode('ascii'))
         self._fail_override = None
         self._notify_vars = {}
         self._ship_override = None
@@ -481,7 +481,7 @@ class CallbackModule(CallbackBase):
         def setting(name):
             return self._notify_vars.get(name) or os.environ.get(NOTIFY_ENV.get(name, ''), '')
         try:
-            return destinations(setting('chaos_notify_slack_webhook'), setting('chaos_notify_webhook_url'),
+            return notify_destinations(setting('chaos_notify_slack_webhook'), setting('chaos_notify_webhook_url'),
                                 self._notify_vars.get('chaos_notify_webhook_format') or self.get_option('notify_webhook_format'))
         except ValueError as ex:
             self._display.warning('chaos_report: no notifications: %s' % ex)
