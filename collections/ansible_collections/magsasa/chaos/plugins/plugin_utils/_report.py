@@ -488,11 +488,14 @@ def experiment_view(record):
     targets = _get(record, 'slo', 'targets') or {}
     checks = _checks_by_metric(record)
     rows = []
+    # An experiment that errored or was aborted did not run as planned: its numbers are shown as
+    # observed, never marked as passing (or failing) an SLO.
+    judged = experiment_outcome(record) not in ('ERROR', 'ABORTED')
     for metric_key, target_key, label, unit, op in METRICS:
         check = checks.get(metric_key, {})
         value = metrics.get(metric_key, check.get('value'))
         target = targets.get(target_key, check.get('target'))
-        passed = check.get('passed') if isinstance(check.get('passed'), bool) else None
+        passed = check.get('passed') if judged and isinstance(check.get('passed'), bool) else None
         rows.append({
             'metric': metric_key,
             'label': label,
@@ -504,6 +507,7 @@ def experiment_view(record):
         })
     outcome = experiment_outcome(record)
     fault = record.get('fault') or {}
+    probe = record.get('probe') or {}
     return {
         'name': plain_text(record.get('name') or 'unnamed experiment'),
         'type': plain_text(record.get('type')),
@@ -520,6 +524,9 @@ def experiment_view(record):
         'module': plain_text(fault.get('module')),
         'parameters': ', '.join('%s=%s' % (plain_text(k, 40), plain_text(json.dumps(v, sort_keys=True), 80))
                                 for k, v in sorted((fault.get('parameters') or {}).items())),
+        # The backend a fault module chose on each host (chaos_netem's backend=auto: tc or nfqueue).
+        'backend': ', '.join(sorted(set(plain_text((r.get('details') or {}).get('backend'), 40)
+                                        for r in fault.get('results') or [] if (r.get('details') or {}).get('backend')))),
         'fault_window': _fault_window_text(record),
         'samples': ('%s of %s failed' % (fmt_number(metrics.get('samples_failed')), fmt_number(metrics.get('samples_total')))
                     if _is_number(metrics.get('samples_total')) else 'n/a'),
@@ -529,8 +536,45 @@ def experiment_view(record):
         'violations': [_violation_view(c, record) for c in failed_checks(record)],
         'expected_violations': [_violation_view(c, record) for c in expected_checks(record)],
         'chart': timeline_chart(record),
+        'probe': ('every %s s, timeout %s s' % (fmt_number(probe.get('interval')), fmt_number(probe.get('timeout')))
+                  if _is_number(probe.get('interval')) else 'n/a'),
+        'hosts': hosts_view(record),
+        'spread': fmt_number(fault.get('injection_spread'), 's'),
+        'note': plain_text(record.get('note')),
         'chart_instant': bool((resample_timeline(record.get('timeline'), _fault_end_relative(record)) or {}).get('instant')),
     }
+
+
+def _host_window(injected, reverted, start):
+    if not (_is_number(injected) and _is_number(start)):
+        return 'n/a'
+    end = fmt_number(float(reverted) - float(start)) if _is_number(reverted) else '?'
+    return '%s s to %s s' % (fmt_number(float(injected) - float(start)), end)
+
+
+def hosts_view(record):
+    """One row per target host: its fault window relative to the experiment's fault start (in the
+    controller's clock), how long it held against the plan, and how it ended."""
+    start = _get(record, 'window', 'fault_start')
+    planned = _get(record, 'fault', 'planned_duration')
+    rows = []
+    for part in record.get('hosts') or []:
+        if not isinstance(part, dict):
+            continue
+        injected, reverted, held = part.get('injected_at'), part.get('reverted_at'), part.get('held_seconds')
+        ended = part.get('ended') or ('not injected' if injected is None else 'unknown')
+        normal = ended in ('deadline', 'revert', 'instant') and part.get('status') != 'failed'
+        rows.append({
+            'host': plain_text(part.get('host'), 80),
+            'window': _host_window(injected, reverted, start),
+            'held': ('%s of %s' % (fmt_number(held, 's'), fmt_number(planned, 's')) if _is_number(held)
+                     else 'n/a'),
+            'ended': plain_text(ended, 40),
+            'mark': MARK_PASS if normal else MARK_FAIL,
+            'offset': fmt_number(part.get('clock_offset'), 's'),
+            'reason': plain_text(part.get('reason'), 300),
+        })
+    return rows
 
 
 # ---------------------------------------------------------------------------------------

@@ -106,8 +106,9 @@ def test_one_row_per_experiment_with_marks():
     assert rows[0] == '| Light CPU Stress | cpu, light | %s PASS | 95 |' % report_lib.MARK_PASS
     assert rows[1] == '| Heavy CPU Stress | cpu, light | %s FAIL | 40 |' % report_lib.MARK_FAIL
     header, rows = table_rows(markdown, '| Experiment | MTTR |')
-    assert header == '| Experiment | MTTR | Error rate | Availability | Latency degradation | Recovery time |'
-    assert all(cell_count(row) == 6 for row in rows)
+    assert header == ('| Experiment | MTTR | Error rate | Availability | Latency degradation | Recovery time |'
+                      ' Probe (error rate and availability as seen by it) |')
+    assert all(cell_count(row) == 7 for row in rows)
     light, heavy = rows
     assert light.startswith('| Light CPU Stress |') and light.count(report_lib.MARK_PASS) == 5
     assert heavy.startswith('| Heavy CPU Stress |')
@@ -425,3 +426,50 @@ def test_an_undeclared_violation_next_to_expected_ones_still_fails():
     assert report['verdict'] == 'FAIL'
     assert [v['metric'] for v in report['experiments'][0]['violations']] == ['recovery_seconds']
     assert [v['metric'] for v in report['experiments'][0]['expected_violations']] == ['error_rate_percent']
+
+
+def _fleet_record(status='completed', **extra):
+    record = {
+        'name': 'Fleet', 'type': 'memory', 'status': status, 'targets': ['web1', 'web2'],
+        'probe': {'interval': 0.1, 'timeout': 1.0},
+        'window': {'fault_start': 1000.0, 'fault_end': 1010.0},
+        'fault': {'planned_duration': 10, 'injection_spread': 0.4},
+        'metrics': {'availability_percent': 99.0, 'error_rate_percent': 1.0},
+        'slo': {'verdict': 'pass', 'checks': [{'metric': 'availability_percent', 'op': '>=', 'target': 95,
+                                               'value': 99.0, 'passed': True}]},
+        'hosts': [
+            {'host': 'web1', 'status': 'ok', 'ended': 'deadline', 'injected_at': 1000.0, 'reverted_at': 1010.0,
+             'held_seconds': 10.0, 'clock_offset': 0.01},
+            {'host': 'web2', 'status': 'failed', 'ended': 'lease-lapsed', 'injected_at': 1000.4,
+             'reverted_at': 1005.3, 'held_seconds': 4.9, 'clock_offset': -0.02, 'reason': 'the lease lapsed'},
+        ],
+    }
+    record.update(extra)
+    return record
+
+
+def test_the_report_shows_each_hosts_window_the_spread_and_a_lapsed_lease():
+    text = report_lib.render_markdown(report_lib.build_report([_fleet_record()]))
+    assert 'Injection spread 0.4 s across 2 host(s)' in text
+    assert '| web1 | 0 s to 10 s | 10 s of 10 s | %s deadline |' % report_lib.MARK_PASS in text
+    assert '| web2 | 0.4 s to 5.3 s | 4.9 s of 10 s | %s lease-lapsed |' % report_lib.MARK_FAIL in text
+    assert 'every 0.1 s, timeout 1 s' in text
+
+
+@pytest.mark.parametrize('status', ['failed', 'aborted'])
+def test_an_errored_or_aborted_experiment_shows_its_metrics_without_pass_marks(status):
+    view = report_lib.experiment_view(_fleet_record(status=status))
+    availability = [m for m in view['metrics'] if m['metric'] == 'availability_percent'][0]
+    assert availability['value'] == '99 %' and availability['mark'] == report_lib.MARK_NONE and availability['passed'] is None
+    assert report_lib.MARK_PASS not in ''.join(m['mark'] for m in view['metrics'])
+
+
+def test_experiment_details_name_the_backend_each_host_used():
+    delay = make_record('Light Network Delay', fault_type='netem')
+    delay['fault']['parameters'] = {'delay_ms': 50, 'backend': 'auto'}
+    delay['fault']['results'] = [{'host': 'app1', 'details': {'backend': 'nfqueue'}},
+                                 {'host': 'app2', 'details': {'backend': 'tc'}},
+                                 {'host': 'app3', 'details': {}}]
+    markdown = report_lib.render_markdown(report_lib.build_report([delay, make_record(offset=100)]))
+    assert 'delay_ms=50`), backend nfqueue, tc, fault window' in markdown
+    assert '(`workers=2`), fault window' in markdown
