@@ -304,7 +304,7 @@ from ansible.release import __version__ as ansible_version
 
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._notify import (
     describe_url,
-    destinations,
+    destinations as notify_destinations,
     finish_event,
     payload,
     scrub,
@@ -492,8 +492,8 @@ class CallbackModule(CallbackBase):
         def setting(name):
             return self._notify_vars.get(name) or os.environ.get(NOTIFY_ENV.get(name, ''), '')
         try:
-            return destinations(setting('chaos_notify_slack_webhook'), setting('chaos_notify_webhook_url'),
-                                self._notify_vars.get('chaos_notify_webhook_format') or self.get_option('notify_webhook_format'))
+            webhook_format = self._notify_vars.get('chaos_notify_webhook_format') or self.get_option('notify_webhook_format')
+            return notify_destinations(setting('chaos_notify_slack_webhook'), setting('chaos_notify_webhook_url'), webhook_format)
         except ValueError as ex:
             self._display.warning('chaos_report: no notifications: %s' % ex)
             return []
