@@ -141,7 +141,7 @@ def test_an_unreachable_pushgateway_is_reported_and_the_run_goes_on_unless_requi
     required = run_records_playbook(tmp_path, "-e", "report_set=passing",
                                     env=dict(env, CHAOS_PUSHGATEWAY_REQUIRED="true"))
     assert required.returncode == 2, required.stdout + required.stderr
-    for text in [output, required.stdout + required.stderr] + [p.read_text() for p in (tmp_path / "reports").iterdir()]:
+    for text in [output, required.stdout + required.stderr] + [p.read_text() for p in (tmp_path / "reports").rglob("*") if p.is_file()]:
         assert token not in text
 
 
