@@ -305,3 +305,19 @@ def test_build_report_does_not_modify_its_input():
     before = copy.deepcopy(records)
     report_lib.build_report(records)
     assert records == before
+
+
+@pytest.mark.parametrize('load, expected', [
+    ({'interval_seconds': 0.1, 'rate_hz': 10.0, 'concurrency': 22, 'max_in_flight': 2},
+     'availability 96.84 %; the probe\'s own load: 10 requests/s, at most 22 in flight (2 seen)'),
+    ({'interval_seconds': 0.02, 'rate_hz': 50.0, 'concurrency': 4, 'max_in_flight': None},
+     'availability 96.84 %; the probe\'s own load: 50 requests/s, at most 4 in flight\n'),
+    (None, 'availability 96.84 %; the probe\'s own load: not recorded'),
+])
+def test_probe_load_is_stated_next_to_availability(load, expected):
+    record = make_record()
+    record['metrics']['availability_percent'] = 96.84
+    if load is not None:
+        record['metrics']['probe_load'] = load
+    markdown = report_lib.render_markdown(report_lib.build_report([record]))
+    assert expected in markdown, markdown
