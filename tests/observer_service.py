@@ -1,6 +1,6 @@
 """A small HTTP service whose restart takes a known time, for the observer-effect tests and bench.
 
-    python observer_service.py PORT [--ready-after SECONDS] [--pidfile PATH] [--pg-dsn DSN]
+    python observer_service.py PORT [--host ADDRESS] [--ready-after SECONDS] [--pidfile PATH] [--pg-dsn DSN]
 
 It listens only ``--ready-after`` seconds after its process started (the kernel's start time, so
 interpreter start-up is inside the delay, not added to it): a restart of it is out for the
@@ -52,6 +52,7 @@ def handler_class(pg_dsn):
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument('port', type=int)
+    parser.add_argument('--host', default='127.0.0.1')
     parser.add_argument('--ready-after', type=float, default=0.0)
     parser.add_argument('--pidfile')
     parser.add_argument('--pg-dsn')
@@ -61,7 +62,7 @@ def main(argv=None):
             handle.write('%d\n' % os.getpid())
         os.rename(args.pidfile + '.tmp', args.pidfile)
     time.sleep(max(0.0, process_started_at() + args.ready_after - time.time()))
-    server = ThreadingHTTPServer(('127.0.0.1', args.port), handler_class(args.pg_dsn))
+    server = ThreadingHTTPServer((args.host, args.port), handler_class(args.pg_dsn))
     server.daemon_threads = True
     sys.stdout.write('listening on %d at %.3f\n' % (args.port, time.time()))
     sys.stdout.flush()
