@@ -51,6 +51,8 @@ from ansible_collections.magsasa.chaos.plugins.module_utils import _probe  # noq
 PROBE_INTERVAL = 0.02
 READY_AFTER = 1.0
 DB_DOWN = 4.0
+# What resilience_probe's docs state: at 10 Hz the probe moves its target's median latency by no more.
+STATED_P50_SHIFT_MS = 1.0
 BASE_IMAGE = os.environ.get('BASE_IMAGE', 'magsasa/debian-base:bookworm')
 NAME = 'observer-bench-%s' % uuid.uuid4().hex[:6]
 
@@ -429,7 +431,8 @@ def probe_load(directory, seconds):
     """The target's latency with our sampler probing it at 1 Hz and at 10 Hz, interleaved."""
     port = obs.free_port()
     url = 'http://127.0.0.1:%d/health' % port
-    service = subprocess.Popen([sys.executable, obs.SERVICE, str(port)], start_new_session=True)
+    service = subprocess.Popen([sys.executable, obs.SERVICE, str(port)], start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows = {1.0: [], 10.0: []}
     try:
         obs.wait_http(url)
@@ -456,7 +459,9 @@ def probe_load(directory, seconds):
         print('| %g Hz | %d | %s | %s |' % (rate, len(values), fmt(percentile(values, 0.5), 2),
                                            fmt(percentile(values, 0.95), 2)))
     p50 = [percentile(sorted(rows[r]), 0.5) for r in (1.0, 10.0)]
-    print('\np50 shift from 1 Hz to 10 Hz: %s ms' % fmt(p50[1] - p50[0], 2))
+    bound = max(STATED_P50_SHIFT_MS, 0.1 * p50[0])
+    print('\np50 shift from 1 Hz to 10 Hz: %s ms; stated bound %s ms (1 ms or 10 %% of p50): %s'
+          % (fmt(p50[1] - p50[0], 2), fmt(bound, 2), 'within' if p50[1] - p50[0] <= bound else 'EXCEEDED'))
 
 
 def main():

@@ -116,18 +116,20 @@ class IndependentProbe(threading.Thread):
         next_at = time.time()
         while not self.done.is_set():
             sent = time.time()
+            started = time.perf_counter()
             try:
                 with urllib.request.urlopen(self.url, timeout=1) as response:
+                    response.read()
                     ok = response.status == 200
             except Exception:
                 ok = False
-            self.samples.append((sent, ok))
+            self.samples.append((sent, ok, (time.perf_counter() - started) * 1000.0))
             next_at += PROBE_INTERVAL
             time.sleep(max(0.0, next_at - time.time()))
 
     def outages(self, start, end):
         spans, down_since = [], None
-        for sent, ok in self.samples:
+        for sent, ok, _latency in self.samples:
             if sent < start or sent > end:
                 continue
             if not ok and down_since is None:
@@ -138,8 +140,63 @@ class IndependentProbe(threading.Thread):
         return spans
 
     def availability(self, start, end):
-        window = [ok for sent, ok in self.samples if start <= sent <= end]
+        window = [ok for sent, ok, _latency in self.samples if start <= sent <= end]
         return 100.0 * sum(window) / len(window)
+
+    def p95(self, start, end):
+        """Nearest-rank p95 latency of the successful samples sent in [start, end), or None."""
+        values = sorted(latency for sent, ok, latency in self.samples if ok and start <= sent < end)
+        return values[max(0, -(-95 * len(values) // 100) - 1)] if values else None
+
+    def recovery(self, fault_end, streak_needed):
+        """Seconds from fault_end to the first of ``streak_needed`` healthy samples in a row."""
+        streak = []
+        for sent, ok, _latency in self.samples:
+            if sent < fault_end:
+                continue
+            streak = streak + [sent] if ok else []
+            if len(streak) == streak_needed:
+                return max(0.0, streak[0] - fault_end)
+        return None
+
+    def metrics(self, window, recovery_samples=3):
+        """The five metrics of the same window, computed here from this probe's own samples."""
+        chaos_end = window["observe_end"]
+        outages = self.outages(window["fault_start"], chaos_end)
+        availability = self.availability(window["fault_start"], chaos_end)
+        baseline = self.p95(window["baseline_start"], window["fault_start"])
+        during = self.p95(window["fault_start"], window["fault_end"])
+        return {
+            "mttr_seconds": sum(outages) / len(outages) if outages else None,
+            "availability_percent": availability,
+            "error_rate_percent": 100.0 - availability,
+            "latency_degradation_ms": during - baseline if during is not None and baseline is not None else None,
+            "recovery_seconds": self.recovery(window["fault_end"], recovery_samples),
+        }
+
+
+# How far two samplers on their own clocks (ours at 100 ms, the independent one at PROBE_INTERVAL) may
+# differ on the same run: an interval of each plus scheduling slack; for a p95 of a few dozen samples
+# each, 50 ms or half the value, whichever is more.
+AGREEMENT = {
+    "mttr_seconds": lambda ours: 0.1 + PROBE_INTERVAL + 0.1,
+    "availability_percent": lambda ours: 2.0,
+    "error_rate_percent": lambda ours: 2.0,
+    "latency_degradation_ms": lambda ours: max(50.0, abs(ours) / 2),
+    "recovery_seconds": lambda ours: 0.1 + PROBE_INTERVAL + 0.1,
+}
+
+
+def assert_metrics_agree(record, probe):
+    """All five metrics of one experiment match what the independent probe saw of the same run."""
+    ours = record["metrics"]
+    independent = probe.metrics(record["window"])
+    for metric, tolerance in AGREEMENT.items():
+        if ours[metric] is None or independent[metric] is None:
+            assert ours[metric] is None and independent[metric] is None, (record["name"], metric, ours, independent)
+            continue
+        assert abs(ours[metric] - independent[metric]) <= tolerance(ours[metric]), (
+            record["name"], metric, ours[metric], independent[metric])
 
 
 def test_suite_numbers_agree_with_an_independent_probe(demo, run):
@@ -159,6 +216,9 @@ def test_suite_numbers_agree_with_an_independent_probe(demo, run):
     data = results(run.reports)
     by_name = {r["name"]: r for r in data["experiments"]}
     assert set(by_name) == {"E2E CPU", "E2E Process Crash", "E2E Database Downtime"}
+
+    for record in data["experiments"]:
+        assert_metrics_agree(record, probe)
 
     cpu = by_name["E2E CPU"]
     assert cpu["status"] == "completed" and cpu["slo"]["verdict"] == "pass", cpu
