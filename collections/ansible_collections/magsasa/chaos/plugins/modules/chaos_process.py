@@ -19,12 +19,12 @@ description:
     process or any of its ancestors (the Ansible worker), or the guard of an active fault; a
     selector that matches nothing fails.
   - With O(wait_for_restart), watches for the service's new process and reports whether and how fast it
-    came back. The wait is passive, so it does not change the recovery it measures: it reads C(/proc)
+    came back. The wait is passive, so it does not change the recovery it measures. It reads C(/proc)
     (and a O(pidfile)) only, and never asks C(supervisorctl) or C(systemctl) while the service restarts
     (each such request wakes supervisord, which then respawns the program early). A O(supervisor_program)
     or O(systemd_unit) is back when the killed process's parent has a new child with the same command line.
-  - The experiment's metrics come from its probe, not from this wait; V(0) (the default) leaves recovery
-    to the probe altogether.
+  - The experiment's metrics come from its probe, not from this wait; with V(0) (the default) the module
+    does not wait and leaves recovery to the probe.
   - A kill cannot be undone. The fault is recorded like every other fault (active for
     O(duration), then moved to the history with the pids killed), but it registers no revert
     step; O(state=absent) only ends the record early.
