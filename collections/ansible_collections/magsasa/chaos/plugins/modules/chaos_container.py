@@ -21,8 +21,8 @@ description:
   - For V(crash), V(kill) and V(restart) the module waits up to O(wait_for_recovery) seconds and reports,
     per container, the C(RestartCount) before and after and the seconds until it was running (and healthy,
     when it has a healthcheck) again. It waits by listening to the runtime's own events for the container
-    (C(start), C(health_status)), not by polling it, so the wait does not change the restart it measures. At the end of O(duration) the guard starts any of them that is
-    still not running, so no fault outlives its deadline.
+    (C(start), C(health_status)), not by polling it, so the wait does not change the restart it measures.
+  - At the end of O(duration) the guard starts any of them that is still not running, so no fault outlives its deadline.
   - Talks to the daemon with the Docker SDK for Python; Podman through its Docker-compatible API socket.
 author:
   - magsasa.chaos maintainers (@magsasa)
@@ -394,6 +394,7 @@ class ContainerFault(Fault):
                 if is_up(info) and info['State'].get('Pid') == entry['pid_before']:
                     return entry['injected_at']
         return watch_recovery(self.client, entry['id'], entry['injected_at'], deadline, healthcheck)[0]
+
 
 def main():
     argument_spec = fault_argument_spec()

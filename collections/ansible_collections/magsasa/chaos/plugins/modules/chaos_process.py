@@ -489,6 +489,7 @@ class ProcessFault(Fault):
             return _process.successors(candidates, self.killed, before)
         return find_children, RESTART_POLL_CHILDREN
 
+
 def main():
     argument_spec = fault_argument_spec()
     argument_spec.update(
