@@ -357,6 +357,11 @@ def mean(values):
     return statistics.mean(values) if values else None
 
 
+def spread(values):
+    values = [v for v in values if v is not None]
+    return '(%.2f-%.2f)' % (min(values), max(values)) if values else ''
+
+
 def fmt(value, digits=3):
     return 'n/a' if value is None else '%.*f' % (digits, value)
 
@@ -376,15 +381,16 @@ def within_target(without, with_):
 def print_recovery_table(results, runs):
     print('\nRecovery without / with our experiment (%d runs each; means in seconds; probe %d Hz, passive)\n'
           % (runs, round(1 / PROBE_INTERVAL)))
-    print('| case | source | without | with | ratio | within 10 %% or %g s |' % PROBE_INTERVAL)
+    print('| case | source | without (min-max) | with (min-max) | ratio | within 10 %% or %g s |' % PROBE_INTERVAL)
     print('|---|---|---|---|---|---|')
     for label, source_name, out in results:
         for index, source in ((0, source_name), (1, 'passive probe outage')):
             without = mean(r[index] for r in out['without'])
             with_ = mean(r[index] for r in out['with'])
             ratio = with_ / without if without and with_ is not None else None
-            print('| %s | %s | %s | %s | %s | %s |' % (label, source, fmt(without), fmt(with_), fmt(ratio, 2),
-                                                       within_target(without, with_)))
+            print('| %s | %s | %s %s | %s %s | %s | %s |' % (
+                label, source, fmt(without), spread(r[index] for r in out['without']), fmt(with_),
+                spread(r[index] for r in out['with']), fmt(ratio, 2), within_target(without, with_)))
     print('\nController CPU per experiment (ansible-playbook and every process it waited for)\n')
     print('| case | runs | wall s | CPU s | hold s | hold CPU s | hold CPU % of one core |')
     print('|---|---|---|---|---|---|---|')

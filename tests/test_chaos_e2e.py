@@ -23,6 +23,10 @@ import pytest
 from conftest import REPO_ROOT, ansible_env, require, require_image, require_postgres_bin_dir, run_playbook
 
 PROBE_INTERVAL = 0.05
+# The experiment's own probe interval (chaos_experiment_probe_interval's default).
+EXPERIMENT_PROBE_INTERVAL = 0.1
+# A sample is good when a 200 comes within this, as for the experiment's probe (its default timeout).
+INDEPENDENT_TIMEOUT = 2.0
 
 
 def scenario(name, type_, duration, **parameters):
@@ -104,30 +108,43 @@ def results(reports):
 
 
 class IndependentProbe(threading.Thread):
-    """A plain urllib sampler beside the experiment: our own ground truth for its numbers."""
+    """A plain urllib sampler beside the experiment: our own ground truth for its numbers. Each slot of
+    its fixed timeline is its own request thread, so a request that hangs until its timeout does not
+    push the next samples back (which would stretch the outages it sees)."""
 
     def __init__(self, url):
         super().__init__(daemon=True)
         self.url = url
-        self.samples = []
+        self.found = []
+        self.lock = threading.Lock()
         self.done = threading.Event()
 
     def run(self):
         next_at = time.time()
         while not self.done.is_set():
-            sent = time.time()
-            started = time.perf_counter()
-            try:
-                with urllib.request.urlopen(self.url, timeout=1) as response:
-                    response.read()
-                    ok = response.status == 200
-            except Exception:
-                ok = False
-            self.samples.append((sent, ok, (time.perf_counter() - started) * 1000.0))
+            threading.Thread(target=self.sample, daemon=True).start()
             next_at += PROBE_INTERVAL
             time.sleep(max(0.0, next_at - time.time()))
 
-    def outages(self, start, end):
+    def sample(self):
+        sent = time.time()
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(self.url, timeout=INDEPENDENT_TIMEOUT) as response:
+                response.read()
+                ok = response.status == 200
+        except Exception:
+            ok = False
+        with self.lock:
+            self.found.append((sent, ok, (time.perf_counter() - started) * 1000.0))
+
+    @property
+    def samples(self):
+        with self.lock:
+            return sorted(self.found)
+
+    def outage_spans(self, start, end):
+        """(first failed sample, next good sample) of each outage in [start, end]."""
         spans, down_since = [], None
         for sent, ok, _latency in self.samples:
             if sent < start or sent > end:
@@ -135,9 +152,12 @@ class IndependentProbe(threading.Thread):
             if not ok and down_since is None:
                 down_since = sent
             elif ok and down_since is not None:
-                spans.append(sent - down_since)
+                spans.append((down_since, sent))
                 down_since = None
         return spans
+
+    def outages(self, start, end):
+        return [up - down for down, up in self.outage_spans(start, end)]
 
     def availability(self, start, end):
         window = [ok for sent, ok, _latency in self.samples if start <= sent <= end]
@@ -159,10 +179,27 @@ class IndependentProbe(threading.Thread):
                 return max(0.0, streak[0] - fault_end)
         return None
 
-    def metrics(self, window, recovery_samples=3):
-        """The five metrics of the same window, computed here from this probe's own samples."""
+    def metrics(self, window, ours, recovery_samples=3):
+        """The five metrics of the same window, computed here from this probe's own samples.
+
+        Seen at the experiment's probe resolution: outages less than one of its intervals apart are one
+        (it cannot see a shorter good spell), and MTTR is taken over the outages that overlap one of
+        ``ours`` (two samplers need not catch the same single slow answer). Every outage of ours must be
+        seen here, and one seen only here must be too short for ours to be sure to catch (under 3 of
+        its intervals)."""
         chaos_end = window["observe_end"]
-        outages = self.outages(window["fault_start"], chaos_end)
+        spans = []
+        for down, up in self.outage_spans(window["fault_start"], chaos_end):
+            if spans and down - spans[-1][1] < EXPERIMENT_PROBE_INTERVAL:
+                spans[-1] = (spans[-1][0], up)
+            else:
+                spans.append((down, up))
+        matched = [(down, up) for down, up in spans if any(down <= o["end"] and up >= o["start"] for o in ours)]
+        for outage in ours:
+            assert any(down <= outage["end"] and up >= outage["start"] for down, up in spans), (outage, spans)
+        unmatched = [up - down for down, up in spans if (down, up) not in matched]
+        assert all(length < 3 * EXPERIMENT_PROBE_INTERVAL for length in unmatched), (unmatched, ours)
+        outages = [up - down for down, up in matched]
         availability = self.availability(window["fault_start"], chaos_end)
         baseline = self.p95(window["baseline_start"], window["fault_start"])
         during = self.p95(window["fault_start"], window["fault_end"])
@@ -190,13 +227,14 @@ AGREEMENT = {
 def assert_metrics_agree(record, probe):
     """All five metrics of one experiment match what the independent probe saw of the same run."""
     ours = record["metrics"]
-    independent = probe.metrics(record["window"])
+    independent = probe.metrics(record["window"], [o for o in ours["outages"] if not o["open"]])
     for metric, tolerance in AGREEMENT.items():
         if ours[metric] is None or independent[metric] is None:
             assert ours[metric] is None and independent[metric] is None, (record["name"], metric, ours, independent)
             continue
         assert abs(ours[metric] - independent[metric]) <= tolerance(ours[metric]), (
-            record["name"], metric, ours[metric], independent[metric])
+            record["name"], metric, ours[metric], independent[metric], ours["outages"],
+            probe.outage_spans(record["window"]["fault_start"], record["window"]["observe_end"]))
 
 
 def test_suite_numbers_agree_with_an_independent_probe(demo, run):
