@@ -428,13 +428,8 @@ from ansible_collections.magsasa.chaos.plugins.module_utils._metrics import (
     MetricsError, compute_metrics, evaluate_stop_condition, load_samples_file, recovery, summarize, timeline,
 )
 from ansible_collections.magsasa.chaos.plugins.module_utils._probe import (
-<<<<<<< HEAD
-    ProbeError, default_concurrency, launch, parse_json_path, pid_is_sampler, probe_load, probe_paths, read_json, run_once,
-    stop,
-=======
-    ProbeError, controller_pid, default_concurrency, launch, parse_json_path, pid_is_sampler, probe_paths, process_starttime,
-    read_json, run_once, stop,
->>>>>>> main
+    ProbeError, controller_pid, default_concurrency, launch, parse_json_path, pid_is_sampler, probe_load, probe_paths,
+    process_starttime, read_json, run_once, stop,
 )
 
 PROBE_ID_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
