@@ -327,7 +327,7 @@ from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
     render_junit,
     render_markdown,
 )
-from ansible_collections.magsasa.chaos.plugins.plugin_utils._ship import run_id, ship
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._ship import run_id as ship_run_id, ship
 
 STATS_KEY = 'chaos_experiments'
 NOTIFY_VARS = ('chaos_notify_slack_webhook', 'chaos_notify_webhook_url', 'chaos_notify_webhook_format')
@@ -591,7 +591,7 @@ class CallbackModule(CallbackBase):
         destinations = self._ship_override if self._ship_override is not None else self.get_option('ship_to')
         if not destinations or not written:
             return
-        outcomes = ship(sorted(written.values()), destinations, run_id(report['run'].get('started_at')),
+        outcomes = ship(sorted(written.values()), destinations, ship_run_id(report['run'].get('started_at')),
                         http_method=self.get_option('ship_http_method'), http_token=self.get_option('ship_http_token'),
                         s3_endpoint_url=self.get_option('ship_s3_endpoint_url'))
         for destination, shipped, detail in outcomes:
