@@ -236,6 +236,39 @@ def cpu_windows(procs, windows=3, length=0.6):
     return readings
 
 
+def schedstat(pid):
+    """(ns on a CPU, ns waiting runnable in a run queue) of a process's main thread."""
+    with open('/proc/%d/schedstat' % pid) as handle:
+        on_cpu, waiting = handle.read().split()[:2]
+    return int(on_cpu), int(waiting)
+
+
+def cpu_and_wait_windows(procs, windows, length=1.0):
+    """Per consecutive ``length`` s window: (CPU %, run-queue wait %) of the processes, each summed over
+    them, from the scheduler's own accounting. The wait is the time they wanted a CPU and had none:
+    the share of the machine that other work took from them."""
+    def totals():
+        on_cpu = waiting = 0
+        for proc in procs:
+            try:
+                cpu_ns, wait_ns = schedstat(proc.pid)
+            except (IOError, OSError, ValueError):
+                continue
+            on_cpu += cpu_ns
+            waiting += wait_ns
+        return time.monotonic(), on_cpu, waiting
+
+    readings = []
+    last = totals()
+    for _index in range(windows):
+        time.sleep(length - ((time.monotonic() - last[0]) % length))
+        now = totals()
+        elapsed = (now[0] - last[0]) * 1e9
+        readings.append((round(100.0 * (now[1] - last[1]) / elapsed, 1), round(100.0 * (now[2] - last[2]) / elapsed, 1)))
+        last = now
+    return readings
+
+
 def need(tool):
     """A system tool the test needs: in CI its absence fails the test, elsewhere it skips."""
     path = shutil.which(tool)

@@ -23,6 +23,10 @@ import pytest
 from conftest import REPO_ROOT, ansible_env, require, require_image, require_postgres_bin_dir, run_playbook
 
 PROBE_INTERVAL = 0.05
+# The experiment's own probe interval (chaos_experiment_probe_interval's default).
+EXPERIMENT_PROBE_INTERVAL = 0.1
+# A sample is good when a 200 comes within this, as for the experiment's probe (its default timeout).
+INDEPENDENT_TIMEOUT = 2.0
 
 
 def scenario(name, type_, duration, **parameters):
@@ -109,42 +113,135 @@ def results(reports):
 
 
 class IndependentProbe(threading.Thread):
-    """A plain urllib sampler beside the experiment: our own ground truth for its numbers."""
+    """A plain urllib sampler beside the experiment: our own ground truth for its numbers. Each slot of
+    its fixed timeline is its own request thread, so a request that hangs until its timeout does not
+    push the next samples back (which would stretch the outages it sees)."""
 
     def __init__(self, url):
         super().__init__(daemon=True)
         self.url = url
-        self.samples = []
+        self.found = []
+        self.lock = threading.Lock()
         self.done = threading.Event()
 
     def run(self):
         next_at = time.time()
         while not self.done.is_set():
-            sent = time.time()
-            try:
-                with urllib.request.urlopen(self.url, timeout=1) as response:
-                    ok = response.status == 200
-            except Exception:
-                ok = False
-            self.samples.append((sent, ok))
+            threading.Thread(target=self.sample, daemon=True).start()
             next_at += PROBE_INTERVAL
             time.sleep(max(0.0, next_at - time.time()))
 
-    def outages(self, start, end):
+    def sample(self):
+        sent = time.time()
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(self.url, timeout=INDEPENDENT_TIMEOUT) as response:
+                response.read()
+                ok = response.status == 200
+        except Exception:
+            ok = False
+        with self.lock:
+            self.found.append((sent, ok, (time.perf_counter() - started) * 1000.0))
+
+    @property
+    def samples(self):
+        with self.lock:
+            return sorted(self.found)
+
+    def outage_spans(self, start, end):
+        """(first failed sample, next good sample) of each outage in [start, end]."""
         spans, down_since = [], None
-        for sent, ok in self.samples:
+        for sent, ok, _latency in self.samples:
             if sent < start or sent > end:
                 continue
             if not ok and down_since is None:
                 down_since = sent
             elif ok and down_since is not None:
-                spans.append(sent - down_since)
+                spans.append((down_since, sent))
                 down_since = None
         return spans
 
+    def outages(self, start, end):
+        return [up - down for down, up in self.outage_spans(start, end)]
+
     def availability(self, start, end):
-        window = [ok for sent, ok in self.samples if start <= sent <= end]
+        window = [ok for sent, ok, _latency in self.samples if start <= sent <= end]
         return 100.0 * sum(window) / len(window)
+
+    def p95(self, start, end):
+        """Nearest-rank p95 latency of the successful samples sent in [start, end), or None."""
+        values = sorted(latency for sent, ok, latency in self.samples if ok and start <= sent < end)
+        return values[max(0, -(-95 * len(values) // 100) - 1)] if values else None
+
+    def recovery(self, fault_end, streak_needed):
+        """Seconds from fault_end to the first of ``streak_needed`` healthy samples in a row."""
+        streak = []
+        for sent, ok, _latency in self.samples:
+            if sent < fault_end:
+                continue
+            streak = streak + [sent] if ok else []
+            if len(streak) == streak_needed:
+                return max(0.0, streak[0] - fault_end)
+        return None
+
+    def metrics(self, window, ours, recovery_samples=3):
+        """The five metrics of the same window, computed here from this probe's own samples.
+
+        Seen at the experiment's probe resolution: outages less than one of its intervals apart are one
+        (it cannot see a shorter good spell), and MTTR is taken over the outages both saw, here and in
+        ``ours`` (two samplers need not catch the same single slow answer): an outage only one of them
+        saw must be too short for the other to be sure to catch (under 3 of the experiment's intervals)."""
+        chaos_end = window["observe_end"]
+        spans = []
+        for down, up in self.outage_spans(window["fault_start"], chaos_end):
+            if spans and down - spans[-1][1] < EXPERIMENT_PROBE_INTERVAL:
+                spans[-1] = (spans[-1][0], up)
+            else:
+                spans.append((down, up))
+        matched = [(down, up) for down, up in spans if any(down <= o["end"] and up >= o["start"] for o in ours)]
+        ours_matched = [o for o in ours if any(down <= o["end"] and up >= o["start"] for down, up in spans)]
+        unmatched = ([up - down for down, up in spans if (down, up) not in matched]
+                     + [o["duration_seconds"] for o in ours if o not in ours_matched])
+        assert all(length < 3 * EXPERIMENT_PROBE_INTERVAL for length in unmatched), (unmatched, ours, spans)
+        self.ours_mttr = (sum(o["duration_seconds"] for o in ours_matched) / len(ours_matched)
+                          if ours_matched else None)
+        outages = [up - down for down, up in matched]
+        availability = self.availability(window["fault_start"], chaos_end)
+        baseline = self.p95(window["baseline_start"], window["fault_start"])
+        during = self.p95(window["fault_start"], window["fault_end"])
+        return {
+            "mttr_seconds": sum(outages) / len(outages) if outages else None,
+            "availability_percent": availability,
+            "error_rate_percent": 100.0 - availability,
+            "latency_degradation_ms": during - baseline if during is not None and baseline is not None else None,
+            "recovery_seconds": self.recovery(window["fault_end"], recovery_samples),
+        }
+
+
+# How far two samplers on their own clocks (ours at 100 ms, the independent one at PROBE_INTERVAL) may
+# differ on the same run: an interval of each plus scheduling slack; for a p95 of a few dozen samples
+# each, 50 ms or half the value, whichever is more.
+AGREEMENT = {
+    "mttr_seconds": lambda ours: 0.1 + PROBE_INTERVAL + 0.1,
+    "availability_percent": lambda ours: 2.0,
+    "error_rate_percent": lambda ours: 2.0,
+    "latency_degradation_ms": lambda ours: max(50.0, abs(ours) / 2),
+    "recovery_seconds": lambda ours: 0.1 + PROBE_INTERVAL + 0.1,
+}
+
+
+def assert_metrics_agree(record, probe):
+    """All five metrics of one experiment match what the independent probe saw of the same run."""
+    ours = record["metrics"]
+    independent = probe.metrics(record["window"], [o for o in ours["outages"] if not o["open"]])
+    ours = dict(ours, mttr_seconds=probe.ours_mttr)  # over the outages both saw, as the independent one
+    for metric, tolerance in AGREEMENT.items():
+        if ours[metric] is None or independent[metric] is None:
+            assert ours[metric] is None and independent[metric] is None, (record["name"], metric, ours, independent)
+            continue
+        assert abs(ours[metric] - independent[metric]) <= tolerance(ours[metric]), (
+            record["name"], metric, ours[metric], independent[metric], ours["outages"],
+            probe.outage_spans(record["window"]["fault_start"], record["window"]["observe_end"]))
 
 
 def test_suite_numbers_agree_with_an_independent_probe(demo, run):
@@ -166,6 +263,9 @@ def test_suite_numbers_agree_with_an_independent_probe(demo, run):
     data = results(run.reports)
     by_name = {r["name"]: r for r in data["experiments"]}
     assert set(by_name) == {"E2E CPU", "E2E Process Crash", "E2E Database Downtime"}
+
+    for record in data["experiments"]:
+        assert_metrics_agree(record, probe)
 
     cpu = by_name["E2E CPU"]
     assert cpu["status"] == "completed" and cpu["slo"]["verdict"] == "pass", cpu

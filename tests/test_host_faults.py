@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 import hostfaults_helpers as h
-from conftest import require_image
+from conftest import missing, require_image
 from hostfaults_helpers import state_dir, task  # noqa: F401 (state_dir is a fixture)
 
 MIB = 1024 * 1024
@@ -31,47 +31,49 @@ def release(flag):
 
 # ------------------------------------------------------------------------------ CPU
 
-# Under 50 % a worker asks for less than the fair share of a CPU even when other helpers' work
-# keeps this 2-core machine busy, so the target is measurable; the duty cycle is the same code.
+# Each load is below a worker's fair share of a CPU even when other helpers' work keeps this
+# 2-core machine busy, so the target is measurable; the duty cycle is the same code at any load.
 CPU_TARGET = 30
+CPU_WINDOWS = 4
 
 
-def cpu_load_reaches_target(tmp_path, state_dir, engine):
+def cpu_load_held(tmp_path, state_dir, engine, workers, load):
+    """Every 1 s window of the fault, from its workers' start on: the CPU the fault's own worker
+    processes used, per worker, within 5 points of ``load``, read from the scheduler's accounting of
+    those processes (the machine's other load is not ours).
+
+    A worker cannot get more than the scheduler gives it: when other work on this shared machine
+    keeps the fault's workers waiting in the run queue (over 5 % of a window), the target is out of
+    any process's reach and the test is skipped with the numbers (it fails under CI)."""
     fault_id = 'cpu-%s-%s' % (engine.replace('-', ''), uuid.uuid4().hex[:6])
     flag = str(tmp_path / 'release')
     proc = h.start_playbook(tmp_path, [
-        task('chaos_cpu', workers=1, load_percent=CPU_TARGET, engine=engine, duration=30, fault_id=fault_id,
+        task('chaos_cpu', workers=workers, load_percent=load, engine=engine, duration=30, fault_id=fault_id,
              state_dir=state_dir),
         hold_until(flag),
         task('chaos_cpu', 'revert', state='absent', fault_id=fault_id, state_dir=state_dir),
     ])
     try:
-        leaders = h.worker_pids(h.wait_for_details(state_dir, fault_id, 'processes'))
-        first_seen = time.time()
-        workers = []
-        while time.time() - first_seen < 1.0:
-            workers = [p for p in h.tree(leaders) if engine == 'python' or p.pid not in leaders]
-            if workers:
+        deadline = time.time() + 60
+        running = []
+        while time.time() < deadline:
+            leaders = h.worker_pids(h.wait_for_details(state_dir, fault_id, 'processes'))
+            running = [p for p in h.tree(leaders) if engine == 'python' or p.pid not in leaders]
+            if len(running) >= workers:
                 break
             time.sleep(0.02)
-        assert len(workers) == 1, 'expected one worker process, got %s' % workers
+        assert len(running) == workers, 'expected %d worker processes, got %s' % (workers, running)
 
-        # The load must be reached within 2 s of the worker starting: three 0.5 s windows.
-        psutil.cpu_times_percent(None)
-        readings = h.cpu_windows(workers, windows=3, length=0.5)
-        host_idle = psutil.cpu_times_percent(None).idle
-        assert time.time() - first_seen < 2.0
-        reached = any(abs(r - CPU_TARGET) <= 5 for r in readings)
-        if not reached and engine == 'stress-ng' and host_idle < 5 and os.environ.get('CI') != 'true':
-            # stress-ng times its duty cycle by the wall clock (see chaos_cpu's notes): with every CPU
-            # taken by other work it cannot reach its target. The python engine test still asserts
-            # the load under contention; in CI this fails instead.
+        windows = h.cpu_and_wait_windows(running, CPU_WINDOWS, length=1.0)
+        per_worker = [(round(cpu / workers, 1), round(wait / workers, 1)) for cpu, wait in windows]
+        off = [(cpu, wait) for cpu, wait in per_worker if abs(cpu - load) > 5]
+        if off and all(wait > 5 for _cpu, wait in off):
             release(flag)
             h.finish_playbook(proc)
-            pytest.skip('host CPUs saturated by other work (%.0f %% idle); stress-ng reached %s, target %d'
-                        % (host_idle, readings, CPU_TARGET))
-        assert reached, 'worker CPU %% per window %s, target %d +-5 (host %.0f %% idle)' % (
-            readings, CPU_TARGET, host_idle)
+            missing('other work kept the %s workers waiting for a CPU: (CPU %%, run-queue wait %%) per worker and '
+                    'window %s, target %d' % (engine, per_worker, load))
+        assert not off, '(CPU %%, run-queue wait %%) per worker in each 1 s window %s, target %d +-5' % (
+            per_worker, load)
         release(flag)
         results = h.finish_playbook(proc)
     finally:
@@ -79,21 +81,23 @@ def cpu_load_reaches_target(tmp_path, state_dir, engine):
     injected, _hold, reverted = results
     assert injected['changed'] and injected['fault_id'] == fault_id
     assert injected['plan']['engine'] == engine
-    assert injected['effect']['target_total_percent'] == CPU_TARGET
-    assert len(injected['effect']['workers']) == 1
+    assert injected['effect']['target_total_percent'] == load * workers
+    assert len(injected['effect']['workers']) == workers
     assert reverted['changed'] and reverted['reverted'] == [fault_id]
-    assert not h.alive([p.pid for p in workers]), 'workers still running after state=absent'
+    assert not h.alive([p.pid for p in running]), 'workers still running after state=absent'
     entry = h.history(state_dir, fault_id)
     assert entry['reverted_by'] == 'module:absent' and entry['revert_ok']
 
 
-def test_cpu_python_workers_reach_load_target(tmp_path, state_dir):
-    cpu_load_reaches_target(tmp_path, state_dir, 'python')
+@pytest.mark.parametrize('workers, load', [(1, CPU_TARGET), (2, 20)])
+def test_cpu_python_workers_hold_the_load_every_second(tmp_path, state_dir, workers, load):
+    cpu_load_held(tmp_path, state_dir, 'python', workers, load)
 
 
-def test_cpu_stress_ng_reaches_load_target(tmp_path, state_dir):
+@pytest.mark.parametrize('workers, load', [(1, CPU_TARGET), (2, 20)])
+def test_cpu_stress_ng_holds_the_load_every_second(tmp_path, state_dir, workers, load):
     h.need('stress-ng')
-    cpu_load_reaches_target(tmp_path, state_dir, 'stress-ng')
+    cpu_load_held(tmp_path, state_dir, 'stress-ng', workers, load)
 
 
 def test_cpu_affinity_pins_the_workers(tmp_path, state_dir):

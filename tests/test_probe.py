@@ -205,7 +205,13 @@ def test_outage_and_mttr_at_100ms_through_ansible_playbook(server, probe_dir, tm
 
     # the filters, in the same real run, agree with the module and judge the SLO
     filtered = out['filtered']
-    assert filtered['metrics'] == metrics
+    assert filtered['metrics'] == dict((k, v) for k, v in metrics.items() if k != 'probe_load')
+    # the probe's own load, which no filter can know from the samples: 10 Hz, under its cap
+    load = metrics['probe_load']
+    assert load == final['probe_load'], (load, final['probe_load'])
+    assert (load['interval_seconds'], load['rate_hz']) == (interval, 10.0), load
+    assert load['concurrency'] == _probe.default_concurrency(interval, 1.0), load
+    assert 1 <= load['max_in_flight'] <= load['concurrency'], load
     assert filtered['slo']['verdict'] == 'fail'
     assert [c['metric'] for c in filtered['slo']['checks'] if not c['passed']] == ['availability_percent']
     assert filtered['stop']['breached'] is True
@@ -272,6 +278,60 @@ def test_hanging_responses_do_not_stall_the_clock(server, probe_dir):
     lags = sorted(s['sent'] - s['scheduled'] for s in samples)
     assert lags[len(lags) // 2] < interval / 4 and lags[int(len(lags) * 0.9)] < interval
     assert min(s['latency_ms'] for s in samples) >= 500
+
+
+class CountingHandler(BaseHTTPRequestHandler):
+    """Counts, on the server's side, how many requests are being served at the same moment."""
+
+    def do_GET(self):
+        counts = self.server.counts
+        with counts['lock']:
+            counts['now'] += 1
+            counts['max'] = max(counts['max'], counts['now'])
+            counts['total'] += 1
+        try:
+            time.sleep(0.3)
+            body = b'{"status": "ok", "checks": [{"name": "db", "ok": true}]}'
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        finally:
+            with counts['lock']:
+                counts['now'] -= 1
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_probe_never_has_more_requests_in_flight_than_its_cap(probe_dir):
+    """Slow answers (300 ms) at a 20 ms interval would need 15 requests in flight; with a cap of 3 the
+    target never sees more than 3 at once, and the slots with no free worker are missed, not sent later."""
+    httpd = ThreadingHTTPServer(('127.0.0.1', 0), CountingHandler)
+    httpd.daemon_threads = True
+    httpd.counts = {'lock': threading.Lock(), 'now': 0, 'max': 0, 'total': 0}
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={'poll_interval': 0.01}, daemon=True)
+    thread.start()
+    directory, started = probe_dir
+    probe_id = 'cap-%s' % uuid.uuid4().hex[:6]
+    config = {'type': 'http', 'url': 'http://127.0.0.1:%d/health' % httpd.server_address[1], 'interval': 0.02,
+              'timeout': 2.0, 'max_lifetime': 60, 'probe_id': probe_id, 'concurrency': 3, 'expected_status': [200]}
+    try:
+        state = _probe.launch(config, directory)
+        started.append((state['pid'], probe_id))
+        time.sleep(1.5)
+        _probe.stop(directory, probe_id, timeout=5)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    state = read_json(_probe.probe_paths(directory, probe_id)['state'])
+    counts = httpd.counts
+    assert counts['max'] == 3, 'the target saw %d requests at once, cap 3' % counts['max']
+    assert state['max_in_flight'] == 3 and state['concurrency'] == 3, state
+    assert state['slots_missed'] >= 0.6 * state['slots_scheduled'], state
+    assert counts['total'] <= state['slots_scheduled'] - state['slots_missed'], (counts, state)
+    load = _probe.probe_load(config, state)
+    assert load == {'interval_seconds': 0.02, 'rate_hz': 50.0, 'concurrency': 3, 'max_in_flight': 3}
 
 
 def test_check_mode_starts_nothing_but_still_checks_the_steady_state(server, probe_dir, tmp_path):

@@ -174,17 +174,46 @@ def health_status(info):
     return status if status and status != 'none' else None
 
 
-def wait_until_up(client, container_id, timeout, started_after=None, poll=0.1):
-    """Wait until the container is up (see :func:`is_up`) and, when ``started_after`` is given,
-    started after it (Docker's ``StartedAt``, as epoch seconds). Returns (up, inspect data)."""
-    deadline = time.time() + timeout
-    while True:
-        info = container_state(client, container_id)
-        if is_up(info) and (started_after is None or parse_docker_time(info['State'].get('StartedAt')) > started_after):
-            return True, info
-        if time.time() >= deadline:
-            return False, info
-        time.sleep(poll)
+def event_action(event):
+    """A container event's action (``start``, ``die``, ``health_status: healthy``), old or new API."""
+    return event.get('Action') or event.get('status') or ''
+
+
+def recovery_from_events(events, healthcheck, clock=None):
+    """The moment the container was back, from its runtime events in order: when ``start`` came (and,
+    with a healthcheck, ``health_status: healthy`` after it), read from ``clock`` as each event
+    arrives. None when the events end first. Returns ``(recovered_at, died)``."""
+    clock = clock or time.time
+    started = False
+    died = False
+    for event in events:
+        action = event_action(event)
+        if action in ('die', 'kill', 'oom'):
+            died = died or action != 'kill'
+            started = False
+        elif action == 'start':
+            started = True
+            if not healthcheck:
+                return clock(), died
+        elif action.startswith('health_status') and action.endswith(' healthy') and started:
+            return clock(), died
+    return None, died
+
+
+def watch_recovery(client, container_id, since, until, healthcheck):
+    """Wait, passively, for the container to come back: a stream of the runtime's own events
+    (``GET /events`` filtered to the container, from ``since``, which replays what already happened,
+    to ``until``). Returns ``(recovered_at, died)`` as :func:`recovery_from_events`.
+
+    Why not poll ``inspect``: the daemon pushes these events to every subscriber the same way, so
+    listening sends it nothing per check and takes no lock on the container, and the restart
+    policy's backoff timer runs exactly as it would without us."""
+    stream = client.api.events(since='%.6f' % since, until='%.6f' % until, decode=True,
+                               filters={'container': container_id, 'type': 'container'})
+    try:
+        return recovery_from_events(stream, healthcheck)
+    finally:
+        stream.close()
 
 
 def parse_docker_time(value):

@@ -294,6 +294,9 @@ def start():
         except subprocess.TimeoutExpired:
             pass
 
+# The confirmation does not disturb the start it confirms: "running" is the pidfile or unit state
+# (pg_ctl status, systemctl is-active) or /proc; "accepting" is a TCP connect that is closed at once,
+# five times a second at most, which the starting server turns away without slowing its start.
 last = "never started"
 started = 0.0
 while True:

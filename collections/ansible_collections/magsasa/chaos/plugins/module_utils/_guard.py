@@ -211,6 +211,8 @@ def _revert_kill(action):
                 raise
 
     send(sig)
+    # Confirmed by reading /proc/<pid>/stat of the process we signal: no signal, no request, so the
+    # confirmation cannot change how it exits.
     deadline = time.time() + float(action.get('escalate_after', 3.0))
     while time.time() < deadline:
         if not process_alive(pid, starttime):
@@ -287,6 +289,7 @@ def docker_api_request(docker_host, method, path, timeout=30.0):
 
 
 def _revert_docker(action):
+    # One request, and its answer is the confirmation: nothing polls the container afterwards.
     op = action['op']
     container = action['container']
     status, body = docker_api_request(action.get('docker_host'), 'POST', '/containers/%s/%s' % (container, op))

@@ -230,6 +230,11 @@ def default_concurrency(interval, timeout):
 class Sampler:
     """Fixed-timeline scheduler plus a growing worker pool; hands each sample to ``sink``.
 
+    The load it puts on the target is bounded by construction: one request per ``interval`` at most
+    (a missed slot is never made up later) and never more than ``concurrency`` requests in flight,
+    since a request is only ever sent by one of at most ``concurrency`` workers, each waiting for its
+    answer (or its timeout) before it takes the next slot. ``max_in_flight`` records the most seen.
+
     With ``skip_overdue`` a scheduler that fell more than one interval behind (the process was
     stopped or starved of CPU) jumps to the latest due slot and counts the skipped ones as
     missed, instead of firing a burst of catch-up requests at the target.
@@ -249,6 +254,7 @@ class Sampler:
         self.missed = 0
         self.late = 0
         self.in_flight = 0
+        self.max_in_flight = 0
         self.mono0 = None
         self.wall0 = None
 
@@ -258,7 +264,8 @@ class Sampler:
     def counters(self):
         with self.lock:
             return {'slots_scheduled': self.scheduled, 'slots_missed': self.missed, 'slots_late': self.late,
-                    'in_flight': self.in_flight, 'workers': len(self.workers)}
+                    'in_flight': self.in_flight, 'max_in_flight': self.max_in_flight, 'workers': len(self.workers),
+                    'concurrency': self.concurrency, 'interval': self.interval}
 
     def _work(self):
         while True:
@@ -272,6 +279,7 @@ class Sampler:
             seq, due = item
             with self.lock:
                 self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
                 ok, status, error, sent = self.check()
             except Exception as exc:  # a probe bug must cost one sample, not a worker
@@ -325,6 +333,14 @@ class Sampler:
         end = time.monotonic() + (drain_timeout if drain_timeout is not None else 0)
         for worker in self.workers:
             worker.join(max(0.0, end - time.monotonic()))
+
+
+def probe_load(config, counters):
+    """The load the probe puts on its target, for the record next to what it measured: its request
+    rate, its cap on requests in flight, and the most it actually had in flight."""
+    interval = float(config['interval'])
+    return {'interval_seconds': interval, 'rate_hz': round(1.0 / interval, 3),
+            'concurrency': int(config['concurrency']), 'max_in_flight': counters.get('max_in_flight')}
 
 
 def run_once(config, count):

@@ -70,6 +70,41 @@ def process_table():
     return table
 
 
+def children(pid):
+    """The live processes whose parent is ``pid``, read from ``/proc/<pid>/task/*/children``: a few
+    small files instead of the whole process table. None when the kernel has no such file (then the
+    caller scans :func:`process_table`)."""
+    found = set()
+    seen_file = False
+    try:
+        tasks = os.listdir(os.path.join(PROC, str(pid), 'task'))
+    except (IOError, OSError):
+        return []
+    for tid in tasks:
+        try:
+            with open(os.path.join(PROC, str(pid), 'task', tid, 'children'), 'r') as handle:
+                text = handle.read()
+        except (IOError, OSError):
+            continue
+        seen_file = True
+        found.update(int(child) for child in text.split())
+    if not seen_file:
+        return None
+    procs = [read_process(child) for child in sorted(found)]
+    return [p for p in procs if p is not None and p['cmdline'] and p['state'] not in ('Z', 'X')]
+
+
+def successors(candidates, killed, before):
+    """The processes among ``candidates`` that took the place of a ``killed`` one: not one of
+    ``before`` (``(pid, starttime)`` pairs, so a reused pid counts as new), started by the same
+    parent, with the same command line. A supervisor (supervisord, systemd, a shell loop) respawns
+    a service that way; matching the command line skips its other programs, and a child caught
+    between fork and exec (still the supervisor's command line) is not taken for the service."""
+    wanted = set((k['ppid'], tuple(k['cmdline'])) for k in killed)
+    return [p for p in candidates
+            if (p['pid'], p['starttime']) not in before and (p['ppid'], tuple(p['cmdline'])) in wanted]
+
+
 def match_name(table, name):
     """Processes whose short name (comm) or program basename is exactly ``name``."""
     return [p for p in table

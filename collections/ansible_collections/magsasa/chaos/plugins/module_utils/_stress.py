@@ -282,7 +282,8 @@ def measure_cpu(pids, interval=1.5, warmup=0.3):
     """CPU % of the given worker processes (and their children) over ``interval`` seconds.
 
     Returns ``{'workers': [{'pid', 'name', 'cpu_percent'}], 'total_percent', 'interval'}``; the
-    per-worker figure is per process, where 100 means one CPU fully busy.
+    per-worker figure is per process, where 100 means one CPU fully busy. It reads the CPU
+    counters of our own workers in /proc; the system under test is not asked anything.
     """
     time.sleep(warmup)
     procs = []

@@ -20,8 +20,9 @@ description:
     deadline, or when an unrenewed O(lease) ends, even if the controller is gone.
   - For V(crash), V(kill) and V(restart) the module waits up to O(wait_for_recovery) seconds and reports,
     per container, the C(RestartCount) before and after and the seconds until it was running (and healthy,
-    when it has a healthcheck) again. At the end of O(duration) the guard starts any of them that is
-    still not running, so no fault outlives its deadline.
+    when it has a healthcheck) again. It waits by listening to the runtime's own events for the container
+    (C(start), C(health_status)), not by polling it, so the wait does not change the restart it measures.
+  - At the end of O(duration) the guard starts any of them that is still not running, so no fault outlives its deadline.
   - Talks to the daemon with the Docker SDK for Python; Podman through its Docker-compatible API socket.
 author:
   - magsasa.chaos maintainers (@magsasa)
@@ -189,7 +190,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
     DockerException, container_state, docker_argument_spec, docker_client, docker_required_together,
-    health_status, is_up, parse_docker_time, pid_belongs_to, revert_action)
+    health_status, is_up, pid_belongs_to, revert_action, watch_recovery)
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, FaultError, fault_argument_spec, fault_required_if, run_fault_module)
 
@@ -378,21 +379,21 @@ class ContainerFault(Fault):
         return dict(containers=results, waited=waiting)
 
     def wait_recovered(self, entry, deadline):
-        """When the container was seen up again after the hit: restarted (a new ``StartedAt``), or still
-        running its original main process (a signal it survived). None if not by ``deadline``."""
-        before = parse_docker_time(entry['started_at_before'])
-        while True:
-            info = container_state(self.client, entry['id'])
-            now = time.time()
-            if is_up(info):
-                state = info['State']
-                if parse_docker_time(state.get('StartedAt')) > before:
-                    return now
-                if self.params['action'] == 'kill' and state.get('Pid') == entry['pid_before'] and now - entry['injected_at'] > 1.0:
+        """When the container was up again after the hit, watched passively in the runtime's events
+        (see ``watch_recovery``): restarted, or, after V(kill) with a signal it survives, still
+        running its original main process a second later. None if not by ``deadline``."""
+        healthcheck = entry['healthcheck']
+        if self.params['action'] == 'kill':
+            recovered_at, died = watch_recovery(self.client, entry['id'], entry['injected_at'],
+                                                min(deadline, entry['injected_at'] + 1.0), healthcheck)
+            if recovered_at is not None:
+                return recovered_at
+            if not died:
+                # One inspect, a second after the signal: did it survive?
+                info = container_state(self.client, entry['id'])
+                if is_up(info) and info['State'].get('Pid') == entry['pid_before']:
                     return entry['injected_at']
-            if now >= deadline:
-                return None
-            time.sleep(0.1)
+        return watch_recovery(self.client, entry['id'], entry['injected_at'], deadline, healthcheck)[0]
 
 
 def main():

@@ -504,7 +504,8 @@ class DatabaseFault(Fault):
             effect['down_for_seconds'] = round(time.time() - details['stopped_at'], 3)
             return effect
         effect['downtime_seconds'] = round(ready_at - details['stopped_at'], 3)
-        # Return only once the guard has finished its revert too, so the task's result is final.
+        # Return only once the guard has finished its revert too, so the task's result is final (this
+        # reads our own state directory, not the server).
         while not os.path.exists(history_path(state_dir, fault_id)) and time.time() < deadline:
             time.sleep(POLL_SECONDS)
         effect['revert_errors'] = guard_errors(state_dir, fault_id, since=ctx.started_at)
@@ -513,7 +514,13 @@ class DatabaseFault(Fault):
 
 def wait_ready(engine, conn, deadline, gave_up=None, table=None):
     """Query until the server answers, ``deadline`` passes or ``gave_up()`` says the guard stopped trying.
-    Returns (answered at or None, failed queries)."""
+    Returns (answered at or None, failed queries).
+
+    Why these queries do not change the downtime they measure: the server comes back when the guard
+    starts it at the fault's deadline, a timer nothing here can move. While it is down, a query is a
+    refused connection that the server never sees; while it starts, it is one client connection every
+    POLL_SECONDS that the server turns away until it is ready, less than any application retrying does.
+    ``bench/bench_observer.py`` compares this downtime with one the bench causes and watches itself."""
     failed = 0
     while True:
         if query_once(engine, conn, table=table) is None:

@@ -263,6 +263,7 @@ class DiskFault(Fault):
 
     def measure(self, ctx):
         details = ctx.record['details']
+        # The progress files and /proc entries of our own workers: nothing of the system under test is asked.
         time.sleep(min(1.2, max(0.0, ctx.remaining - 0.3)))
         effect = _stress.read_progress([p['progress'] for p in details['processes']])
         effect['scratch_bytes'] = _stress.tree_size(details['scratch_dir'])

@@ -18,8 +18,13 @@ description:
   - Refuses, before signalling anything, a selection that includes PID 1, the module's own
     process or any of its ancestors (the Ansible worker), or the guard of an active fault; a
     selector that matches nothing fails.
-  - With O(wait_for_restart), waits for the same selector to find a new process and reports
-    whether and how fast the service came back.
+  - With O(wait_for_restart), watches for the service's new process and reports whether and how fast it
+    came back. The wait is passive, so it does not change the recovery it measures. It reads C(/proc)
+    (and a O(pidfile)) only, and never asks C(supervisorctl) or C(systemctl) while the service restarts
+    (each such request wakes supervisord, which then respawns the program early). A O(supervisor_program)
+    or O(systemd_unit) is back when the killed process's parent has a new child with the same command line.
+  - The experiment's metrics come from its probe, not from this wait; with V(0) (the default) the module
+    does not wait and leaves recovery to the probe.
   - A kill cannot be undone. The fault is recorded like every other fault (active for
     O(duration), then moved to the history with the pids killed), but it registers no revert
     step; O(state=absent) only ends the record early.
@@ -103,8 +108,8 @@ options:
     type: float
   wait_for_restart:
     description:
-      - Seconds to wait, after the kill, for the selector to find a process that was not there
-        before (a restarted service). V(0) does not wait.
+      - Seconds to wait, after the kill, for a process that was not there before (a restarted service),
+        observed passively in C(/proc). V(0) does not wait.
     type: float
     default: 0
 requirements:
@@ -249,7 +254,9 @@ from ansible_collections.magsasa.chaos.plugins.module_utils import _process
 
 SELECTORS = ('pid', 'pidfile', 'name', 'cmdline_pattern', 'systemd_unit', 'supervisor_program')
 STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
-RESTART_POLL = 0.2
+# A parent's children files are cheap to read; a whole process table costs more CPU on the target.
+RESTART_POLL_CHILDREN = 0.05
+RESTART_POLL_TABLE = 0.2
 
 
 class ProcessFault(Fault):
@@ -258,6 +265,7 @@ class ProcessFault(Fault):
     def __init__(self, module):
         super(ProcessFault, self).__init__(module)
         self.matched = []
+        self.killed = []
         self.signal = None
 
     def selector(self):
@@ -367,6 +375,7 @@ class ProcessFault(Fault):
         return []
 
     def supervisor_pids(self, program):
+        # Asked once, before the kill; the restart is then watched in /proc (see restart_finder).
         params = self.params
         supervisorctl = params['supervisorctl_path'] or self.module.get_bin_path(
             'supervisorctl', opt_dirs=[os.path.dirname(sys.executable)])
@@ -411,6 +420,7 @@ class ProcessFault(Fault):
                 continue
             killed.append(dict(pid=pid, name=proc['name'], cmdline=' '.join(proc['cmdline'])[:200],
                                starttime=proc['starttime']))
+            self.killed.append(proc)
             if self.signal in STOP_SIGNALS:
                 # SIGCONT to a pid that exited (or was reused) meanwhile is harmless.
                 ctx.on_revert(dict(type='command', argv=['kill', '-s', 'CONT', str(pid)], ok_rcs=[0, 1]))
@@ -425,6 +435,8 @@ class ProcessFault(Fault):
             return dict(stopped_pids=sorted(k['pid'] for k in details['killed']
                                             if (_process.read_process(k['pid']) or {}).get('state') == 'T'))
         killed = dict((k['pid'], k['starttime']) for k in details['killed'])
+        # Reading /proc sends the processes nothing and takes no lock they wait on: it cannot change
+        # how they exit or restart.
         deadline = time.time() + 1.0
         while time.time() < deadline and any(_process.is_running(p, start) for p, start in killed.items()):
             time.sleep(0.05)
@@ -433,23 +445,49 @@ class ProcessFault(Fault):
         wait = self.params['wait_for_restart']
         if not wait:
             return effect
-        before = set((p['pid'], p['starttime']) for p in self.matched)
         effect['restarted'] = False
+        find, poll = self.restart_finder()
         deadline = details['killed_at'] + wait
         while time.time() < deadline:
-            try:
-                now_found = self.resolve()
-            except FaultError:
-                now_found = []
-            new = [p for p in now_found if (p['pid'], p['starttime']) not in before]
+            new = find()
             if new:
                 seen = time.time()
                 effect.update(restarted=True, restarted_at=seen,
                               restart_seconds=round(seen - details['killed_at'], 3),
                               new_pids=sorted(p['pid'] for p in new))
                 break
-            time.sleep(RESTART_POLL)
+            time.sleep(poll)
         return effect
+
+    def restart_finder(self):
+        """How to see the restarted service without asking anyone: ``(find, poll seconds)``.
+
+        Asking the supervisor while it restarts the service disturbs what we measure: every
+        ``supervisorctl pid`` wakes supervisord's main loop, which then respawns the program at once
+        instead of at its next one-second tick, so the recovery we would report is several times
+        faster than the service's real one. So the wait never talks to the supervisor (nor to
+        systemd): a supervised service is back when its parent has a new child with the killed
+        process's command line, read from ``/proc`` (the parent's ``children`` files, else the
+        process table). The other selectors are re-read the same passive way (``/proc``, the pidfile).
+        """
+        before = set((p['pid'], p['starttime']) for p in self.matched)
+        if self.selector()[0] not in ('supervisor_program', 'systemd_unit'):
+            def find_selected():
+                try:
+                    found = self.resolve()
+                except FaultError:
+                    return []
+                return [p for p in found if (p['pid'], p['starttime']) not in before]
+            return find_selected, RESTART_POLL_TABLE
+        parents = sorted(set(p['ppid'] for p in self.killed))
+
+        def find_children():
+            candidates = []
+            for parent in parents:
+                found = _process.children(parent)
+                candidates.extend(found if found is not None else _process.process_table())
+            return _process.successors(candidates, self.killed, before)
+        return find_children, RESTART_POLL_CHILDREN
 
 
 def main():

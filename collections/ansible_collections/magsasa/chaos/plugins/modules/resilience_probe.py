@@ -124,12 +124,17 @@ options:
     type: bool
     default: true
   interval:
-    description: Seconds between scheduled samples; at least V(0.01).
+    description:
+      - Seconds between scheduled samples; at least V(0.01).
+      - The probe is a load on its target like any client. At the default 10 Hz it moves a loopback HTTP target's
+        median latency by no more than 1 ms or 10 % (C(bench/bench_observer.py) measures it against 1 Hz); choose
+        the rate with the target's capacity in mind, and read the load actually applied in RV(probe_load).
     type: float
     default: 0.1
   concurrency:
     description:
-      - Most requests in flight at once. A slot that finds every worker busy is counted as missed.
+      - Most requests in flight at once, a hard cap on the probe's own load on the target. A slot that finds every
+        worker busy is counted as missed, never sent later; RV(probe_load) reports the most that were in flight.
       - Defaults to enough workers for one O(timeout) worth of slots, between 4 and 256.
     type: int
   max_lifetime:
@@ -378,6 +383,15 @@ metrics:
     latency_degradation_ms: 41.0
     latency_ms: {baseline: {p50: 3.1, p95: 5.2, p99: 8.0}, fault: {p50: 30.0, p95: 46.2, p99: 80.1}}
     outages: [{start: 1764440002.2, end: 1764440003.5, duration_seconds: 1.3, open: false}]
+    probe_load: {interval_seconds: 0.1, rate_hz: 10.0, concurrency: 22, max_in_flight: 1}
+probe_load:
+  description:
+    - The load the probe itself put on the target, disclosed next to what it measured (also in RV(metrics)).
+    - C(rate_hz) requests per second at most (one per O(interval)), never more than C(concurrency) at once;
+      C(max_in_flight) is the most that were in flight at any moment.
+  returned: when O(state=once), O(state=status) or O(state=stopped)
+  type: dict
+  sample: {interval_seconds: 0.1, rate_hz: 10.0, concurrency: 22, max_in_flight: 1}
 timeline:
   description: At most 60 downsampled points for the report chart, C(t) in seconds relative to O(fault_start).
   returned: when O(state=stopped) and O(fault_start) is given
@@ -414,8 +428,8 @@ from ansible_collections.magsasa.chaos.plugins.module_utils._metrics import (
     MetricsError, compute_metrics, evaluate_stop_condition, load_samples_file, recovery, summarize, timeline,
 )
 from ansible_collections.magsasa.chaos.plugins.module_utils._probe import (
-    ProbeError, controller_pid, default_concurrency, launch, parse_json_path, pid_is_sampler, probe_paths, process_starttime,
-    read_json, run_once, stop,
+    ProbeError, controller_pid, default_concurrency, launch, parse_json_path, pid_is_sampler, probe_load, probe_paths,
+    process_starttime, read_json, run_once, stop,
 )
 
 PROBE_ID_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
@@ -504,7 +518,8 @@ class ResilienceProbe:
 
     def run_once(self):
         p = self.params
-        samples, counters = run_once(self.config('once'), p['samples'])
+        config = self.config('once')
+        samples, counters = run_once(config, p['samples'])
         summary = summarize(samples)
         summary.update(self.slot_summary(counters))
         reasons = []
@@ -517,7 +532,8 @@ class ResilienceProbe:
         p95 = summary['latency_ms']['p95']
         if p['max_latency_ms'] is not None and p95 is not None and p95 > p['max_latency_ms']:
             reasons.append('p95 latency %.2f ms exceeds max_latency_ms %s' % (p95, p['max_latency_ms']))
-        result = dict(changed=False, passed=not reasons, reasons=reasons, summary=summary, samples=samples)
+        result = dict(changed=False, passed=not reasons, reasons=reasons, summary=summary, samples=samples,
+                      probe_load=probe_load(config, counters))
         if reasons and p['fail_on_unhealthy']:
             target = p['url'] or ('%s:%s' % (p['host'], p['port']) if p['type'] == 'tcp' else ' '.join(p['command']))
             self.fail('steady-state check of %s failed: %s' % (target, ' | '.join(reasons)), **result)
@@ -563,6 +579,7 @@ class ResilienceProbe:
             changed=changed, probe_id=probe_id, probe_dir=self.probe_dir, samples_path=paths['samples'],
             running=running, exit_reason=None if running else state.get('exit_reason') or 'killed',
             summary=summary, rolling=summarize(samples[-window:]),
+            probe_load=probe_load(read_json(paths['config'], 'probe config'), state),
             stop_condition=evaluate_stop_condition(
                 samples, window=window, max_error_rate_percent=stop_conditions.get('max_error_rate_percent'),
                 max_consecutive_failures=stop_conditions.get('max_consecutive_failures'), since=p['fault_start']),
@@ -575,6 +592,7 @@ class ResilienceProbe:
                 samples, fault_start=p['fault_start'], fault_end=p['fault_end'], observe_end=p['observe_end'],
                 baseline_start=p['baseline_start'], recovery_samples=p['recovery_samples'],
                 recovery_timeout=p['recovery_timeout'])
+            result['metrics']['probe_load'] = result['probe_load']
             result['timeline'] = timeline(samples, fault_start=p['fault_start'])
         return result
 

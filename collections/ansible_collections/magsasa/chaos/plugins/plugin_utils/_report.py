@@ -249,6 +249,17 @@ def _checks_by_metric(record):
     return found
 
 
+def probe_load_text(metrics):
+    """The load the probe put on the target, as the report states it beside what it measured."""
+    load = metrics.get('probe_load') or {}
+    if not _is_number(load.get('rate_hz')):
+        return 'not recorded'
+    text = '%s requests/s, at most %s in flight' % (fmt_number(load['rate_hz']), fmt_number(load.get('concurrency')))
+    if _is_number(load.get('max_in_flight')):
+        text += ' (%s seen)' % fmt_number(load['max_in_flight'])
+    return text
+
+
 def _metric_value_text(key, value, unit, metrics):
     if value is None:
         if key == 'mttr_seconds' and metrics.get('samples_failed') == 0:
@@ -530,6 +541,8 @@ def experiment_view(record):
         'fault_window': _fault_window_text(record),
         'samples': ('%s of %s failed' % (fmt_number(metrics.get('samples_failed')), fmt_number(metrics.get('samples_total')))
                     if _is_number(metrics.get('samples_total')) else 'n/a'),
+        'availability': fmt_number(metrics.get('availability_percent'), '%'),
+        'probe_load': probe_load_text(metrics),
         'latency_baseline_p95': fmt_number(_get(metrics, 'latency_ms', 'baseline', 'p95'), 'ms'),
         'latency_fault_p95': fmt_number(_get(metrics, 'latency_ms', 'fault', 'p95'), 'ms'),
         'metrics': rows,

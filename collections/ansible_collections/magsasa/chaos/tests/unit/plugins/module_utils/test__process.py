@@ -141,3 +141,34 @@ def test_is_fault_guard():
     assert _process.is_fault_guard(guard)
     assert not _process.is_fault_guard(dict(TABLE[0], cmdline=['vi', 'magsasa_chaos_guard.py']))
     assert not _process.is_fault_guard(TABLE[4])
+
+
+SUPERVISED = dict(pid=40, ppid=7, name='python3', cmdline=['/usr/bin/python3', 'api.py'], state='S', starttime='400')
+
+
+@pytest.mark.parametrize('candidate, is_successor', [
+    (dict(SUPERVISED, pid=41, starttime='450'), True),
+    (dict(SUPERVISED, starttime='450'), True),  # the same pid, reused by the new process
+    (dict(SUPERVISED), False),  # the killed process itself, still listed
+    (dict(SUPERVISED, pid=41, ppid=8, starttime='450'), False),  # another parent
+    (dict(SUPERVISED, pid=41, cmdline=['/usr/bin/python3', 'worker.py'], starttime='450'), False),
+    (dict(SUPERVISED, pid=41, cmdline=['/usr/bin/python3', '/usr/bin/supervisord'], starttime='450'), False),
+])
+def test_successors_same_parent_same_command_line(candidate, is_successor):
+    before = set([(SUPERVISED['pid'], SUPERVISED['starttime'])])
+    assert _process.successors([candidate], [SUPERVISED], before) == ([candidate] if is_successor else [])
+
+
+def test_children_reads_the_kernel_children_files():
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])
+    try:
+        found = _process.children(os.getpid())
+        assert found is not None, 'this kernel has no /proc/<pid>/task/<tid>/children'
+        assert child.pid in [p['pid'] for p in found]
+        assert all(p['ppid'] == os.getpid() for p in found)
+    finally:
+        child.kill()
+        child.wait()
+    assert _process.children(2 ** 22 + 1) == []

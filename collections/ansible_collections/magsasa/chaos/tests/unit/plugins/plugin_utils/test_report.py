@@ -396,6 +396,23 @@ def test_build_report_does_not_modify_its_input():
     assert records == before
 
 
+@pytest.mark.parametrize('load, expected', [
+    ({'interval_seconds': 0.1, 'rate_hz': 10.0, 'concurrency': 22, 'max_in_flight': 2},
+     'the probe\'s own load on the target: 10 requests/s, at most 22 in flight (2 seen)'),
+    ({'interval_seconds': 0.02, 'rate_hz': 50.0, 'concurrency': 4, 'max_in_flight': None},
+     'the probe\'s own load on the target: 50 requests/s, at most 4 in flight\n'),
+    (None, 'the probe\'s own load on the target: not recorded'),
+])
+def test_probe_load_is_stated_next_to_availability(load, expected):
+    record = make_record()
+    record['metrics']['availability_percent'] = 96.84
+    if load is not None:
+        record['metrics']['probe_load'] = load
+    markdown = report_lib.render_markdown(report_lib.build_report([record]))
+    assert expected in markdown, markdown
+    assert '- Availability 96.84 % and error rate as seen by the probe' in markdown, markdown
+
+
 def test_expected_violations_are_shown_marked_and_do_not_fail_the_verdict():
     downtime = make_record('Light Database Downtime', fault_type='database',
                            violated=['error_rate_percent', 'availability_percent'])
