@@ -44,8 +44,8 @@ options:
     default: []
   qdiscs:
     description:
-      - Queueing disciplines the kernel must be able to create, such as V(netem) or V(prio):
-        loaded, built in, or shipped as a module the kernel loads on demand.
+      - Queueing disciplines the kernel must be able to create, such as V(netem) or V(prio). A qdisc counts
+        when it is loaded, built in, or shipped as a module the kernel loads on demand.
     type: list
     elements: str
     default: []

@@ -26,6 +26,11 @@ def documented_options(module):
         if not context.resolved:
             return None
         collection = '.'.join(context.resolved_fqcn.split('.')[:2]) if context.resolved_fqcn.count('.') >= 2 else None
-        doc = get_docstring(context.plugin_resolved_path, fragment_loader, collection_name=collection)[0] or {}
-        _CACHE[module] = doc.get('options') or {}
+        _CACHE[module] = options_in_file(context.plugin_resolved_path, collection)
     return _CACHE[module]
+
+
+def options_in_file(path, collection=None):
+    """``{option: spec}`` documented in a module file, doc fragments included."""
+    doc = get_docstring(path, fragment_loader, collection_name=collection)[0] or {}
+    return doc.get('options') or {}

@@ -95,8 +95,8 @@ def check_option(where, name, value, spec):
         try:
             converted = validator(value)
         except (TypeError, ValueError):
-            return ['%s must be %s %s, got %s %s' % (label, 'an' if kind == 'int' else 'a', kind, type_name(value),
-                                                       show(value, name))]
+            article = 'an' if kind == 'int' else 'a'
+            return ['%s must be %s %s, got %s %s' % (label, article, kind, type_name(value), show(value, name))]
     else:
         converted = value
     problems = []
@@ -106,11 +106,9 @@ def check_option(where, name, value, spec):
     if kind == 'list':
         elements = spec.get('elements')
         for index, element in enumerate(converted):
-            element_spec = dict(type=elements or 'raw', choices=choices, suboptions=spec.get('suboptions'))
-            problems += check_option(label, '%d' % index, element, element_spec) if elements else []
-            if choices and element not in choices:
-                problems.append('%s[%d] must be one of %s, got %s' % (label, index, ', '.join(str(c) for c in choices),
-                                                                       show(element)))
+            if elements:
+                problems += check_option(label, '%d' % index, element,
+                                         dict(type=elements, choices=choices, suboptions=spec.get('suboptions')))
     if kind == 'dict' and spec.get('suboptions'):
         problems += check_options(label, converted, spec['suboptions'])
     return problems

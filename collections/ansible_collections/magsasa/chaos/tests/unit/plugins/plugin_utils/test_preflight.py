@@ -67,8 +67,9 @@ def first_cpu(run):
 
 # (how to break a good run, the words the one problem must contain)
 BAD = [
-    (lambda r: first_cpu(r)['parameters'].update(foo=1), ["parameters.foo is not an option of magsasa.chaos.chaos_cpu",
-                                                        "known options: cpu_affinity, engine, load_percent, max_duration, workers"]),
+    (lambda r: first_cpu(r)['parameters'].update(foo=1),
+     ["parameters.foo is not an option of magsasa.chaos.chaos_cpu",
+      "known options: cpu_affinity, engine, load_percent, max_duration, workers"]),
     (lambda r: first_cpu(r)['parameters'].update(duration=5), ['parameters.duration is set by the experiment itself', 'got 5']),
     (lambda r: first_cpu(r).update(parameters='workers=2'), ["scenario \"Light CPU Stress\": parameters must be a mapping, got str \"workers=2\""]),
     (lambda r: first_cpu(r).update(parameters=[1]), ['parameters must be a mapping, got list']),
