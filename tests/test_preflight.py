@@ -37,7 +37,12 @@ TYPES = {
 
 
 class Healthy(http.server.BaseHTTPRequestHandler):
+    """200 to every GET; remembers the X-Chaos-Probe header values it was sent."""
+    probe_headers = set()
+
     def do_GET(self):  # noqa: N802 (the http.server name)
+        if self.headers.get("X-Chaos-Probe"):
+            Healthy.probe_headers.add(self.headers["X-Chaos-Probe"])
         body = b'{"status": "ok"}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -363,6 +368,10 @@ def test_without_nft_packet_loss_is_skipped_with_the_fix_and_the_rest_runs(targe
     run = base_run()
     run["chaos_suite_groups"] = {"two": ["PF Loss", "PF CPU"]}
     run["chaos_group"] = "two"
+    # Probe options pass through too: the inventory's, overridden by the scenario's.
+    run["chaos_probe"] = {"headers": {"X-Chaos-Probe": "inventory"}, "method": "GET", "validate_certs": False}
+    run["chaos_suite_scenarios"][0]["probe"] = {"headers": {"X-Chaos-Probe": "scenario"}}
+    Healthy.probe_headers.clear()
     reports = tmp_path / "reports"
     result = chaos(target, run, tmp_path / "faults", reports, inventory=inventory)
     assert result.returncode == 0, result.stdout[-3000:]
@@ -371,6 +380,7 @@ def test_without_nft_packet_loss_is_skipped_with_the_fix_and_the_rest_runs(targe
     assert records["PF Loss"]["status"] == "skipped"
     assert "nft is not installed: install nftables" in records["PF Loss"]["reason"]
     assert records["PF CPU"]["status"] == "completed", records["PF CPU"]
+    assert Healthy.probe_headers == {"scenario"}
     history = [p for p in traces(tmp_path / "faults") if os.sep + "history" + os.sep in p]
     assert len(history) == 1 and os.path.basename(history[0]).startswith("pf-cpu-")
     assert not fault_processes()

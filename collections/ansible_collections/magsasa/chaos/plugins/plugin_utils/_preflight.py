@@ -198,7 +198,7 @@ def check_scenario(scenario, spec, fault_defaults):
     """Problems of one selected scenario: its fields (against the experiment role's argument spec),
     its fault options (against its module's documented options) and its probe and SLO overrides."""
     name = scenario.get('name')
-    where = 'scenario %s' % show(name)
+    where = "scenario '%s'" % (name,)
     fields = spec['scenario_fields']
     problems = []
     for field in sorted(scenario, key=str):
@@ -501,7 +501,7 @@ def check_mode_problems(checks, results):
         if not result or result.get('skipped'):
             continue
         if result.get('failed') or result.get('unreachable'):
-            problems.append("scenario %s on %s: %s refused its options: %s"
-                            % (show(check['scenario']), check['host'], check['module'],
+            problems.append("scenario '%s' on %s: %s refused its options: %s"
+                            % (check['scenario'], check['host'], check['module'],
                                result.get('msg') or 'failed without a message'))
     return problems

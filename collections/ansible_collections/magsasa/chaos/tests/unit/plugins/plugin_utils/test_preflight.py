@@ -71,7 +71,7 @@ BAD = [
      ["parameters.foo is not an option of magsasa.chaos.chaos_cpu",
       "known options: cpu_affinity, engine, load_percent, max_duration, workers"]),
     (lambda r: first_cpu(r)['parameters'].update(duration=5), ['parameters.duration is set by the experiment itself', 'got 5']),
-    (lambda r: first_cpu(r).update(parameters='workers=2'), ["scenario \"Light CPU Stress\": parameters must be a mapping, got str \"workers=2\""]),
+    (lambda r: first_cpu(r).update(parameters='workers=2'), ["scenario 'Light CPU Stress': parameters must be a mapping, got str \"workers=2\""]),
     (lambda r: first_cpu(r).update(parameters=[1]), ['parameters must be a mapping, got list']),
     (lambda r: first_cpu(r)['parameters'].update(workers='many'), ['parameters.workers must be an int, got str "many"']),
     (lambda r: first_cpu(r)['parameters'].update(engine='gpu'), ['parameters.engine must be one of auto, stress-ng, python, got "gpu"']),
@@ -80,7 +80,7 @@ BAD = [
     (lambda r: first_cpu(r).update(duration=-5), ['duration must be a number of seconds greater than 0, got int -5']),
     (lambda r: first_cpu(r).update(duration='30s'), ['duration must be a number of seconds greater than 0, got str "30s"']),
     (lambda r: first_cpu(r).update(duration=True), ['duration must be a number of seconds greater than 0, got bool true']),
-    (lambda r: first_cpu(r).pop('targets'), ['"Light CPU Stress": targets is required']),
+    (lambda r: first_cpu(r).pop('targets'), ["'Light CPU Stress': targets is required"]),
     (lambda r: first_cpu(r).update(targets=''), ['targets must name an inventory group or host pattern']),
     (lambda r: first_cpu(r).update(type='gpu'), ['type must be one of cpu, packet_loss, database, custom, got "gpu"']),
     (lambda r: first_cpu(r).update(intensity='extreme'), ['intensity must be one of light, medium, heavy, got "extreme"']),
@@ -207,7 +207,7 @@ def test_check_mode_refusals_name_scenario_host_and_module():
     checks = [dict(scenario='A', host='h1', module=CPU, needs=[]), dict(scenario='B', host='h1', module=CPU, needs=[])]
     results = [dict(failed=True, msg='`load_percent` must be 1-100, got 150'), dict(skipped=True)]
     assert pf.check_mode_problems(checks, results) == [
-        'scenario "A" on h1: magsasa.chaos.chaos_cpu refused its options: `load_percent` must be 1-100, got 150']
+        "scenario 'A' on h1: magsasa.chaos.chaos_cpu refused its options: `load_percent` must be 1-100, got 150"]
 
 
 def test_good_run_is_not_changed_by_validation():
