@@ -31,7 +31,7 @@ from ansible.module_utils.six.moves.urllib.parse import urlparse
 
 # Options the experiment sets itself on every fault module (the lifecycle of doc_fragments/fault.py
 # the role controls); a scenario cannot set them through `parameters`.
-FAULT_OPTIONS_SET_BY_THE_EXPERIMENT = ('state', 'duration', 'fault_id', 'lease', 'state_dir')
+FAULT_OPTIONS_SET_BY_THE_EXPERIMENT = ('state', 'duration', 'fault_id', 'lease', 'start_at', 'state_dir')
 # Options of resilience_probe the experiment sets itself; the rest are the user's (chaos_probe).
 PROBE_OPTIONS_SET_BY_THE_EXPERIMENT = (
     'state', 'probe_id', 'url', 'interval', 'samples', 'max_lifetime', 'fail_on_unhealthy', 'stop_conditions',
@@ -397,13 +397,15 @@ def fault_needs(module, params):
     if module.endswith('.chaos_netem'):
         backend = params.get('backend') or 'auto'
         shaped = any(params.get(option) for option in TC_ONLY_NETEM_OPTIONS)
-        if backend == 'tc' or (backend == 'auto' and shaped):
+        if backend == 'tc':
             needs.append(dict(tool='tc', fix='install iproute2'))
             needs.append(dict(qdisc='netem', fix='load the kernel module sch_netem (modprobe sch_netem; some '
-                                                 'distributions ship it in linux-modules-extra), or ask only for '
-                                                 'loss_percent or partition, which nftables does'))
-        else:
+                                                 'distributions ship it in linux-modules-extra), or use backend '
+                                                 'nfqueue or auto'))
+        elif backend == 'nftables' or (backend == 'auto' and not shaped):
             needs.append(dict(tool='nft', fix='install nftables'))
+        # Shaping with backend auto or nfqueue: the module picks and probes its way itself (tc where the
+        # kernel has sch_netem, the userspace delayer otherwise); its check-mode run says what is missing.
         needs.append(dict(tool='ip', fix='install iproute2'))
     elif module.endswith('.chaos_cpu') and params.get('engine') == 'stress-ng':
         needs.append(dict(tool='stress-ng', fix='install stress-ng, or use engine auto or python'))

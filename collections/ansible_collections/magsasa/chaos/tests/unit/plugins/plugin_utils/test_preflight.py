@@ -171,7 +171,8 @@ def test_scenario_parameters_win_over_inventory_defaults_and_inventory_only_keys
 @pytest.mark.parametrize('module, params, needs', [
     (NETEM, dict(loss_percent=5), ['nft', 'ip']),
     (NETEM, dict(loss_percent=5, backend='tc'), ['tc', 'netem', 'ip']),
-    (NETEM, dict(delay_ms=50), ['tc', 'netem', 'ip']),
+    (NETEM, dict(delay_ms=50), ['ip']),
+    (NETEM, dict(delay_ms=50, backend='nfqueue'), ['ip']),
     (NETEM, dict(partition=True), ['nft', 'ip']),
     (CPU, dict(workers=2), []),
     (CPU, dict(workers=2, engine='stress-ng'), ['stress-ng']),
