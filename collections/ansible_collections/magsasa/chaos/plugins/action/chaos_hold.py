@@ -25,6 +25,7 @@ from ansible_collections.magsasa.chaos.plugins.module_utils._hold import (
 from ansible_collections.magsasa.chaos.plugins.module_utils._metrics import (
     MetricsError, evaluate_stop_condition, load_samples_file,
 )
+from ansible_collections.magsasa.chaos.plugins.module_utils._promql import PromQLError, evaluate_checks
 
 
 def _write_stop(path, reason):
@@ -50,7 +51,7 @@ class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(('fault_id', 'state_dir', 'lease', 'expires_at', 'until', 'tick', 'slice', 'stop_file',
-                             'samples_file', 'stop_conditions', 'fault_start', 'expect_fault'))
+                             'samples_file', 'stop_conditions', 'fault_start', 'expect_fault', 'prometheus'))
 
     def _remote(self, command):
         started = time.time()
@@ -67,6 +68,8 @@ class ActionModule(ActionBase):
         expect_fault = bool(args.get('expect_fault', True))
         conditions = args.get('stop_conditions') or {}
         samples_file = args.get('samples_file') or None
+        prometheus = args.get('prometheus') or None
+        prometheus_samples = []
         if tick <= 0:
             raise AnsibleError('tick must be greater than 0 seconds, got %s' % tick)
         if fault_id and not state_dir:
@@ -140,7 +143,8 @@ class ActionModule(ActionBase):
             if stopped:
                 ended, reason = 'stopped', stopped
                 break
-            breach = self._breach(samples_file, conditions, args.get('fault_start'))
+            breach = (self._breach(samples_file, conditions, args.get('fault_start'))
+                      or self._promql_breach(prometheus, prometheus_samples))
             if breach:
                 ended, reason = 'stop-condition', breach
                 break
@@ -148,8 +152,26 @@ class ActionModule(ActionBase):
         if ended in ('error', 'reverted-outside', 'lease-lapsed', 'stop-condition', 'guard'):
             _write_stop(stop_file, '%s on %s: %s' % (ended, task_vars.get('inventory_hostname'), reason))
         result.update(changed=False, ended=ended, reason=reason, clock_offset=offset, renewals=renewals,
-                      held_from=began, held_until=time.time(), history=history_summary(history))
+                      held_from=began, held_until=time.time(), history=history_summary(history),
+                      prometheus_samples=prometheus_samples)
         return result
+
+    @staticmethod
+    def _promql_breach(prometheus, samples):
+        """The PromQL stop conditions (``chaos_abort.prometheus``), evaluated by the same holder as the
+        probe's: their values join ``samples``. A query that fails mid-fault is kept as a sample with
+        its error and does not end the fault; the checks were proven valid before injection."""
+        if not prometheus or not prometheus.get('checks'):
+            return None
+        try:
+            verdict = evaluate_checks(prometheus['url'], prometheus['checks'], 'stop_condition',
+                                      prometheus.get('headers'), float(prometheus.get('timeout', 5)),
+                                      prometheus.get('validate_certs', True))
+        except PromQLError as exc:
+            samples.append({'at': round(time.time(), 3), 'error': to_text(exc), 'purpose': 'stop_condition'})
+            return None
+        samples.extend(verdict['samples'])
+        return 'stop condition breached: %s' % '; '.join(verdict['reasons']) if verdict['breached'] else None
 
     @staticmethod
     def _breach(samples_file, conditions, since):

@@ -27,6 +27,8 @@ requirements:
     or with E(ANSIBLE_CALLBACKS_ENABLED).
 author:
   - magsasa.chaos maintainers (@magsasa)
+extends_documentation_fragment:
+  - magsasa.chaos.prometheus_export
 options:
   output_dir:
     description:
@@ -203,7 +205,8 @@ options:
         (an AWX job's container, a CI runner). Each entry is a directory (or C(file://) URL), an
         C(s3://bucket/prefix) of an S3-compatible store (needs C(boto3) on the controller), or an
         C(http://) / C(https://) URL that receives each file by O(ship_http_method) at C(<url>/<run id>/<file>).
-      - Files go under a C(chaos-<start time>) directory or key prefix per run.
+      - Files go under a C(chaos-<run id>) directory or key prefix per run, the run id being the one its run history
+        entry is named by (UTC start time and a random token).
       - The extra variable C(chaos_report_ship_to) (a list, or one string), when given, overrides this option for the run.
       - A destination that fails prints a warning naming it and the reason; the others are still tried and the run's
         result does not change. The summary also stays in the C(chaos_experiments) stats (AWX job artifacts).
@@ -255,6 +258,9 @@ notes:
     C(chaos_suite) role posts the message before the run. A dry run (C(--check)) notifies nobody.
   - A webhook URL is a secret. It is never printed, written to a report or to the run history; a
     notification that cannot be delivered is a warning naming the webhook's host only, and the run goes on.
+  - The Prometheus export (O(prometheus_textfile), O(pushgateway_url)) needs the C(prometheus_client) Python
+    library on the controller; without it the export is skipped with an error message and the reports are
+    still written.
 '''
 
 EXAMPLES = r'''
@@ -268,6 +274,9 @@ EXAMPLES = r'''
 # template = templates/our_chaos_report.md.j2
 # fail_on_violation = true
 # ship_to = /srv/chaos-reports, https://reports.example.com/chaos
+# prometheus_textfile = /var/lib/prometheus/node-exporter/chaos.prom
+# pushgateway_url = http://pushgateway.example.com:9091
+# pushgateway_grouping_key = environment=staging
 
 # A task that publishes an experiment record the way the chaos_experiment role does
 - name: Publish the experiment record
@@ -295,7 +304,7 @@ from ansible.release import __version__ as ansible_version
 
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._notify import (
     describe_url,
-    destinations,
+    destinations as notify_destinations,
     finish_event,
     payload,
     scrub,
@@ -310,6 +319,7 @@ from ansible_collections.magsasa.chaos.plugins.plugin_utils._history import (
     parse_history,
     run_id,
 )
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._prometheus import EXPORT_OPTIONS, PrometheusExport
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
     build_report,
     load_default_template,
@@ -318,7 +328,7 @@ from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
     render_junit,
     render_markdown,
 )
-from ansible_collections.magsasa.chaos.plugins.plugin_utils._ship import run_id, ship
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._ship import ship
 
 STATS_KEY = 'chaos_experiments'
 NOTIFY_VARS = ('chaos_notify_slack_webhook', 'chaos_notify_webhook_url', 'chaos_notify_webhook_format')
@@ -375,6 +385,7 @@ class CallbackModule(CallbackBase):
         self._run_id = run_id(self._started, binascii.hexlify(os.urandom(4)).decode('ascii'))
         self._fail_override = None
         self._notify_vars = {}
+        self._push_failed = False
         self._ship_override = None
 
     # -- collecting -------------------------------------------------------------------
@@ -481,8 +492,8 @@ class CallbackModule(CallbackBase):
         def setting(name):
             return self._notify_vars.get(name) or os.environ.get(NOTIFY_ENV.get(name, ''), '')
         try:
-            return destinations(setting('chaos_notify_slack_webhook'), setting('chaos_notify_webhook_url'),
-                                self._notify_vars.get('chaos_notify_webhook_format') or self.get_option('notify_webhook_format'))
+            webhook_format = self._notify_vars.get('chaos_notify_webhook_format') or self.get_option('notify_webhook_format')
+            return notify_destinations(setting('chaos_notify_slack_webhook'), setting('chaos_notify_webhook_url'), webhook_format)
         except ValueError as ex:
             self._display.warning('chaos_report: no notifications: %s' % ex)
             return []
@@ -571,11 +582,17 @@ class CallbackModule(CallbackBase):
             return self._fail_override
         return bool(self.get_option('fail_on_violation'))
 
+    def _export_prometheus(self, ended):
+        options = dict((name, self.get_option(name)) for name in EXPORT_OPTIONS)
+        messages, self._push_failed = PrometheusExport(options).export(self._records, self._started, ended)
+        for level, text in messages:
+            {'info': self._display.display, 'warning': self._display.warning, 'error': self._display.error}[level](text)
+
     def _ship(self, written, report):
         destinations = self._ship_override if self._ship_override is not None else self.get_option('ship_to')
         if not destinations or not written:
             return
-        outcomes = ship(sorted(written.values()), destinations, run_id(report['run'].get('started_at')),
+        outcomes = ship(sorted(written.values()), destinations, 'chaos-' + self._run_id,
                         http_method=self.get_option('ship_http_method'), http_token=self.get_option('ship_http_token'),
                         s3_endpoint_url=self.get_option('ship_s3_endpoint_url'))
         for destination, shipped, detail in outcomes:
@@ -592,7 +609,8 @@ class CallbackModule(CallbackBase):
         if not self._records and not self.get_option('write_empty'):
             self._display.vv('chaos_report: no experiment records in this run; no report written')
             return
-        report = build_report(self._records, self._run_metadata(time.time()), title=self.get_option('title'))
+        ended = time.time()
+        report = build_report(self._records, self._run_metadata(ended), title=self.get_option('title'))
         output_dir = self.get_option('output_dir')
         history = self._add_trend(report, output_dir)
         renderers = {'markdown': self._markdown, 'json': render_json, 'junit': render_junit}
@@ -607,6 +625,8 @@ class CallbackModule(CallbackBase):
             self._display.error('chaos_report: could not write the report to %s: %s' % (output_dir, ex))
         if history:
             self._save_history(history, output_dir)
+        if not report['run']['check_mode']:
+            self._export_prometheus(ended)
 
         # With several playbooks this runs once per playbook; summarise (and fail) only at the
         # end of the run: after the last playbook, or when failed hosts stop ansible-playbook here.
@@ -619,6 +639,8 @@ class CallbackModule(CallbackBase):
         failing = report['verdict'] == 'FAIL'
         self._display.display(one_line_summary(report, main_file), color='bright red' if failing else 'bright green',
                               stderr=failing)
+        if self._push_failed and self.get_option('pushgateway_required'):
+            raise SystemExit(EXIT_FAILED)
         if failing and self._should_fail():
             # A callback has no return value that reaches the exit status: raising an exception
             # is only turned into a warning by the callback dispatcher, but SystemExit is not

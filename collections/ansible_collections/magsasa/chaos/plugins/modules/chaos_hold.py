@@ -84,6 +84,33 @@ options:
     description: Whether the fault must stay active for the hold. V(false) for instant faults (a crash) that end at once.
     type: bool
     default: true
+  prometheus:
+    description:
+      - PromQL stop conditions evaluated every tick, as in M(magsasa.chaos.prometheus_query) with
+        O(magsasa.chaos.prometheus_query#module:purpose=stop_condition); one that holds ends the hold.
+      - A query that fails during the hold is kept in RV(prometheus_samples) with its error and does not end it.
+    type: dict
+    suboptions:
+      url:
+        description: Base URL of the Prometheus HTTP API.
+        type: str
+        required: true
+      checks:
+        description: The checks (C(name), C(query), C(op), C(threshold)).
+        type: list
+        elements: dict
+        required: true
+      headers:
+        description: Extra HTTP headers, for example C(Authorization).
+        type: dict
+      timeout:
+        description: Seconds to wait for each query.
+        type: float
+        default: 5
+      validate_certs:
+        description: Verify the server's TLS certificate.
+        type: bool
+        default: true
 notes:
   - The renewal needs C(sh), C(date) and C(printf) on the host (any POSIX system); no Python.
 seealso:
@@ -132,4 +159,9 @@ history:
   description: When the fault was gone, its history entry (injected_at, reverted_at, reverted_by, revert_ok).
   returned: always
   type: dict
+prometheus_samples:
+  description: One sample per PromQL check and tick (C(at), C(name), C(value), C(holds), C(purpose)), or C(error).
+  returned: always
+  type: list
+  elements: dict
 '''
