@@ -389,8 +389,8 @@ def test_halt_from_another_shell_reverts_a_running_experiment(demo, run):
     ({"chaos_scenario": "Meltdown"}, "chaos_scenario 'Meltdown' is not in the catalog; known: Light CPU Stress"),
     ({"chaos_scenario": "Region Failure"}, "targets 'region_primary', which matches no host"),
     ({"chaos_suite_scenarios": [{"name": "No type", "targets": "demo-local", "duration": 5}],
-      "chaos_suite_groups": {"e2e": ["No type"]}, "chaos_group": "e2e"}, "missing required arguments: type"),
-    ({"chaos_slo": {"mttr_seconds": "fast"}}, "wrong: mttr_seconds=fast"),
+      "chaos_suite_groups": {"e2e": ["No type"]}, "chaos_group": "e2e"}, "scenario 'No type': type is required"),
+    ({"chaos_slo": {"mttr_seconds": "fast"}}, 'chaos_slo.mttr_seconds must be a number, got str \\"fast\\"'),
 ])
 def test_bad_input_fails_in_preflight_with_nothing_injected(run, extra, message):
     result = run(extra)

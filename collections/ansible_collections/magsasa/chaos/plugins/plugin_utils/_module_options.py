@@ -1,0 +1,36 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The options a module accepts, read on the controller from the module's own documentation.
+
+ansible-test sanity (validate-modules) holds every module's DOCUMENTATION equal to its argument
+spec, so this is the one list of each fault's options: the role's preflight and the chaos_invoke
+action read it here instead of keeping copies in task files.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+from ansible.plugins.loader import fragment_loader, module_loader
+from ansible.utils.plugin_docs import get_docstring
+
+_CACHE = {}
+
+
+def documented_options(module):
+    """``{option: spec}`` of a module by its name (FQCN), doc fragments included; None when no
+    such module is installed."""
+    if module not in _CACHE:
+        context = module_loader.find_plugin_with_context(module)
+        if not context.resolved:
+            return None
+        collection = '.'.join(context.resolved_fqcn.split('.')[:2]) if context.resolved_fqcn.count('.') >= 2 else None
+        _CACHE[module] = options_in_file(context.plugin_resolved_path, collection)
+    return _CACHE[module]
+
+
+def options_in_file(path, collection=None):
+    """``{option: spec}`` documented in a module file, doc fragments included."""
+    doc = get_docstring(path, fragment_loader, collection_name=collection)[0] or {}
+    return doc.get('options') or {}
