@@ -42,6 +42,7 @@ METRICS = (
 MARK_PASS = u'\u2705'
 MARK_FAIL = u'\u274c'
 MARK_NONE = u'\u2796'
+MARK_EXPECTED = u'\u26a0\ufe0f'
 
 # What to change in the system under test when a metric misses its SLO. Keyed by metric.
 RECOMMENDATIONS = {
@@ -247,7 +248,9 @@ def op_text(op):
     return _OPERATORS.get(str(op or ''), plain_text(op, 10))
 
 
-def _mark(passed):
+def _mark(passed, expected=False):
+    if passed is False and expected:
+        return MARK_EXPECTED
     if passed is True:
         return MARK_PASS
     if passed is False:
@@ -272,8 +275,15 @@ def experiment_outcome(record):
 
 
 def failed_checks(record):
+    """The violated checks that count: not those the scenario declared as expected."""
     checks = _get(record, 'slo', 'checks') or []
-    return [c for c in checks if isinstance(c, dict) and c.get('passed') is False]
+    return [c for c in checks if isinstance(c, dict) and c.get('passed') is False and not c.get('expected')]
+
+
+def expected_checks(record):
+    """Violations the scenario declared as expected (shown, marked, never a FAIL)."""
+    checks = _get(record, 'slo', 'checks') or []
+    return [c for c in checks if isinstance(c, dict) and c.get('passed') is False and c.get('expected')]
 
 
 def recommendations_for(metric, fault_type=None):
@@ -378,21 +388,26 @@ def experiment_view(record):
     targets = _get(record, 'slo', 'targets') or {}
     checks = _checks_by_metric(record)
     rows = []
+    # An experiment that errored or was aborted did not run as planned: its numbers are shown as
+    # observed, never marked as passing (or failing) an SLO.
+    judged = experiment_outcome(record) not in ('ERROR', 'ABORTED')
     for metric_key, target_key, label, unit, op in METRICS:
         check = checks.get(metric_key, {})
         value = metrics.get(metric_key, check.get('value'))
         target = targets.get(target_key, check.get('target'))
-        passed = check.get('passed') if isinstance(check.get('passed'), bool) else None
+        passed = check.get('passed') if judged and isinstance(check.get('passed'), bool) else None
         rows.append({
             'metric': metric_key,
             'label': label,
             'value': _metric_value_text(metric_key, value, unit, metrics),
             'target': '%s %s' % (op_text(check.get('op') or op), fmt_number(target, unit)) if target is not None else 'n/a',
             'passed': passed,
-            'mark': _mark(passed),
+            'expected': bool(check.get('expected')),
+            'mark': _mark(passed, check.get('expected')),
         })
     outcome = experiment_outcome(record)
     fault = record.get('fault') or {}
+    probe = record.get('probe') or {}
     return {
         'name': plain_text(record.get('name') or 'unnamed experiment'),
         'type': plain_text(record.get('type')),
@@ -409,6 +424,9 @@ def experiment_view(record):
         'module': plain_text(fault.get('module')),
         'parameters': ', '.join('%s=%s' % (plain_text(k, 40), plain_text(json.dumps(v, sort_keys=True), 80))
                                 for k, v in sorted((fault.get('parameters') or {}).items())),
+        # The backend a fault module chose on each host (chaos_netem's backend=auto: tc or nfqueue).
+        'backend': ', '.join(sorted(set(plain_text((r.get('details') or {}).get('backend'), 40)
+                                        for r in fault.get('results') or [] if (r.get('details') or {}).get('backend')))),
         'fault_window': _fault_window_text(record),
         'samples': ('%s of %s failed' % (fmt_number(metrics.get('samples_failed')), fmt_number(metrics.get('samples_total')))
                     if _is_number(metrics.get('samples_total')) else 'n/a'),
@@ -416,8 +434,46 @@ def experiment_view(record):
         'latency_fault_p95': fmt_number(_get(metrics, 'latency_ms', 'fault', 'p95'), 'ms'),
         'metrics': rows,
         'violations': [_violation_view(c, record) for c in failed_checks(record)],
+        'expected_violations': [_violation_view(c, record) for c in expected_checks(record)],
         'chart': timeline_chart(record),
+        'probe': ('every %s s, timeout %s s' % (fmt_number(probe.get('interval')), fmt_number(probe.get('timeout')))
+                  if _is_number(probe.get('interval')) else 'n/a'),
+        'hosts': hosts_view(record),
+        'spread': fmt_number(fault.get('injection_spread'), 's'),
+        'note': plain_text(record.get('note')),
     }
+
+
+def _host_window(injected, reverted, start):
+    if not (_is_number(injected) and _is_number(start)):
+        return 'n/a'
+    end = fmt_number(float(reverted) - float(start)) if _is_number(reverted) else '?'
+    return '%s s to %s s' % (fmt_number(float(injected) - float(start)), end)
+
+
+def hosts_view(record):
+    """One row per target host: its fault window relative to the experiment's fault start (in the
+    controller's clock), how long it held against the plan, and how it ended."""
+    start = _get(record, 'window', 'fault_start')
+    planned = _get(record, 'fault', 'planned_duration')
+    rows = []
+    for part in record.get('hosts') or []:
+        if not isinstance(part, dict):
+            continue
+        injected, reverted, held = part.get('injected_at'), part.get('reverted_at'), part.get('held_seconds')
+        ended = part.get('ended') or ('not injected' if injected is None else 'unknown')
+        normal = ended in ('deadline', 'revert', 'instant') and part.get('status') != 'failed'
+        rows.append({
+            'host': plain_text(part.get('host'), 80),
+            'window': _host_window(injected, reverted, start),
+            'held': ('%s of %s' % (fmt_number(held, 's'), fmt_number(planned, 's')) if _is_number(held)
+                     else 'n/a'),
+            'ended': plain_text(ended, 40),
+            'mark': MARK_PASS if normal else MARK_FAIL,
+            'offset': fmt_number(part.get('clock_offset'), 's'),
+            'reason': plain_text(part.get('reason'), 300),
+        })
+    return rows
 
 
 # ---------------------------------------------------------------------------------------
@@ -506,6 +562,7 @@ def build_report(records, run=None, title='Chaos experiment report'):
         'ran': [e for e in experiments if e['outcome'] not in ('SKIPPED',)],
         'skipped': [e for e in experiments if e['outcome'] == 'SKIPPED'],
         'violated': [e for e in experiments if e['outcome'] in ('FAIL', 'ABORTED', 'ERROR')],
+        'expected': [e for e in experiments if e['expected_violations']],
         'records': records,
     }
 
@@ -539,7 +596,8 @@ def render_markdown(report, template_text=None):
     env.filters['md'] = lambda value: Markup(md_escape(value, limit=0))
     env.filters['num'] = fmt_number
     template = env.from_string(template_text)
-    return template.render(report=report, marks={'pass': MARK_PASS, 'fail': MARK_FAIL, 'none': MARK_NONE})
+    return template.render(report=report, marks={'pass': MARK_PASS, 'fail': MARK_FAIL, 'none': MARK_NONE,
+                                                 'expected': MARK_EXPECTED})
 
 
 def render_json(report):

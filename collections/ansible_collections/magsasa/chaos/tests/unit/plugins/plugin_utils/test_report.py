@@ -102,7 +102,7 @@ def test_one_row_per_experiment_with_marks():
     markdown = report_lib.render_markdown(report_lib.build_report(records))
     header, rows = table_rows(markdown, '| Experiment | Type | Intensity')
     assert len(rows) == 2
-    assert all(cell_count(row) == cell_count(header) == 11 for row in rows)
+    assert all(cell_count(row) == cell_count(header) == 12 for row in rows)
     light, heavy = rows
     assert light.startswith('| Light CPU Stress |') and report_lib.MARK_FAIL not in light
     assert light.count(report_lib.MARK_PASS) == 6  # outcome + five metrics
@@ -305,3 +305,82 @@ def test_build_report_does_not_modify_its_input():
     before = copy.deepcopy(records)
     report_lib.build_report(records)
     assert records == before
+
+
+def test_expected_violations_are_shown_marked_and_do_not_fail_the_verdict():
+    downtime = make_record('Light Database Downtime', fault_type='database',
+                           violated=['error_rate_percent', 'availability_percent'])
+    for check in downtime['slo']['checks']:
+        if not check['passed']:
+            check['expected'] = True
+    downtime['slo']['verdict'] = 'pass'
+    report = report_lib.build_report([downtime, make_record('Light CPU Stress', offset=100)])
+    assert report['verdict'] == 'PASS'
+    assert report['counts']['passed'] == 2 and report['counts']['violated'] == 0
+    assert [e['name'] for e in report['expected']] == ['Light Database Downtime']
+    markdown = report_lib.render_markdown(report)
+    dummy, rows = table_rows(markdown, '| Experiment | Type | Intensity')
+    assert '22.5 % ' + report_lib.MARK_EXPECTED in rows[0] and report_lib.MARK_FAIL not in rows[0]
+    assert '## Expected violations' in markdown
+    assert '- Light Database Downtime: **Error rate** was 22.5 %, target ≤ 5 % (expected)' in markdown
+    assert '## Violations and recommendations' not in markdown
+    assert 'failures="0"' in report_lib.render_junit(report)
+
+
+def test_an_undeclared_violation_next_to_expected_ones_still_fails():
+    downtime = make_record('Light Database Downtime', fault_type='database',
+                           violated=['error_rate_percent', 'recovery_seconds'])
+    for check in downtime['slo']['checks']:
+        if check['metric'] == 'error_rate_percent':
+            check['expected'] = True
+    report = report_lib.build_report([downtime])
+    assert report['verdict'] == 'FAIL'
+    assert [v['metric'] for v in report['experiments'][0]['violations']] == ['recovery_seconds']
+    assert [v['metric'] for v in report['experiments'][0]['expected_violations']] == ['error_rate_percent']
+
+
+def _fleet_record(status='completed', **extra):
+    record = {
+        'name': 'Fleet', 'type': 'memory', 'status': status, 'targets': ['web1', 'web2'],
+        'probe': {'interval': 0.1, 'timeout': 1.0},
+        'window': {'fault_start': 1000.0, 'fault_end': 1010.0},
+        'fault': {'planned_duration': 10, 'injection_spread': 0.4},
+        'metrics': {'availability_percent': 99.0, 'error_rate_percent': 1.0},
+        'slo': {'verdict': 'pass', 'checks': [{'metric': 'availability_percent', 'op': '>=', 'target': 95,
+                                               'value': 99.0, 'passed': True}]},
+        'hosts': [
+            {'host': 'web1', 'status': 'ok', 'ended': 'deadline', 'injected_at': 1000.0, 'reverted_at': 1010.0,
+             'held_seconds': 10.0, 'clock_offset': 0.01},
+            {'host': 'web2', 'status': 'failed', 'ended': 'lease-lapsed', 'injected_at': 1000.4,
+             'reverted_at': 1005.3, 'held_seconds': 4.9, 'clock_offset': -0.02, 'reason': 'the lease lapsed'},
+        ],
+    }
+    record.update(extra)
+    return record
+
+
+def test_the_report_shows_each_hosts_window_the_spread_and_a_lapsed_lease():
+    text = report_lib.render_markdown(report_lib.build_report([_fleet_record()]))
+    assert 'Injection spread 0.4 s across 2 host(s)' in text
+    assert '| web1 | 0 s to 10 s | 10 s of 10 s | %s deadline |' % report_lib.MARK_PASS in text
+    assert '| web2 | 0.4 s to 5.3 s | 4.9 s of 10 s | %s lease-lapsed |' % report_lib.MARK_FAIL in text
+    assert 'every 0.1 s, timeout 1 s' in text
+
+
+@pytest.mark.parametrize('status', ['failed', 'aborted'])
+def test_an_errored_or_aborted_experiment_shows_its_metrics_without_pass_marks(status):
+    view = report_lib.experiment_view(_fleet_record(status=status))
+    availability = [m for m in view['metrics'] if m['metric'] == 'availability_percent'][0]
+    assert availability['value'] == '99 %' and availability['mark'] == report_lib.MARK_NONE and availability['passed'] is None
+    assert report_lib.MARK_PASS not in ''.join(m['mark'] for m in view['metrics'])
+
+
+def test_experiment_details_name_the_backend_each_host_used():
+    delay = make_record('Light Network Delay', fault_type='netem')
+    delay['fault']['parameters'] = {'delay_ms': 50, 'backend': 'auto'}
+    delay['fault']['results'] = [{'host': 'app1', 'details': {'backend': 'nfqueue'}},
+                                 {'host': 'app2', 'details': {'backend': 'tc'}},
+                                 {'host': 'app3', 'details': {}}]
+    markdown = report_lib.render_markdown(report_lib.build_report([delay, make_record(offset=100)]))
+    assert 'delay\\_ms=50), backend nfqueue, tc, fault window' in markdown
+    assert '(workers=2), fault window' in markdown
