@@ -22,6 +22,7 @@ more than ``resolution`` apart: the knee is the highest value that met every SLO
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import json
 import math
 
 from ansible_collections.magsasa.chaos.plugins.module_utils._metrics import SLO_TARGETS
@@ -242,3 +243,130 @@ def headroom(knee, catalog, scenario_type, parameter):
         ratio = round(value / knee, 2) if knee else None
         out.append({'scenario': scenario.get('name'), 'value': value, 'ratio': ratio})
     return out
+
+
+# -- the report's "Breaking point" section ----------------------------------------------------
+
+# Columns of the ramp table: (metric key, heading).
+RAMP_COLUMNS = (
+    ('mttr_seconds', 'MTTR (s)'),
+    ('error_rate_percent', 'Errors (%)'),
+    ('availability_percent', 'Availability (%)'),
+    ('latency_degradation_ms', 'Latency +ms'),
+    ('recovery_seconds', 'Recovery (s)'),
+)
+
+
+def _fmt(value, digits=2):
+    if value is None:
+        return 'n/a'
+    if isinstance(value, bool):
+        return 'yes' if value else 'no'
+    if isinstance(value, (int, float)):
+        if float(value) == int(value):
+            return str(int(value))
+        return ('%.*f' % (digits, value)).rstrip('0').rstrip('.')
+    return str(value)
+
+
+def _cell(value):
+    return _fmt(value).replace('|', '\\|').replace('\n', ' ')
+
+
+def _chart(entry, metric, target):
+    """A mermaid xychart of one metric against the ramped value, with the SLO target as a line."""
+    steps = sorted((s for s in entry.get('steps') or [] if (s.get('metrics') or {}).get(metric) is not None),
+                   key=lambda s: s['value'])
+    if len(steps) < 2:
+        return []
+    values = [s['metrics'][metric] for s in steps]
+    top = max(values + [target]) * 1.1 or 1
+    return [
+        '```mermaid',
+        'xychart-beta',
+        '    title "%s against %s"' % (metric, entry.get('parameter')),
+        '    x-axis "%s" [%s]' % (entry.get('parameter'), ', '.join('"%s"' % _fmt(s['value']) for s in steps)),
+        '    y-axis "%s" 0 --> %s' % (metric, _fmt(top)),
+        '    bar [%s]' % ', '.join(_fmt(v, 3) for v in values),
+        '    line [%s]' % ', '.join([_fmt(target, 3)] * len(steps)),
+        '```',
+        '',
+        'Bars: %s at each step; line: the SLO target (%s).' % (metric, _fmt(target)),
+        '',
+    ]
+
+
+def render_markdown(entry):
+    """The "Breaking point" section of chaos_report.md for one search (a ``chaos_breaking_points`` entry)."""
+    parameter = entry.get('parameter')
+    steps = sorted(entry.get('steps') or [], key=lambda s: s.get('value'))
+    span = entry.get('range') or [None, None]
+    lines = ['## Breaking point: %s, %s' % (entry.get('scenario'), parameter), '',
+             'Ramped %s from %s to %s to a resolution of %s: %d experiment(s); %s.'
+             % (parameter, _fmt(span[0]), _fmt(span[1]), _fmt(entry.get('resolution')), len(steps),
+                entry.get('reason') or 'no reason given'), '']
+    knee, first_fail = entry.get('knee'), entry.get('first_fail')
+    if knee is not None and first_fail is None:
+        lines += ['**No SLO broke** up to %s=%s, the highest value tried: the knee lies above it.'
+                  % (parameter, _fmt(knee)), '']
+    elif knee is not None:
+        lines += ['**Knee: %s=%s** (the highest value that met every SLO); first failure at %s.'
+                  % (parameter, _fmt(knee), _fmt(first_fail)), '']
+    elif first_fail is not None:
+        lines += ['**No passing value**: the service breaks at the lowest value tried (%s=%s).'
+                  % (parameter, _fmt(first_fail)), '']
+    else:
+        lines += ['**No step finished**: no knee is known.', '']
+    lines += ['| %s | %s | Verdict | Status |' % (parameter, ' | '.join(h for dummy, h in RAMP_COLUMNS)),
+              '|' + ' --- |' * (len(RAMP_COLUMNS) + 3)]
+    for step in steps:
+        metrics = step.get('metrics') or {}
+        lines.append('| %s | %s | %s | %s |' % (_cell(step.get('value')),
+                                                ' | '.join(_cell(metrics.get(k)) for k, dummy in RAMP_COLUMNS),
+                                                _cell(step.get('verdict')), _cell(step.get('status'))))
+    lines.append('')
+    model = [m for m in entry.get('model') or [] if m.get('fit')]
+    if model:
+        lines += ['### Predicted break per SLO (least-squares line of the metric against %s)' % parameter, '',
+                  '| Metric | SLO | Slope | r² | Predicted break | Agrees with the search |',
+                  '| --- | --- | --- | --- | --- | --- |']
+        for item in model:
+            fit, crossing = item['fit'], item.get('predicted_break')
+            predicted = ('%s ± %s' % (_fmt(crossing['value']), _fmt(crossing['uncertainty']))
+                         if crossing else 'never (flat)')
+            lines.append('| %s | %s %s | %s | %s | %s | %s |' % (
+                item['metric'], item.get('op'), _fmt(item.get('target')), _fmt(fit['slope'], 4), _fmt(fit['r2'], 3),
+                predicted, _cell(item.get('agrees'))))
+        lines += ['', 'A straight line fits a gradual response; a step (fine, then broken) gives a low r² '
+                  'and a wide uncertainty: trust the measured knee over the prediction then.', '']
+    if knee:
+        rows = entry.get('headroom') or []
+        if rows:
+            lines += ['### Headroom of the catalog', '']
+            for row in rows:
+                ratio = row.get('ratio')
+                if ratio is None:
+                    continue
+                where = 'beyond' if ratio > 1 else 'within'
+                lines.append('- %s at %s is %s× %s the measured knee of %s' % (
+                    row.get('scenario'), _fmt(row.get('value')), _fmt(ratio), where, _fmt(knee)))
+            lines.append('')
+    for item in model:
+        if item['metric'] == 'error_rate_percent' or item is model[-1]:
+            lines += _chart(entry, item['metric'], item.get('target'))
+            break
+    return '\n'.join(lines) + '\n'
+
+
+def render_all(entries):
+    """Every search of the run, as Markdown to append to the report (empty without searches)."""
+    return ''.join('\n' + render_markdown(entry) for entry in entries or [])
+
+
+def add_to_json(text, entries):
+    """chaos_results.json with the searches added under ``breaking_points`` (unchanged without any)."""
+    if not entries:
+        return text
+    document = json.loads(text)
+    document['breaking_points'] = list(entries)
+    return json.dumps(document, indent=2, sort_keys=True, default=str) + '\n'
