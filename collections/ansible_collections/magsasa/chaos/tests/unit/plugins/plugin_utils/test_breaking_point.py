@@ -5,11 +5,13 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import json
+
 import pytest
 
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._breaking_point import (
-    BreakingPointError, bracket, fit_linear, headroom, next_step, predict_crossing, ramp_values, response_model,
-    validate_spec,
+    BreakingPointError, add_to_json, bracket, fit_linear, headroom, next_step, predict_crossing, ramp_values,
+    render_all, render_markdown, response_model, validate_spec,
 )
 
 LOSS = {'scenario_type': 'packet_loss', 'parameter': 'loss_percent', 'start': 0, 'stop': 40, 'resolution': 2,
@@ -157,3 +159,65 @@ def test_headroom_compares_the_catalog_with_the_knee():
         {'scenario': 'Light Packet Loss', 'value': 5, 'ratio': 0.36},
         {'scenario': 'Heavy Packet Loss', 'value': 30, 'ratio': 2.14},
     ]
+
+
+# -- the report section ------------------------------------------------------------------------
+
+def entry_for(values, knee_at, catalog=None):
+    """A search entry as the role publishes it, for a service whose error rate jumps past knee_at."""
+    steps = [{'value': v, 'verdict': 'pass' if v <= knee_at else 'fail', 'status': 'completed',
+              'metrics': {'error_rate_percent': 0.0 if v <= knee_at else 80.0, 'availability_percent': 100.0,
+                          'mttr_seconds': None, 'latency_degradation_ms': 1.5, 'recovery_seconds': 0.2}}
+             for v in values]
+    knee, first_fail = bracket(steps)
+    return {'scenario': 'Medium Packet Loss', 'parameter': 'loss_percent', 'range': [2, 40], 'resolution': 2,
+            'steps': steps, 'knee': knee, 'first_fail': first_fail, 'reason': 'knee found to within 2',
+            'model': response_model(steps, {'max_error_rate_percent': 5}),
+            'headroom': headroom(knee, catalog or [], 'packet_loss', 'loss_percent')}
+
+
+CATALOG = [{'name': 'Light Packet Loss', 'type': 'packet_loss', 'parameters': {'loss_percent': 5}},
+           {'name': 'Heavy Packet Loss', 'type': 'packet_loss', 'parameters': {'loss_percent': 30}},
+           {'name': 'Light CPU Stress', 'type': 'cpu', 'parameters': {'load_percent': 80}}]
+
+
+def test_render_knee_table_model_headroom_chart():
+    text = render_markdown(entry_for([2, 14.67, 27.33, 21, 17.83, 16.25], 16.25, CATALOG))
+    assert text.startswith('## Breaking point: Medium Packet Loss, loss_percent\n')
+    assert '**Knee: loss_percent=16.25**' in text and 'first failure at 17.83' in text
+    rows = [line for line in text.splitlines() if line.startswith('| ') and line[2:3].isdigit()]
+    assert [row.split(' | ')[0] for row in rows][:6] == ['| 2', '| 14.67', '| 16.25', '| 17.83', '| 21', '| 27.33']
+    assert '| 27.33 | n/a | 80 | 100 | 1.5 | 0.2 | fail | completed |' in text
+    assert 'Heavy Packet Loss at 30 is 1.85× beyond the measured knee of 16.25' in text
+    assert 'Light Packet Loss at 5 is 0.31× within the measured knee of 16.25' in text
+    assert 'Light CPU Stress' not in text
+    assert '| error_rate_percent | <= 5 |' in text and ' ± ' in text
+    chart = text.split('```mermaid\n', 1)[1].split('```', 1)[0]
+    assert chart.startswith('xychart-beta\n')
+    assert 'bar [0, 0, 0, 80, 80, 80]' in chart and 'line [5, 5, 5, 5, 5, 5]' in chart
+
+
+@pytest.mark.parametrize('values, knee_at, expected', [
+    ([30], 10, '**No passing value**: the service breaks at the lowest value tried (loss_percent=30).'),
+    ([2, 40], 50, '**No SLO broke** up to loss_percent=40, the highest value tried'),
+    ([], 10, '**No step finished**'),
+])
+def test_render_without_a_bracket(values, knee_at, expected):
+    text = render_markdown(entry_for(values, knee_at, CATALOG))
+    assert expected in text
+    assert 'Headroom' not in text or values == [2, 40]
+
+
+def test_render_escapes_pipes_in_cells():
+    entry = entry_for([2, 40], 10)
+    entry['steps'][1]['status'] = 'aborted|x'
+    assert 'aborted\\|x' in render_markdown(entry)
+
+
+def test_render_all_and_json():
+    entries = [entry_for([2, 40], 10)]
+    assert render_all([]) == ''
+    assert render_all(entries).startswith('\n## Breaking point')
+    original = json.dumps({'schema': 1, 'experiments': []})
+    assert add_to_json(original, []) == original
+    assert json.loads(add_to_json(original, entries))['breaking_points'][0]['knee'] == 2
