@@ -106,7 +106,9 @@ def _on_grid(spec, value):
     value = min(spec['stop'], max(spec['start'], value))
     if spec['integer']:
         return int(round(value))
-    return round(value, 6)
+    value = round(value, 6)
+    # a whole number reads as one in step names and the report (30, not 30.0)
+    return int(value) if value == int(value) else value
 
 
 def ramp_values(spec):

@@ -221,3 +221,9 @@ def test_render_all_and_json():
     original = json.dumps({'schema': 1, 'experiments': []})
     assert add_to_json(original, []) == original
     assert json.loads(add_to_json(original, entries))['breaking_points'][0]['knee'] == 2
+
+
+def test_whole_values_of_a_float_parameter_stay_whole():
+    values = ramp_values(validate_spec(dict(LOSS, start=10, stop=70, coarse_steps=4)))
+    assert values == [10, 30, 50, 70]
+    assert all(isinstance(v, int) for v in values)
