@@ -18,8 +18,9 @@ LOSS = {'scenario_type': 'packet_loss', 'parameter': 'loss_percent', 'start': 0,
         'coarse_steps': 5, 'max_experiments': 10, 'time_budget': 1000, 'experiment_seconds': 60}
 
 
-def search_against(knee, spec=LOSS, limit=30):
+def search_against(knee, spec=None, limit=30):
     """Run the search against a service that passes up to ``knee`` and fails above it."""
+    spec = spec or LOSS
     steps = []
     for dummy in range(limit):
         answer = next_step(spec, steps, elapsed=len(steps) * spec['experiment_seconds'])
