@@ -332,13 +332,15 @@ def render_markdown(entry):
         lines += ['### Predicted break per SLO (least-squares line of the metric against %s)' % parameter, '',
                   '| Metric | SLO | Slope | r² | Predicted break | Agrees with the search |',
                   '| --- | --- | --- | --- | --- | --- |']
+        expected = entry.get('expected_violations') or []
         for item in model:
             fit, crossing = item['fit'], item.get('predicted_break')
+            agrees = 'expected violation' if item['metric'] in expected else _cell(item.get('agrees'))
             predicted = ('%s ± %s' % (_fmt(crossing['value']), _fmt(crossing['uncertainty']))
                          if crossing else 'never (flat)')
             lines.append('| %s | %s %s | %s | %s | %s | %s |' % (
                 item['metric'], item.get('op'), _fmt(item.get('target')), _fmt(fit['slope'], 4), _fmt(fit['r2'], 3),
-                predicted, _cell(item.get('agrees'))))
+                predicted, agrees))
         lines += ['', 'A straight line fits a gradual response; a step (fine, then broken) gives a low r² '
                   'and a wide uncertainty: trust the measured knee over the prediction then.', '']
     if knee:

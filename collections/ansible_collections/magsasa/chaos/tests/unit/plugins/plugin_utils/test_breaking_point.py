@@ -228,3 +228,14 @@ def test_whole_values_of_a_float_parameter_stay_whole():
     values = ramp_values(validate_spec(dict(LOSS, start=10, stop=70, coarse_steps=4)))
     assert values == [10, 30, 50, 70]
     assert all(isinstance(v, int) for v in values)
+
+
+def test_render_marks_expected_violations_in_the_model():
+    entry = entry_for([2, 14.67, 27.33], 14.67)
+    entry['model'] = response_model(entry['steps'], {'max_error_rate_percent': 5, 'max_latency_degradation_ms': 1})
+    entry['model'][1]['fit']['slope'] = 0.5
+    entry['expected_violations'] = ['latency_degradation_ms']
+    text = render_markdown(entry)
+    latency = [line for line in text.splitlines() if line.startswith('| latency_degradation_ms |')]
+    assert latency and latency[0].endswith('| expected violation |')
+    assert [line for line in text.splitlines() if line.startswith('| error_rate_percent |')][0].endswith('| yes |')
