@@ -209,7 +209,8 @@ def response_model(steps, targets):
 
     ``targets`` are the SLO targets the steps were judged against (``mttr_seconds`` …). Each entry
     names the metric, its fit, the predicted breaking value and whether the search agrees with it
-    (the measured first failure lies within two uncertainties of the prediction).
+    (the measured break lies within two uncertainties of the prediction; None for a metric that
+    met its SLO at every step, which has no measured break).
     """
     knee, first_fail = bracket(steps)
     measured = None if first_fail is None or knee is None else (knee + first_fail) / 2.0
@@ -222,7 +223,11 @@ def response_model(steps, targets):
         crossing = predict_crossing(fit, float(targets[target_key]))
         entry = {'metric': metric, 'target': targets[target_key], 'op': op, 'fit': fit, 'predicted_break': crossing,
                  'agrees': None}
-        if crossing is not None and measured is not None:
+        values = [y for dummy, y in points if isinstance(y, (int, float))]
+        limit = float(targets[target_key])
+        violated = any(y > limit if op == '<=' else y < limit for y in values)
+        # only a metric that broke its SLO in the search has a measured break to agree with
+        if crossing is not None and measured is not None and violated:
             bound = max(2 * crossing['uncertainty'], (first_fail - knee) / 2.0)
             entry['agrees'] = abs(crossing['value'] - measured) <= bound
         model.append(entry)

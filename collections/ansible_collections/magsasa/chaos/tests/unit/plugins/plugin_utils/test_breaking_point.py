@@ -239,3 +239,15 @@ def test_render_marks_expected_violations_in_the_model():
     latency = [line for line in text.splitlines() if line.startswith('| latency_degradation_ms |')]
     assert latency and latency[0].endswith('| expected violation |')
     assert [line for line in text.splitlines() if line.startswith('| error_rate_percent |')][0].endswith('| yes |')
+
+
+def test_model_agreement_only_for_a_metric_that_broke():
+    steps = [{'value': v, 'verdict': 'pass' if v <= 20 else 'fail',
+              'metrics': {'error_rate_percent': v / 4.0, 'latency_degradation_ms': 10.0 + v}}
+             for v in (10, 20, 30)]
+    model = {m['metric']: m for m in response_model(steps, {'max_error_rate_percent': 5,
+                                                            'max_latency_degradation_ms': 500})}
+    assert model['error_rate_percent']['predicted_break']['value'] == pytest.approx(20)
+    assert model['error_rate_percent']['agrees'] is True
+    assert model['latency_degradation_ms']['predicted_break']['value'] == pytest.approx(490)
+    assert model['latency_degradation_ms']['agrees'] is None
