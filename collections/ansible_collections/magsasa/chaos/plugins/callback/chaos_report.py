@@ -16,6 +16,8 @@ description:
     C(chaos_experiment) role with M(ansible.builtin.set_stats) (C(aggregate=true), C(per_host=false)
     or per host), and from any task result that carries a top-level C(chaos_experiment) dictionary.
     The same record seen twice (several hosts, stats and task result) is reported once.
+  - Breaking-point searches (the C(chaos_breaking_points) stats key of the C(chaos_breaking_point) role)
+    get a "Breaking point" section appended to the Markdown and a C(breaking_points) list in the JSON.
   - The Markdown is rendered from a Jinja2 template; O(template) replaces the one shipped in
     the collection. Hostnames, scenario names, reasons and other strings from the run are
     escaped for Markdown tables, HTML and mermaid, and keys that look secret (password, token,
@@ -329,8 +331,10 @@ from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
     render_markdown,
 )
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._ship import ship
+from ansible_collections.magsasa.chaos.plugins.plugin_utils import _breaking_point
 
 STATS_KEY = 'chaos_experiments'
+BREAKING_KEY = 'chaos_breaking_points'
 NOTIFY_VARS = ('chaos_notify_slack_webhook', 'chaos_notify_webhook_url', 'chaos_notify_webhook_format')
 NOTIFY_ENV = {'chaos_notify_slack_webhook': 'CHAOS_NOTIFY_SLACK_WEBHOOK', 'chaos_notify_webhook_url': 'CHAOS_NOTIFY_WEBHOOK_URL'}
 RESULT_KEY = 'chaos_experiment'
@@ -605,6 +609,7 @@ class CallbackModule(CallbackBase):
         for host_stats in (stats.custom or {}).values():
             for record in (host_stats or {}).get(STATS_KEY) or []:
                 self._add_record(record)
+        searches = [to_plain(e) for h in (stats.custom or {}).values() for e in (h or {}).get(BREAKING_KEY) or []]
 
         if not self._records and not self.get_option('write_empty'):
             self._display.vv('chaos_report: no experiment records in this run; no report written')
@@ -613,7 +618,8 @@ class CallbackModule(CallbackBase):
         report = build_report(self._records, self._run_metadata(ended), title=self.get_option('title'))
         output_dir = self.get_option('output_dir')
         history = self._add_trend(report, output_dir)
-        renderers = {'markdown': self._markdown, 'json': render_json, 'junit': render_junit}
+        renderers = {'markdown': lambda r: self._markdown(r) + _breaking_point.render_all(searches),
+                     'json': lambda r: _breaking_point.add_to_json(render_json(r), searches), 'junit': render_junit}
         written = {}
         try:
             os.makedirs(output_dir, exist_ok=True)
