@@ -244,6 +244,11 @@ class ContainerFault(Fault):
         self._targets = None
         self._matched = None
 
+    def outlives_reboot(self):
+        # A stopped, killed or crashed container without a restart policy stays down after a reboot
+        # (a paused one comes back stopped); a restart leaves nothing to undo.
+        return self.params['action'] != 'restart'
+
     @property
     def client(self):
         if self._client is None:

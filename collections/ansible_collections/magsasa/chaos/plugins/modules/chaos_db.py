@@ -267,6 +267,10 @@ class DatabaseFault(Fault):
         self.server = {}
         self._client = None
 
+    def outlives_reboot(self):
+        # A stopped server stays stopped; held connections and locks die with the host.
+        return self.params['action'] == 'downtime'
+
     # -- what we talk to -------------------------------------------------------------
     def conn(self):
         params = self.params

@@ -199,6 +199,9 @@ class DiskFault(Fault):
         super(DiskFault, self).__init__(module)
         self.space = None
 
+    def outlives_reboot(self):
+        return True  # the files stay on disk
+
     def validate(self):
         params = self.params
         path = params['path']
