@@ -133,12 +133,15 @@ def _unlink_quietly(path):
 
 
 def boot_id():
-    """This boot's random id (it changes with every boot), or None where the kernel has none."""
+    """What names this boot: the kernel's random boot id plus the start time of PID 1, so that a
+    container's restart (same kernel, new init) counts as a boot too. None where neither is known."""
     try:
         with open('/proc/sys/kernel/random/boot_id', 'r') as handle:
-            return handle.read().strip()
+            kernel = handle.read().strip()
     except (IOError, OSError):
-        return None
+        kernel = ''
+    init = proc_starttime(1) or ''
+    return '%s/%s' % (kernel, init) if kernel or init else None
 
 
 def list_records(state_dir):
