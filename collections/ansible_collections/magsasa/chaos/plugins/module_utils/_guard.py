@@ -539,7 +539,7 @@ def ensure_watchdog(state_dir, python=None, script=None):
         unit = watchdog_unit(state_dir)
         proc = subprocess.run(['systemd-run', '--quiet', '--collect', '--unit', unit,
                                '--property', 'OOMScoreAdjust=%d' % OOM_SCORE_ADJ, '--'] + argv,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
         if proc.returncode == 0:
             return 'systemd:%s' % unit
     spawn_detached(argv)
@@ -559,7 +559,7 @@ def arm_backstop_timer(state_dir, record, python=None, script=None, now=None):
     proc = subprocess.run(['systemd-run', '--quiet', '--collect', '--unit', unit,
                            '--on-active=%dms' % int(delay * 1000), '--timer-property=AccuracySec=100ms',
                            '--', python, script, 'backstop', state_dir, record['fault_id']],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     return unit + '.timer' if proc.returncode == 0 else None
 
 
@@ -729,19 +729,21 @@ def without_cron_line(crontab, persist_dir):
 
 
 def _crontab():
-    proc = subprocess.run(['crontab', '-l'], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(['crontab', '-l'], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          check=False)
     return proc.stdout.decode('utf-8', 'replace') if proc.returncode == 0 else ''
 
 
 def _set_crontab(text):
-    proc = subprocess.run(['crontab', '-'], input=text.encode('utf-8'), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.run(['crontab', '-'], input=text.encode('utf-8'), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          check=False)
     if proc.returncode != 0:
         raise RevertError('crontab - exited %d: %s' % (proc.returncode, proc.stdout.decode('utf-8', 'replace').strip()))
 
 
 def _systemctl(*args):
     proc = subprocess.run(('systemctl',) + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT)
+                          stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0:
         raise RevertError('systemctl %s exited %d: %s' % (' '.join(args), proc.returncode,
                                                           proc.stdout.decode('utf-8', 'replace').strip()))
@@ -793,11 +795,11 @@ def retire_boot_hook(persist_dir):
             if os.path.exists(path):
                 if shutil.which('systemctl'):
                     subprocess.run(['systemctl', 'disable', '--quiet', boot_unit(persist_dir)], stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
                 os.unlink(path)
                 if systemd_is_init():
                     subprocess.run(['systemctl', 'daemon-reload'], stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
             if shutil.which('crontab'):
                 crontab = _crontab()
                 kept = without_cron_line(crontab, persist_dir)
