@@ -3,6 +3,7 @@ state directory's watchdog reverts it within its stated bound; kill the watchdog
 starts a new one. Both run with a lowered OOM score. Real ansible-playbook runs, real processes,
 a real container on the local dockerd."""
 
+import json
 import os
 import signal
 import time
@@ -159,3 +160,26 @@ def test_watchdog_starts_a_stopped_container_whose_guard_was_sigkilled(tmp_path,
     entry = h.wait_history(state_dir, fault_id)
     assert entry['reverted_by'] == 'watchdog:guard-died' and entry['revert_ok'], entry
     assert not os.path.exists(os.path.join(persist, fault_id + '.json')), 'persistent copy left after the revert'
+
+
+def test_halt_reverts_what_a_previous_boot_left_where_no_boot_hook_ran(tmp_path, state_dir):
+    """No systemd, no cron: chaos_faults (halt.yml) finds the persistent copy a previous boot left and
+    reverts it; a copy of this boot is its guard's business and is left alone."""
+    persist = tmp_path / 'persist'
+    persist.mkdir()
+    left_on_disk = tmp_path / 'scratch'
+    left_on_disk.mkdir()
+    stale = dict(fault_id='disk-stale', kind='disk', started_at=1.0, expires_at=2.0, boot_id='an-earlier-boot',
+                 persist_dir=str(persist), revert=[dict(type='remove', path=str(left_on_disk))])
+    with open(str(persist / 'disk-stale.json'), 'w') as handle:
+        json.dump(stale, handle)
+    listed, halted, again = h.run_playbook(tmp_path, [
+        task('chaos_faults', 'list', state='query', state_dir=state_dir, persist_dir=str(persist)),
+        task('chaos_faults', 'halt', state='absent_all', state_dir=state_dir, persist_dir=str(persist)),
+        task('chaos_faults', 'halt again', state='absent_all', state_dir=state_dir, persist_dir=str(persist)),
+    ])
+    assert [(f['fault_id'], f['previous_boot']) for f in listed['faults']] == [('disk-stale', True)]
+    assert halted['reverted'] == ['disk-stale'] and halted['failures'] == []
+    assert again['changed'] is False
+    assert not left_on_disk.exists()
+    assert not (persist / 'disk-stale.json').exists()
