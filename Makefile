@@ -47,14 +47,23 @@ test: venv
 	$(MAKE) integration
 	$(MAKE) molecule
 
+# Every shell script of the project: *.sh and files whose first line is a sh/bash shebang.
+SHELL_SCRIPTS = $(shell find . \( -path ./$(VENV) -o -path ./.git -o -path ./.state -o -path ./.cache -o -path ./reports \
+	-o -name node_modules -o -path '*/tests/output' \) -prune -o -type f -print | \
+	xargs awk 'FNR == 1 { if (FILENAME ~ /\.sh$$/ || $$0 ~ /^\043!.*[\/ ](ba)?sh$$/) print FILENAME; nextfile }')
+
 lint: venv
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
+	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck .github/workflows/*.yml
+	$(BIN)/zizmor --offline --no-progress --persona=auditor .github/workflows/
+	$(BIN)/shellcheck $(sort $(SHELL_SCRIPTS))
 
 sanity: venv
 	@# ansible-test bootstraps pip from a host this machine cannot reach; give it our stand-in.
 	test -f $(HOME)/.ansible/test/cache/get_pip_24_2.py || install -D -m 0644 .ci/ansible-test-get-pip.py $(HOME)/.ansible/test/cache/get_pip_24_2.py
-	cd $(COLLECTION) && $(CURDIR)/$(BIN)/ansible-test sanity --python 3.11 --requirements --color no
+	@# The controller's Python: whatever the venv runs (3.11 here, 3.12 on GitHub's runners).
+	cd $(COLLECTION) && $(CURDIR)/$(BIN)/ansible-test sanity --python $$($(CURDIR)/$(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') --requirements --color no
 
 unit: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(COLLECTION)/tests/unit $(PYTEST_ARGS)
@@ -73,6 +82,10 @@ clean:
 	-$(BIN)/ansible-playbook playbooks/demo_down.yml
 	rm -rf $(VENV) reports .state
 
-.PHONY: base-image
+.PHONY: base-image ee-context
 base-image:
 	bash scripts/build-base-image.sh
+
+# The execution environment's build context (ansible-builder build needs a registry for its base image).
+ee-context: venv
+	$(BIN)/ansible-builder create -f execution-environment.yml --context .cache/ee

@@ -2,13 +2,15 @@
 # The second half of `make demo`: run the smoke chaos suite against the demo target that
 # playbooks/demo_up.yml started, then print where the report is and what it concluded.
 # The verdict is read from the report files the chaos_report callback wrote, never assumed.
+# Arguments go to ansible-playbook (.ci/chaos passes the scenario or intensity and
+# fail-on-violation); CHAOS_INVENTORY runs against another inventory.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 group="${CHAOS_GROUP:-smoke_test}"
 reports="${CHAOS_REPORT_DIR:-reports}"
 rm -f "$reports/chaos_report.md" "$reports/chaos_results.json" "$reports/junit.xml"
 
-.venv/bin/ansible-playbook playbooks/chaos.yml -i inventories/local -e "chaos_group=$group"
+.venv/bin/ansible-playbook playbooks/chaos.yml -i "${CHAOS_INVENTORY:-inventories/local}" -e "chaos_group=$group" "$@"
 rc=$?
 
 if [ ! -s "$reports/chaos_report.md" ] || [ ! -s "$reports/chaos_results.json" ]; then

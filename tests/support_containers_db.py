@@ -5,6 +5,7 @@ through real ``ansible-playbook`` runs). Nothing here mocks anything.
 Under ``CI=true`` a missing Docker / PostgreSQL / MariaDB fails the test instead of skipping it.
 """
 
+import glob
 import json
 import os
 import pwd
@@ -27,7 +28,9 @@ MODULES = os.path.join(COLLECTIONS, 'ansible_collections', 'magsasa', 'chaos', '
 VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
 PYTHON = os.path.join(VENV_BIN, 'python')
 BUSYBOX_IMAGE = 'magsasa-test/busybox:latest'
-PG_BIN = '/usr/lib/postgresql/15/bin'
+# The newest PostgreSQL server on this machine (15 on Debian 12, 16 on GitHub's ubuntu-24.04).
+PG_BIN = (sorted(glob.glob('/usr/lib/postgresql/*/bin'), key=lambda p: int(p.split('/')[-2]) if p.split('/')[-2].isdigit() else 0)
+          or ['/usr/lib/postgresql/15/bin'])[-1]
 MARIADBD = '/usr/sbin/mariadbd'
 DB_PASSWORD = 'chaos-Secret-42'
 

@@ -106,6 +106,51 @@ options:
     ini:
       - section: callback_chaos_report
         key: fail_on_violation
+  ship_to:
+    description:
+      - Where to copy the report files at the end of the run, so they outlive the machine that ran it
+        (an AWX job's container, a CI runner). Each entry is a directory (or C(file://) URL), an
+        C(s3://bucket/prefix) of an S3-compatible store (needs C(boto3) on the controller), or an
+        C(http://) / C(https://) URL that receives each file by O(ship_http_method) at C(<url>/<run id>/<file>).
+      - Files go under a C(chaos-<start time>) directory or key prefix per run.
+      - The extra variable C(chaos_report_ship_to) (a list, or one string), when given, overrides this option for the run.
+      - A destination that fails prints a warning naming it and the reason; the others are still tried and the run's
+        result does not change. The summary also stays in the C(chaos_experiments) stats (AWX job artifacts).
+    type: list
+    elements: str
+    default: []
+    env:
+      - name: CHAOS_REPORT_SHIP_TO
+    ini:
+      - section: callback_chaos_report
+        key: ship_to
+  ship_http_method:
+    description: The HTTP method that sends each file to an HTTP destination.
+    type: str
+    choices: [PUT, POST]
+    default: PUT
+    env:
+      - name: CHAOS_REPORT_SHIP_HTTP_METHOD
+    ini:
+      - section: callback_chaos_report
+        key: ship_http_method
+  ship_http_token:
+    description:
+      - A bearer token sent to HTTP destinations (C(Authorization) header). User and password in the URL are sent as
+        basic authentication instead. Neither is ever printed.
+    type: str
+    env:
+      - name: CHAOS_REPORT_SHIP_HTTP_TOKEN
+  ship_s3_endpoint_url:
+    description:
+      - The endpoint of an S3-compatible store (MinIO, Ceph RGW); AWS S3 when unset. Credentials and region come from
+        the usual AWS environment variables or configuration files.
+    type: str
+    env:
+      - name: CHAOS_REPORT_SHIP_S3_ENDPOINT_URL
+    ini:
+      - section: callback_chaos_report
+        key: ship_s3_endpoint_url
 notes:
   - The run's check mode, playbooks, inventory sources, start and end time are recorded in
     C(chaos_results.json) (C(run)) and the Markdown summary.
@@ -123,6 +168,7 @@ EXAMPLES = r'''
 # formats = markdown, junit
 # template = templates/our_chaos_report.md.j2
 # fail_on_violation = true
+# ship_to = /srv/chaos-reports, https://reports.example.com/chaos
 
 # A task that publishes an experiment record the way the chaos_experiment role does
 - name: Publish the experiment record
@@ -153,6 +199,7 @@ from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
     render_junit,
     render_markdown,
 )
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._ship import run_id, ship
 
 STATS_KEY = 'chaos_experiments'
 RESULT_KEY = 'chaos_experiment'
@@ -205,6 +252,7 @@ class CallbackModule(CallbackBase):
         self._playbooks = []
         self._started = time.time()
         self._fail_override = None
+        self._ship_override = None
 
     # -- collecting -------------------------------------------------------------------
 
@@ -236,6 +284,9 @@ class CallbackModule(CallbackBase):
             except TypeError:
                 self._display.warning('chaos_report: chaos_fail_on_violation must be a boolean, got %r; '
                                       'using the fail_on_violation option' % (extra_vars['chaos_fail_on_violation'],))
+        if 'chaos_report_ship_to' in extra_vars:
+            ship_to = extra_vars['chaos_report_ship_to']
+            self._ship_override = [ship_to] if isinstance(ship_to, str) else list(ship_to or [])
 
     def v2_runner_on_ok(self, result):
         self._collect_result(result)
@@ -287,6 +338,19 @@ class CallbackModule(CallbackBase):
             return self._fail_override
         return bool(self.get_option('fail_on_violation'))
 
+    def _ship(self, written, report):
+        destinations = self._ship_override if self._ship_override is not None else self.get_option('ship_to')
+        if not destinations or not written:
+            return
+        outcomes = ship(sorted(written.values()), destinations, run_id(report['run'].get('started_at')),
+                        http_method=self.get_option('ship_http_method'), http_token=self.get_option('ship_http_token'),
+                        s3_endpoint_url=self.get_option('ship_s3_endpoint_url'))
+        for destination, shipped, detail in outcomes:
+            if shipped:
+                self._display.display('chaos_report: report shipped to %s' % detail)
+            else:
+                self._display.warning('chaos_report: could not ship the report to %s (%s)' % (destination, detail))
+
     def v2_playbook_on_stats(self, stats):
         for host_stats in (stats.custom or {}).values():
             for record in (host_stats or {}).get(STATS_KEY) or []:
@@ -313,6 +377,7 @@ class CallbackModule(CallbackBase):
         last_playbook = len(self._playbooks) >= len(context.CLIARGS.get('args') or ())
         if not (last_playbook or stats.failures or stats.dark):
             return
+        self._ship(written, report)
         main_file = written.get('markdown') or written.get('json') or written.get('junit')
         failing = report['verdict'] == 'FAIL'
         self._display.display(one_line_summary(report, main_file), color='bright red' if failing else 'bright green',

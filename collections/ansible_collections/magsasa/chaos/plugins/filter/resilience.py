@@ -39,11 +39,11 @@ def resilience_metrics(samples_or_path, fault_start=None, fault_end=None, observ
                   recovery_timeout=recovery_timeout)
 
 
-def slo_verdict(metrics, targets):
-    """The ``slo`` record section: checks, verdict and resilience score."""
+def slo_verdict(metrics, targets, expected=None):
+    """The ``slo`` record section: checks, verdict and resilience score (expected violations marked)."""
     if not isinstance(metrics, dict):
         raise AnsibleFilterError('magsasa.chaos.slo_verdict: metrics must be a dict, got %r' % (metrics,))
-    return _guard('slo_verdict', evaluate_slo, metrics, dict(targets or {}))
+    return _guard('slo_verdict', evaluate_slo, metrics, dict(targets or {}), expected)
 
 
 def stop_condition(samples_or_path, window=20, max_error_rate_percent=None, max_consecutive_failures=None, since=None):

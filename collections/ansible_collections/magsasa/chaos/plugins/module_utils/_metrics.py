@@ -391,9 +391,29 @@ def validate_targets(targets):
     return checked
 
 
-def evaluate_slo(metrics, targets):
-    """Judge metrics against SLO targets; returns the ``slo`` record section."""
+def validate_expected(expected):
+    """Check the names of expected violations (metric keys of the checks); returns them as a list."""
+    if expected is None:
+        return []
+    if isinstance(expected, str) or not isinstance(expected, (list, tuple, set)):
+        raise MetricsError('expected_violations must be a list of metric names, got %r' % (expected,))
+    known = [metric for dummy, metric, dummy in SLO_TARGETS]
+    for name in expected:
+        if name not in known:
+            raise MetricsError('expected_violations: unknown metric %r; known metrics: %s' % (name, ', '.join(known)))
+    return list(expected)
+
+
+def evaluate_slo(metrics, targets, expected=None):
+    """Judge metrics against SLO targets; returns the ``slo`` record section.
+
+    ``expected`` names metrics whose violation the experiment is known to cause (a database
+    downtime on a single-database system cannot keep its error rate): a violated check of such a
+    metric is marked ``expected`` and listed in ``expected_violations``, still shown, but it does
+    not make the verdict ``fail``. Only the other violations do.
+    """
     targets = validate_targets(targets)
+    expected = validate_expected(expected)
     checks = []
     subscores = []
     for key, metric, op in SLO_TARGETS:
@@ -409,12 +429,16 @@ def evaluate_slo(metrics, targets):
             if metric == 'mttr_seconds' and not _null_passes(metric, metrics):
                 passed = False
             subscore = _subscore(value, target, op) if passed else min(_subscore(value, target, op), 49.9)
-        checks.append({'metric': metric, 'value': value, 'target': target, 'op': op, 'passed': passed})
+        check = {'metric': metric, 'value': value, 'target': target, 'op': op, 'passed': passed}
+        if not passed and metric in expected:
+            check['expected'] = True
+        checks.append(check)
         subscores.append(subscore)
     return {
         'targets': dict(targets),
         'checks': checks,
-        'verdict': 'pass' if all(c['passed'] for c in checks) else 'fail',
+        'verdict': 'pass' if all(c['passed'] or c.get('expected') for c in checks) else 'fail',
+        'expected_violations': [c['metric'] for c in checks if c.get('expected')],
         'score': round(sum(subscores) / len(subscores), 1) if subscores else None,
     }
 

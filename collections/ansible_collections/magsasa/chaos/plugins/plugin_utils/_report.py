@@ -42,6 +42,7 @@ METRICS = (
 MARK_PASS = u'\u2705'
 MARK_FAIL = u'\u274c'
 MARK_NONE = u'\u2796'
+MARK_EXPECTED = u'\u26a0\ufe0f'
 
 # What to change in the system under test when a metric misses its SLO. Keyed by metric.
 RECOMMENDATIONS = {
@@ -247,7 +248,9 @@ def op_text(op):
     return _OPERATORS.get(str(op or ''), plain_text(op, 10))
 
 
-def _mark(passed):
+def _mark(passed, expected=False):
+    if passed is False and expected:
+        return MARK_EXPECTED
     if passed is True:
         return MARK_PASS
     if passed is False:
@@ -272,8 +275,15 @@ def experiment_outcome(record):
 
 
 def failed_checks(record):
+    """The violated checks that count: not those the scenario declared as expected."""
     checks = _get(record, 'slo', 'checks') or []
-    return [c for c in checks if isinstance(c, dict) and c.get('passed') is False]
+    return [c for c in checks if isinstance(c, dict) and c.get('passed') is False and not c.get('expected')]
+
+
+def expected_checks(record):
+    """Violations the scenario declared as expected (shown, marked, never a FAIL)."""
+    checks = _get(record, 'slo', 'checks') or []
+    return [c for c in checks if isinstance(c, dict) and c.get('passed') is False and c.get('expected')]
 
 
 def recommendations_for(metric, fault_type=None):
@@ -389,7 +399,8 @@ def experiment_view(record):
             'value': _metric_value_text(metric_key, value, unit, metrics),
             'target': '%s %s' % (op_text(check.get('op') or op), fmt_number(target, unit)) if target is not None else 'n/a',
             'passed': passed,
-            'mark': _mark(passed),
+            'expected': bool(check.get('expected')),
+            'mark': _mark(passed, check.get('expected')),
         })
     outcome = experiment_outcome(record)
     fault = record.get('fault') or {}
@@ -416,6 +427,7 @@ def experiment_view(record):
         'latency_fault_p95': fmt_number(_get(metrics, 'latency_ms', 'fault', 'p95'), 'ms'),
         'metrics': rows,
         'violations': [_violation_view(c, record) for c in failed_checks(record)],
+        'expected_violations': [_violation_view(c, record) for c in expected_checks(record)],
         'chart': timeline_chart(record),
     }
 
@@ -506,6 +518,7 @@ def build_report(records, run=None, title='Chaos experiment report'):
         'ran': [e for e in experiments if e['outcome'] not in ('SKIPPED',)],
         'skipped': [e for e in experiments if e['outcome'] == 'SKIPPED'],
         'violated': [e for e in experiments if e['outcome'] in ('FAIL', 'ABORTED', 'ERROR')],
+        'expected': [e for e in experiments if e['expected_violations']],
         'records': records,
     }
 
@@ -539,7 +552,8 @@ def render_markdown(report, template_text=None):
     env.filters['md'] = lambda value: Markup(md_escape(value, limit=0))
     env.filters['num'] = fmt_number
     template = env.from_string(template_text)
-    return template.render(report=report, marks={'pass': MARK_PASS, 'fail': MARK_FAIL, 'none': MARK_NONE})
+    return template.render(report=report, marks={'pass': MARK_PASS, 'fail': MARK_FAIL, 'none': MARK_NONE,
+                                                 'expected': MARK_EXPECTED})
 
 
 def render_json(report):

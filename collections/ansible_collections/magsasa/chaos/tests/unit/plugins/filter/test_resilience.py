@@ -38,6 +38,7 @@ def test_filters_read_a_samples_file_and_a_list_alike(tmp_path):
     ('resilience_metrics', ('/nonexistent/p.samples.jsonl',), 'cannot read samples file /nonexistent/p.samples.jsonl'),
     ('slo_verdict', ([], {}), 'metrics must be a dict'),
     ('slo_verdict', ({}, {'max_error_rate_percent': -1}), 'max_error_rate_percent must be a number >= 0, got -1'),
+    ('slo_verdict', ({}, {}, ['errors']), "expected_violations: unknown metric 'errors'"),
     ('stop_condition', (samples('..'),), None),
 ])
 def test_filter_errors_name_the_filter(name, args, message):
@@ -46,3 +47,11 @@ def test_filter_errors_name_the_filter(name, args, message):
         return
     with pytest.raises(AnsibleFilterError, match='magsasa.chaos.%s: .*%s' % (name, message)):
         FILTERS[name](*args)
+
+
+def test_slo_verdict_expected_violations_through_the_filter():
+    metrics = {'error_rate_percent': 30.0, 'availability_percent': 70.0, 'recovery_seconds': 1.0, 'recovered': True}
+    targets = {'max_error_rate_percent': 5, 'min_availability_percent': 95, 'max_recovery_seconds': 10}
+    assert FILTERS['slo_verdict'](metrics, targets)['verdict'] == 'fail'
+    slo = FILTERS['slo_verdict'](metrics, targets, expected=['error_rate_percent', 'availability_percent'])
+    assert slo['verdict'] == 'pass' and slo['expected_violations'] == ['error_rate_percent', 'availability_percent']

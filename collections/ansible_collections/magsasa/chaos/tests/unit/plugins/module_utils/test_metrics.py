@@ -7,6 +7,7 @@ __metaclass__ = type
 
 import json
 import random
+import re
 
 import pytest
 
@@ -333,3 +334,32 @@ def test_a_growing_file_leaves_the_sample_being_written_for_later(tmp_path):
     assert load_samples_file(str(path), growing=True) == done
     with pytest.raises(MetricsError, match='is truncated at line 3'):
         load_samples_file(str(path))
+
+
+@pytest.mark.parametrize('overrides, expected, verdict, marked', [
+    # a database downtime on a single database: errors and availability are expected to miss
+    (dict(error_rate_percent=40.0, availability_percent=60.0), ['error_rate_percent', 'availability_percent'],
+     'pass', ['error_rate_percent', 'availability_percent']),
+    # only what was declared is forgiven
+    (dict(error_rate_percent=40.0, availability_percent=60.0, recovery_seconds=25.0),
+     ['error_rate_percent', 'availability_percent'], 'fail', ['error_rate_percent', 'availability_percent']),
+    # a declared metric that held its target is not marked
+    (dict(), ['error_rate_percent'], 'pass', []),
+    (dict(error_rate_percent=40.0), [], 'fail', []),
+    (dict(error_rate_percent=40.0), None, 'fail', []),
+])
+def test_slo_expected_violations(overrides, expected, verdict, marked):
+    slo = evaluate_slo(metrics_with(**overrides), TARGETS, expected)
+    assert slo['verdict'] == verdict
+    assert slo['expected_violations'] == marked
+    assert [c['metric'] for c in slo['checks'] if c.get('expected')] == marked
+    assert all(not c['passed'] for c in slo['checks'] if c.get('expected'))
+
+
+@pytest.mark.parametrize('expected, message', [
+    (['errors'], "expected_violations: unknown metric 'errors'; known metrics: mttr_seconds, error_rate_percent"),
+    ('error_rate_percent', "expected_violations must be a list of metric names, got 'error_rate_percent'"),
+])
+def test_slo_bad_expected_violations(expected, message):
+    with pytest.raises(MetricsError, match=re.escape(message)):
+        evaluate_slo(metrics_with(), TARGETS, expected)

@@ -305,3 +305,35 @@ def test_build_report_does_not_modify_its_input():
     before = copy.deepcopy(records)
     report_lib.build_report(records)
     assert records == before
+
+
+def test_expected_violations_are_shown_marked_and_do_not_fail_the_verdict():
+    downtime = make_record('Light Database Downtime', fault_type='database',
+                           violated=['error_rate_percent', 'availability_percent'])
+    for check in downtime['slo']['checks']:
+        if not check['passed']:
+            check['expected'] = True
+    downtime['slo']['verdict'] = 'pass'
+    report = report_lib.build_report([downtime, make_record('Light CPU Stress', offset=100)])
+    assert report['verdict'] == 'PASS'
+    assert report['counts']['passed'] == 2 and report['counts']['violated'] == 0
+    assert [e['name'] for e in report['expected']] == ['Light Database Downtime']
+    markdown = report_lib.render_markdown(report)
+    dummy, rows = table_rows(markdown, '| Experiment | Type | Intensity')
+    assert '22.5 % ' + report_lib.MARK_EXPECTED in rows[0] and report_lib.MARK_FAIL not in rows[0]
+    assert '## Expected violations' in markdown
+    assert '- Light Database Downtime: **Error rate** was 22.5 %, target ≤ 5 % (expected)' in markdown
+    assert '## Violations and recommendations' not in markdown
+    assert 'failures="0"' in report_lib.render_junit(report)
+
+
+def test_an_undeclared_violation_next_to_expected_ones_still_fails():
+    downtime = make_record('Light Database Downtime', fault_type='database',
+                           violated=['error_rate_percent', 'recovery_seconds'])
+    for check in downtime['slo']['checks']:
+        if check['metric'] == 'error_rate_percent':
+            check['expected'] = True
+    report = report_lib.build_report([downtime])
+    assert report['verdict'] == 'FAIL'
+    assert [v['metric'] for v in report['experiments'][0]['violations']] == ['recovery_seconds']
+    assert [v['metric'] for v in report['experiments'][0]['expected_violations']] == ['error_rate_percent']
