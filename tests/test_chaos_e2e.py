@@ -64,7 +64,7 @@ def chaos_playbook(demo_state_dir, fault_state, reports, extra, args=(), backgro
 
 
 def assert_nothing_left(fault_state):
-    leftovers = fault_processes()
+    leftovers = fault_processes(fault_state)
     for proc in leftovers:
         proc.kill()
     records = [n for n in os.listdir(str(fault_state)) if n.endswith(".json")] if fault_state.exists() else []
@@ -87,11 +87,16 @@ def run(demo, tmp_path):
     assert_nothing_left(fault_state)
 
 
-def fault_processes():
+def fault_processes(fault_state):
+    """Fault workers of the faults recorded in ``fault_state`` (other runs on this machine have their own)."""
+    ids = set()
+    for folder in (fault_state, fault_state / "history"):
+        if folder.is_dir():
+            ids.update(name[:-len(".json")] for name in os.listdir(str(folder)) if name.endswith(".json"))
     found = []
     for proc in psutil.process_iter(["pid", "environ"]):
         try:
-            if "MAGSASA_CHAOS_FAULT_ID" in (proc.info["environ"] or {}):
+            if (proc.info["environ"] or {}).get("MAGSASA_CHAOS_FAULT_ID") in ids:
                 found.append(proc)
         except (psutil.Error, TypeError):
             continue
@@ -244,7 +249,7 @@ def test_check_mode_injects_nothing_and_reports_a_dry_run(run):
     result = run({"chaos_suite_scenarios": [scenario("E2E Dry", "cpu", 30, workers=2, load_percent=90)],
                   "chaos_suite_groups": {"e2e": ["E2E Dry"]}, "chaos_group": "e2e"}, args=("--check",))
     assert result.returncode == 0, result.stdout[-3000:]
-    assert not fault_processes()
+    assert not fault_processes(run.fault_state)
     assert not run.fault_state.exists() or not os.listdir(str(run.fault_state)), os.listdir(str(run.fault_state))
     record = results(run.reports)["experiments"][0]
     assert record["status"] == "dry_run"
@@ -257,15 +262,15 @@ def test_halt_from_another_shell_reverts_a_running_experiment(demo, run):
                 "chaos_suite_groups": {"e2e": ["E2E Long CPU"]}, "chaos_group": "e2e"}, background=True)
     try:
         deadline = time.time() + 60
-        while time.time() < deadline and not fault_processes():
+        while time.time() < deadline and not fault_processes(run.fault_state):
             assert proc.poll() is None, proc.stdout.read()
             time.sleep(0.2)
-        assert fault_processes(), "the experiment never started its workers"
+        assert fault_processes(run.fault_state), "the experiment never started its workers"
         halted = run_playbook("halt.yml", {"chaos_state_dir": str(run.fault_state)}, args=("-i", "inventories/local"))
         assert halted.returncode == 0, halted.stdout + halted.stderr
         assert "reverted " in halted.stdout
         time.sleep(1)
-        assert not fault_processes(), "halt.yml left the workers running"
+        assert not fault_processes(run.fault_state), "halt.yml left the workers running"
         output = proc.communicate(timeout=90)[0]
     finally:
         if proc.poll() is None:

@@ -550,11 +550,11 @@ def test_bad_input_fails_before_anything_is_injected(net, tools):
          "`destinations` must hold IP addresses or CIDRs, got '10.0.0.300/24'"),
         (dict(partition=True, ports=[80, 443], exclude_ports=[443]), "port 443 is in both `ports` and `exclude_ports`"),
         (dict(delay_ms=100, backend="nftables"), "`delay_ms`=100 cannot be done by the nftables backend"),
-        (dict(delay_ms=100, interface="va", direction="ingress"), "the tc backend shapes egress only"),
+        (dict(delay_ms=100, interface="va", direction="ingress", backend="tc"), "the tc backend shapes egress only"),
         (dict(partition=True, backend="tc", interface="va"), "`partition` needs the nftables backend"),
     ]
     if not netem_ok:
-        cases.append((dict(delay_ms=100, interface="va"), "kernel lacks sch_netem"))
+        cases.append((dict(delay_ms=100, interface="va", backend="tc"), "kernel lacks sch_netem"))
     tasks = [dict(net.netem(net.a, **options), ignore_errors=True) for options, _message in cases]
     results = net.playbook(tasks)
     for (options, message), result in zip(cases, results):

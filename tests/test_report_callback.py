@@ -76,13 +76,13 @@ def test_violations_run_writes_markdown_json_and_junit(tmp_path):
     assert memory['fault']['parameters'] == {'size_mb': 512}
 
     assert '**Verdict: FAIL**' in markdown
-    assert '| Light CPU Stress | cpu | light | app1, app2 | \u2705 PASS |' in markdown
-    assert '| %s | memory | medium |' % MEMORY_NAME_ESCAPED in markdown
-    assert '| Process Crash | process |' in markdown and 'ERROR' in markdown
+    assert '| Light CPU Stress | cpu, light | \u2705 PASS | 97.5 |' in markdown
+    assert '| %s | memory, medium | \u274c FAIL | 41 |' % MEMORY_NAME_ESCAPED in markdown
+    assert '| Process Crash | process | \u274c ERROR |' in markdown
     assert '| Database Downtime (light) | database | the chaos\\_db module has not landed yet |' in markdown
     assert '12 % \u274c' in markdown and '88 % \u274c' in markdown and '730 ms \u274c' in markdown
     assert markdown.count('```mermaid') == 2  # the two experiments with a timeline
-    assert 'xychart-beta' in markdown and 'fault window 0 s to 20 s' in markdown
+    assert 'xychart-beta' in markdown and 'Medium Memory Stress img src=x onerror=alert(1) - fault 0 s to 20 s' in markdown
     assert 'exponential backoff' in markdown and 'readiness probes' in markdown.lower()
     assert '<img' not in markdown and '\n# pwned' not in markdown
     for secret in ('hunter2', 's3cr3t-token-value', 'hooks.example.invalid'):
@@ -192,7 +192,8 @@ def test_ini_options_relative_to_the_config_file(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob('*') if p.is_file()
                      and 'ansible-tmp' not in p.parts and p.suffix != '.j2')
-    assert written == ['project/ansible.cfg', 'project/out/chaos/junit.xml']
+    assert [w for w in written if '/history/' not in w] == ['project/ansible.cfg', 'project/out/chaos/junit.xml']
+    assert len([w for w in written if w.startswith('project/out/chaos/history/')]) == 1  # the history follows output_dir
     junit = ET.parse(str(config_dir / 'out' / 'chaos' / 'junit.xml')).getroot()
     assert (junit.get('tests'), junit.get('failures'), junit.get('skipped')) == ('3', '1', '1')
 

@@ -27,6 +27,8 @@ requirements:
     or with E(ANSIBLE_CALLBACKS_ENABLED).
 author:
   - magsasa.chaos maintainers (@magsasa)
+extends_documentation_fragment:
+  - magsasa.chaos.prometheus_export
 options:
   output_dir:
     description:
@@ -106,6 +108,97 @@ options:
     ini:
       - section: callback_chaos_report
         key: fail_on_violation
+  history_dir:
+    description:
+      - Directory of the run history. Every run that measured something (not C(--check), not only
+        skipped experiments) leaves one JSON file there, named by its start time, and the report's
+        C(Trend) section compares each scenario with its earlier runs from these files.
+      - Defaults to C(history) inside O(output_dir). Relative paths follow the rule of O(output_dir).
+      - When the directory cannot be created or written, a warning names it and the error; the
+        report is still written (its trend then lacks this run in later reports).
+      - A file in it that is not a history file of this callback (not JSON, another schema) is
+        skipped with a warning naming it.
+    type: path
+    env:
+      - name: CHAOS_REPORT_HISTORY_DIR
+    ini:
+      - section: callback_chaos_report
+        key: history_dir
+  history_keep:
+    description:
+      - How many runs the history keeps; the oldest files beyond this count are removed after each
+        run. C(0) turns the history and the C(Trend) section off.
+    type: int
+    default: 50
+    env:
+      - name: CHAOS_REPORT_HISTORY_KEEP
+    ini:
+      - section: callback_chaos_report
+        key: history_keep
+  trend_runs:
+    description: How many runs of each scenario (this one included) the C(Trend) section shows.
+    type: int
+    default: 10
+    env:
+      - name: CHAOS_REPORT_TREND_RUNS
+    ini:
+      - section: callback_chaos_report
+        key: trend_runs
+  trend_score_tolerance:
+    description:
+      - A scenario whose resilience score fell by more than this many points since its previous run
+        is called out in the C(Trend) section (as is one whose verdict left PASS).
+    type: float
+    default: 5
+    env:
+      - name: CHAOS_REPORT_TREND_SCORE_TOLERANCE
+    ini:
+      - section: callback_chaos_report
+        key: trend_score_tolerance
+  trend_mttr_tolerance_percent:
+    description:
+      - A scenario whose MTTR rose by more than this percentage of its previous run's MTTR (and by at
+        least half a second) is called out in the C(Trend) section. A run without failed samples
+        counts as an MTTR of 0.
+    type: float
+    default: 20
+    env:
+      - name: CHAOS_REPORT_TREND_MTTR_TOLERANCE_PERCENT
+    ini:
+      - section: callback_chaos_report
+        key: trend_mttr_tolerance_percent
+  notify_webhook_format:
+    description:
+      - Body shape of the generic webhook (E(CHAOS_NOTIFY_WEBHOOK_URL) or the variable C(chaos_notify_webhook_url)),
+        C(generic) JSON with every field, C(mattermost) or C(teams) (a connector card).
+      - The variable C(chaos_notify_webhook_format) of the play, when set, wins.
+    type: str
+    choices: [generic, mattermost, teams]
+    default: generic
+    env:
+      - name: CHAOS_NOTIFY_WEBHOOK_FORMAT
+    ini:
+      - section: callback_chaos_report
+        key: notify_webhook_format
+  notify_timeout:
+    description: Seconds to wait for a webhook to answer.
+    type: int
+    default: 10
+    env:
+      - name: CHAOS_NOTIFY_TIMEOUT
+    ini:
+      - section: callback_chaos_report
+        key: notify_timeout
+  report_url:
+    description:
+      - Where people can read the report (a CI artifact or a wiki page); the finish notification links it.
+        Without it the notification names the path of C(chaos_report.md) on the controller.
+    type: str
+    env:
+      - name: CHAOS_REPORT_URL
+    ini:
+      - section: callback_chaos_report
+        key: report_url
   ship_to:
     description:
       - Where to copy the report files at the end of the run, so they outlive the machine that ran it
@@ -156,6 +249,17 @@ notes:
     C(chaos_results.json) (C(run)) and the Markdown summary.
   - With several playbooks on one command line the files are rewritten after each playbook and
     the last write holds every record of the run.
+  - Notifications. When a Slack incoming webhook (variable C(chaos_notify_slack_webhook) or E(CHAOS_NOTIFY_SLACK_WEBHOOK))
+    or a JSON webhook (C(chaos_notify_webhook_url) or E(CHAOS_NOTIFY_WEBHOOK_URL)) is set, the callback posts a
+    message for every experiment that violated its SLOs, was aborted or failed, as soon as its record is
+    published, and one after the run with the verdict and the report's location. The variables are read
+    from the play (extra vars, inventory vars, vault-encrypted or not) and win over the environment. The
+    C(chaos_suite) role posts the message before the run. A dry run (C(--check)) notifies nobody.
+  - A webhook URL is a secret. It is never printed, written to a report or to the run history; a
+    notification that cannot be delivered is a warning naming the webhook's host only, and the run goes on.
+  - The Prometheus export (O(prometheus_textfile), O(pushgateway_url)) needs the C(prometheus_client) Python
+    library on the controller; without it the export is skipped with an error message and the reports are
+    still written.
 '''
 
 EXAMPLES = r'''
@@ -169,6 +273,9 @@ EXAMPLES = r'''
 # template = templates/our_chaos_report.md.j2
 # fail_on_violation = true
 # ship_to = /srv/chaos-reports, https://reports.example.com/chaos
+# prometheus_textfile = /var/lib/prometheus/node-exporter/chaos.prom
+# pushgateway_url = http://pushgateway.example.com:9091
+# pushgateway_grouping_key = environment=staging
 
 # A task that publishes an experiment record the way the chaos_experiment role does
 - name: Publish the experiment record
@@ -180,6 +287,7 @@ EXAMPLES = r'''
     per_host: false
 '''
 
+import binascii
 import json
 import os
 import sys
@@ -188,9 +296,29 @@ from collections.abc import Mapping
 
 from ansible import context
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.module_utils.urls import open_url
 from ansible.plugins.callback import CallbackBase
+from ansible.template import Templar
 from ansible.release import __version__ as ansible_version
 
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._notify import (
+    describe_url,
+    destinations,
+    finish_event,
+    payload,
+    scrub,
+    violation_event,
+)
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._history import (
+    DEFAULT_TOLERANCE,
+    build_trend,
+    files_to_prune,
+    history_entry,
+    history_file_name,
+    parse_history,
+    run_id,
+)
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._prometheus import EXPORT_OPTIONS, PrometheusExport
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
     build_report,
     load_default_template,
@@ -202,6 +330,8 @@ from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._ship import run_id, ship
 
 STATS_KEY = 'chaos_experiments'
+NOTIFY_VARS = ('chaos_notify_slack_webhook', 'chaos_notify_webhook_url', 'chaos_notify_webhook_format')
+NOTIFY_ENV = {'chaos_notify_slack_webhook': 'CHAOS_NOTIFY_SLACK_WEBHOOK', 'chaos_notify_webhook_url': 'CHAOS_NOTIFY_WEBHOOK_URL'}
 RESULT_KEY = 'chaos_experiment'
 FILE_NAMES = {'markdown': 'chaos_report.md', 'json': 'chaos_results.json', 'junit': 'junit.xml'}
 EXIT_FAILED = 2
@@ -251,32 +381,46 @@ class CallbackModule(CallbackBase):
         self._seen = set()
         self._playbooks = []
         self._started = time.time()
+        self._run_id = run_id(self._started, binascii.hexlify(os.urandom(4)).decode('ascii'))
         self._fail_override = None
+        self._notify_vars = {}
+        self._push_failed = False
         self._ship_override = None
 
     # -- collecting -------------------------------------------------------------------
 
     def _add_record(self, record):
+        """Keep a record seen for the first time; return it (None when not new)."""
         if not isinstance(record, Mapping):
-            return
+            return None
         record = to_plain(record)
         identity = record_identity(record)
         if identity in self._seen:
-            return
+            return None
         self._seen.add(identity)
         self._records.append(record)
+        return record
 
     def _collect_result(self, result):
-        payload = result.result
-        self._add_record(payload.get(RESULT_KEY))
-        for item in payload.get('results') or []:
+        result_data = result.result
+        found = [self._add_record(result_data.get(RESULT_KEY))]
+        for item in result_data.get('results') or []:
             if isinstance(item, Mapping):
-                self._add_record(item.get(RESULT_KEY))
+                found.append(self._add_record(item.get(RESULT_KEY)))
+        # set_stats as the chaos_experiment role publishes: seen here as each experiment ends.
+        stats = result_data.get('ansible_stats')
+        if isinstance(stats, Mapping) and isinstance(stats.get('data'), Mapping):
+            for record in stats['data'].get(STATS_KEY) or []:
+                found.append(self._add_record(record))
+        for record in found:
+            if record:
+                self._notify_violation(record)
 
     def v2_playbook_on_start(self, playbook):
         self._playbooks.append(os.path.relpath(os.path.abspath(playbook._file_name)))
 
     def v2_playbook_on_play_start(self, play):
+        self._read_notify_vars(play)
         extra_vars = play.get_variable_manager().extra_vars
         if 'chaos_fail_on_violation' in extra_vars:
             try:
@@ -326,6 +470,105 @@ class CallbackModule(CallbackBase):
                                       'using the default template' % (path, type(ex).__name__, ex))
         return render_markdown(report, load_default_template())
 
+    # -- notifications ----------------------------------------------------------------
+
+    def _read_notify_vars(self, play):
+        """The chaos_notify_* variables as the play's first host sees them (extra vars, inventory
+        and vault included), so the callback posts to the webhooks the chaos_suite role posts to."""
+        manager = play.get_variable_manager()
+        try:
+            hosts = manager._inventory.get_hosts(play.hosts)
+            variables = manager.get_vars(play=play, host=hosts[0] if hosts else None, include_hostvars=False)
+            templar = Templar(loader=play._loader, variables=variables)
+            for name in NOTIFY_VARS:
+                if name in variables:
+                    self._notify_vars[name] = to_plain(templar.template(variables[name]))
+        except Exception as ex:  # a variable that does not template here only costs the notification
+            self._display.warning('chaos_report: could not read the notification settings of play %s (%s); '
+                                  'using the environment' % (play.get_name(), type(ex).__name__))
+
+    def _destinations(self):
+        def setting(name):
+            return self._notify_vars.get(name) or os.environ.get(NOTIFY_ENV.get(name, ''), '')
+        try:
+            return destinations(setting('chaos_notify_slack_webhook'), setting('chaos_notify_webhook_url'),
+                                self._notify_vars.get('chaos_notify_webhook_format') or self.get_option('notify_webhook_format'))
+        except ValueError as ex:
+            self._display.warning('chaos_report: no notifications: %s' % ex)
+            return []
+
+    def _notify(self, event):
+        if context.CLIARGS.get('check', False):
+            return
+        targets = self._destinations()
+        urls = [t['url'] for t in targets]
+        for target in targets:
+            body = json.dumps(payload(event, target['flavour'])).encode('utf-8')
+            try:
+                open_url(target['url'], data=body, method='POST', headers={'Content-Type': 'application/json'},
+                         timeout=self.get_option('notify_timeout'), follow_redirects='none')
+            except Exception as ex:  # any failure to deliver is a warning; the run goes on
+                error = scrub('%s: %s' % (type(ex).__name__, ex), urls)
+                self._display.warning('chaos_report: the %s notification to the %s webhook at %s was not delivered '
+                                      '(%s); the run goes on' % (event['event'], target['name'], describe_url(target['url']), error))
+
+    def _notify_violation(self, record):
+        view = build_report([record])['experiments'][0]
+        if view['outcome'] in ('FAIL', 'ABORTED', 'ERROR'):
+            self._notify(violation_event(view))
+
+    # -- run history --------------------------------------------------------------------
+
+    def _history_dir(self, output_dir):
+        return self.get_option('history_dir') or os.path.join(output_dir, 'history')
+
+    def _load_history(self, directory):
+        entries = []
+        try:
+            names = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            return entries
+        except OSError as ex:
+            self._display.warning('chaos_report: cannot read the run history in %s (%s); the trend shows this run only'
+                                  % (directory, ex))
+            return entries
+        for name in names:
+            if not name.endswith('.json') or name == history_file_name(self._run_id):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                with open(path, 'r', encoding='utf-8') as history_file:
+                    entries.append(parse_history(history_file.read()))
+            except (OSError, UnicodeDecodeError, ValueError) as ex:
+                self._display.warning('chaos_report: skipping run history file %s: %s' % (path, ex))
+        return entries
+
+    def _add_trend(self, report, output_dir):
+        """Put the Trend into the report; return this run's history entry to save (or None)."""
+        if self.get_option('history_keep') <= 0:
+            return None
+        entry = history_entry(report, self._run_id)
+        if entry is None:
+            return None
+        tolerance = dict(DEFAULT_TOLERANCE, score_points=float(self.get_option('trend_score_tolerance')),
+                         mttr_percent=float(self.get_option('trend_mttr_tolerance_percent')))
+        report['trend'] = build_trend(self._load_history(self._history_dir(output_dir)), entry,
+                                      runs=self.get_option('trend_runs'), tolerance=tolerance)
+        report['trend_tolerance'] = tolerance
+        return entry
+
+    def _save_history(self, entry, output_dir):
+        directory = self._history_dir(output_dir)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self._write(os.path.join(directory, history_file_name(entry['id'])),
+                        json.dumps(entry, indent=2, sort_keys=True) + '\n')
+            for name in files_to_prune(os.listdir(directory), self.get_option('history_keep')):
+                os.remove(os.path.join(directory, name))
+        except OSError as ex:
+            self._display.warning('chaos_report: could not write the run history to %s (%s); the report was written, '
+                                  'but later trends will not show this run' % (directory, ex))
+
     @staticmethod
     def _write(path, text):
         temp_path = '%s.tmp.%d' % (path, os.getpid())
@@ -337,6 +580,12 @@ class CallbackModule(CallbackBase):
         if self._fail_override is not None:
             return self._fail_override
         return bool(self.get_option('fail_on_violation'))
+
+    def _export_prometheus(self, ended):
+        options = dict((name, self.get_option(name)) for name in EXPORT_OPTIONS)
+        messages, self._push_failed = PrometheusExport(options).export(self._records, self._started, ended)
+        for level, text in messages:
+            {'info': self._display.display, 'warning': self._display.warning, 'error': self._display.error}[level](text)
 
     def _ship(self, written, report):
         destinations = self._ship_override if self._ship_override is not None else self.get_option('ship_to')
@@ -359,8 +608,10 @@ class CallbackModule(CallbackBase):
         if not self._records and not self.get_option('write_empty'):
             self._display.vv('chaos_report: no experiment records in this run; no report written')
             return
-        report = build_report(self._records, self._run_metadata(time.time()), title=self.get_option('title'))
+        ended = time.time()
+        report = build_report(self._records, self._run_metadata(ended), title=self.get_option('title'))
         output_dir = self.get_option('output_dir')
+        history = self._add_trend(report, output_dir)
         renderers = {'markdown': self._markdown, 'json': render_json, 'junit': render_junit}
         written = {}
         try:
@@ -371,6 +622,10 @@ class CallbackModule(CallbackBase):
                 written[fmt] = path
         except (OSError, KeyError) as ex:
             self._display.error('chaos_report: could not write the report to %s: %s' % (output_dir, ex))
+        if history:
+            self._save_history(history, output_dir)
+        if not report['run']['check_mode']:
+            self._export_prometheus(ended)
 
         # With several playbooks this runs once per playbook; summarise (and fail) only at the
         # end of the run: after the last playbook, or when failed hosts stop ansible-playbook here.
@@ -379,9 +634,12 @@ class CallbackModule(CallbackBase):
             return
         self._ship(written, report)
         main_file = written.get('markdown') or written.get('json') or written.get('junit')
+        self._notify(finish_event(report, self.get_option('report_url') or (os.path.abspath(main_file) if main_file else None)))
         failing = report['verdict'] == 'FAIL'
         self._display.display(one_line_summary(report, main_file), color='bright red' if failing else 'bright green',
                               stderr=failing)
+        if self._push_failed and self.get_option('pushgateway_required'):
+            raise SystemExit(EXIT_FAILED)
         if failing and self._should_fail():
             # A callback has no return value that reaches the exit status: raising an exception
             # is only turned into a warning by the callback dispatcher, but SystemExit is not

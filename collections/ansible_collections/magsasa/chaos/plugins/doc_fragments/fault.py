@@ -22,8 +22,8 @@ options:
   duration:
     description:
       - How long the fault lasts, in seconds. Required with O(state=present).
-      - The fault ends by itself at its start plus O(duration), even if nothing ever talks to the
-        host again (the guard, a detached process per fault, reverts it).
+      - The fault ends by itself O(duration) seconds after the injection took effect (the returned C(injected_at)), even if
+        nothing ever talks to the host again (the guard, a detached process per fault, reverts it).
       - Behind the guard stands a watchdog, one process per O(state_dir), which reverts at once a fault
         whose guard died and, 1 second past the deadline, one whose guard is stuck; guard and watchdog
         restart each other. Where systemd is PID 1 the watchdog runs as a transient service and a
@@ -46,6 +46,16 @@ options:
       - Seconds the fault stays unless renewed. Running the module again with the same O(fault_id)
         and O(state=present) renews it. An unrenewed lease reverts the fault early, so a dead
         controller or a lost SSH link ends the fault within O(lease) seconds instead of O(duration).
+      - The lease is also a file next to the record, C(<fault_id>.lease). Rewriting it renews the lease, its
+        modification time being the renewal and its content the seconds promised from then on. That is how
+        P(magsasa.chaos.chaos_hold#module) renews over the host's connection without starting Python.
+    type: float
+  start_at:
+    description:
+      - Epoch seconds (this host's clock) at which to inject. The module validates, writes the record and starts the
+        guard first, then waits until this moment, so the same O(start_at) given to many hosts makes their faults
+        start together however the controller's forks reached them. A moment in the past injects at once; more than
+        300 seconds ahead is refused.
     type: float
   state_dir:
     description:

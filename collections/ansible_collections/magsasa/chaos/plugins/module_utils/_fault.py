@@ -36,8 +36,11 @@ import uuid
 from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
 
 FAULT_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
+WORKER_GRACE_SECONDS = 10.0
 LIFECYCLE_OPTIONS = ('state', 'duration', 'max_duration', 'fault_id', 'lease', 'state_dir', 'persist_dir',
-                     'revert_timeout')
+                     'revert_timeout', 'start_at')
+# start_at further ahead than this is a mistake (a wrong clock or unit), not a plan
+MAX_START_DELAY_SECONDS = 300.0
 
 
 def default_state_dir():
@@ -63,6 +66,7 @@ def fault_argument_spec():
         state_dir=dict(type='path'),
         persist_dir=dict(type='path'),
         revert_timeout=dict(type='float', default=60.0),
+        start_at=dict(type='float'),
     )
 
 
@@ -121,10 +125,18 @@ class InjectContext(object):
         self.record = record
         self.started_at = record['started_at']
         self.expires_at = record['expires_at']
+        # The planned duration counts from the moment the injection took effect, so the guard's
+        # deadline moves by however long injecting took. Workers carry their own deadline only as a
+        # backstop for a dead guard: it must not come before the guard's, so it gets this grace.
+        self.worker_deadline = record['expires_at'] + WORKER_GRACE_SECONDS
 
     @property
     def remaining(self):
         return max(0.0, self.expires_at - time.time())
+
+    @property
+    def worker_remaining(self):
+        return max(0.0, self.worker_deadline - time.time())
 
     def on_revert(self, action):
         self.record['revert'].append(action)
@@ -185,19 +197,25 @@ class FaultEngine(object):
     def active(self):
         return [r for r in _guard.list_records(self.state_dir) if r.get('kind') == self.kind]
 
-    def ensure_state_dir(self, directory=None):
-        """Create the directory and put the current guard script in it; returns the script's path."""
+    def ensure_state_dir(self):
+        if not os.path.isdir(self.state_dir):
+            os.makedirs(self.state_dir, 0o700)
+        return self.install_program(_guard, _guard.GUARD_FILENAME)
+
+    def install_program(self, program_module, filename, directory=None):
+        """Copy a standalone module_utils program (the guard, a delayer) into the state directory (or
+        ``directory``), where it outlives the task; returns its path."""
         directory = directory or self.state_dir
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o700)
-        target = os.path.join(directory, _guard.GUARD_FILENAME)
-        source = inspect.getsource(_guard)
+        target = os.path.join(directory, filename)
+        source = inspect.getsource(program_module)
         current = None
         if os.path.exists(target):
             with open(target, 'r') as handle:
                 current = handle.read()
         if current != source:
-            tmp = target + '.tmp'
+            tmp = '%s.tmp.%d' % (target, os.getpid())
             with open(tmp, 'w') as handle:
                 handle.write(source)
             os.rename(tmp, target)
@@ -217,6 +235,11 @@ class FaultEngine(object):
             duration = params['duration']
             if duration <= 0:
                 self.module.fail_json(msg='duration must be greater than 0 seconds, got %s' % duration)
+            start_at = params.get('start_at')
+            if start_at is not None and start_at - time.time() > MAX_START_DELAY_SECONDS:
+                self.module.fail_json(msg='start_at %s is %.0f s ahead of this host\'s clock; at most %.0f s is allowed '
+                                          '(is the clock or the unit wrong?)'
+                                          % (start_at, start_at - time.time(), MAX_START_DELAY_SECONDS))
             if duration > params['max_duration']:
                 self.module.fail_json(msg='duration %s exceeds max_duration %s; raise max_duration deliberately '
                                           'if this long a fault is intended' % (duration, params['max_duration']))
@@ -266,13 +289,16 @@ class FaultEngine(object):
             version=_guard.RECORD_VERSION, fault_id=fault_id, kind=self.kind,
             module=self.module._name, host=socket.gethostname(), identity=identity, plan=plan,
             started_at=now, duration=params['duration'], expires_at=expires_at,
-            lease=params['lease'], lease_expires_at=lease_expires_at,
+            lease=params['lease'], lease_expires_at=lease_expires_at, lease_file=params['lease'] is not None,
             revert_timeout=params['revert_timeout'], revert=[], details={}, status='injecting',
             boot_id=_guard.boot_id(),
         )
+        if params['lease'] is not None:
+            # Renewals rewrite this file (no Python needed on the target); the guard reads it.
+            _guard.write_lease(self.state_dir, fault_id, params['lease'])
         if self.fault.outlives_reboot():
             record['persist_dir'] = params['persist_dir'] or default_persist_dir()
-            self.ensure_state_dir(record['persist_dir'])
+            self.install_program(_guard, _guard.GUARD_FILENAME, record['persist_dir'])
         self.save(record)
         guard_pid, guard_start = spawn_detached([sys.executable, guard_script, 'watch', self.state_dir, fault_id])
         record['guard'] = dict(pid=guard_pid, starttime=guard_start)
@@ -283,6 +309,10 @@ class FaultEngine(object):
         if record.get('persist_dir'):
             result['boot_hook'] = self.install_boot_hook(record)
         ctx = InjectContext(self, record)
+        if params.get('start_at') is not None:
+            # Every host of an experiment got the same start_at: they prepared in whatever order
+            # the controller reached them, and inject together.
+            time.sleep(max(0.0, params['start_at'] - time.time()))
         try:
             self.fault.inject(ctx)
         except Exception as exc:  # pylint: disable=broad-except
@@ -291,8 +321,11 @@ class FaultEngine(object):
             self.module.fail_json(msg=message, fault_id=fault_id, exception=traceback.format_exc(),
                                   reverted=bool(undone and undone['revert_ok']))
         record['status'] = 'active'
-        record['injected_at'] = time.time()
-        self.update_if_active(fault_id, status='active', injected_at=record['injected_at'])
+        record['injected_at'] = injected_at = time.time()
+        record['expires_at'] = expires_at = injected_at + params['duration']
+        self.update_if_active(fault_id, status='active', injected_at=injected_at, expires_at=expires_at)
+        # The timer goes to the final deadline, known only now; the guard and the watchdog covered the injection.
+        backstops['timer'] = self.arm_backstop_timer(record, guard_script)
         try:
             effect = self.fault.measure(ctx)
         except Exception as exc:  # pylint: disable=broad-except
@@ -300,23 +333,27 @@ class FaultEngine(object):
         record['effect'] = effect
         self.update_if_active(fault_id, effect=effect)
         result.update(details=record['details'], effect=effect, guard_pid=guard_pid, record=self.path(fault_id),
-                      injected_at=record['injected_at'])
+                      injected_at=injected_at, expires_at=expires_at)
         return result
 
     def arm_backstops(self, record, guard_script):
-        """The lines of defence behind the guard: the state dir's watchdog and, where systemd is PID 1,
-        a transient timer at the hard deadline (its removal registered as the last revert step)."""
+        """The first line of defence behind the guard: the state dir's watchdog."""
         backstops = dict(watchdog=None, timer=None)
         try:
             backstops['watchdog'] = _guard.ensure_watchdog(self.state_dir, sys.executable, guard_script) or 'running'
         except (IOError, OSError) as exc:
             self.module.warn('could not start the watchdog of %s: %s; only the guard protects fault %s'
                              % (self.state_dir, exc, record['fault_id']))
+        return backstops
+
+    def arm_backstop_timer(self, record, guard_script):
+        """Where systemd is PID 1, a transient timer at the hard deadline; reverting removes it."""
         timer = _guard.arm_backstop_timer(self.state_dir, record, sys.executable, guard_script)
         if timer:
-            backstops['timer'] = timer
             record['revert'].append(_guard.disarm_action(timer))
-        return backstops
+            if not self.update_if_active(record['fault_id'], revert=record['revert']):
+                _guard.execute_actions([_guard.disarm_action(timer)], timeout=30)
+        return timer
 
     def install_boot_hook(self, record):
         try:
@@ -359,6 +396,11 @@ class FaultEngine(object):
         else:
             targets = self.active()
         result = dict(changed=bool(targets), reverted=[], state_dir=self.state_dir)
+        if params['fault_id'] and not targets:
+            # Already over: say how it ended (its deadline, a lease, a helper that died early).
+            entry = _guard.read_history(self.state_dir, params['fault_id'])
+            if entry is not None:
+                result['ended'] = dict((k, entry.get(k)) for k in ('fault_id', 'reverted_by', 'reverted_at', 'final_effect'))
         if self.module.check_mode or not targets:
             result['reverted'] = [r['fault_id'] for r in targets]
             return result
@@ -369,6 +411,8 @@ class FaultEngine(object):
             if entry is None:
                 continue
             result['reverted'].append(entry['fault_id'])
+            if 'final_effect' in entry:
+                result.setdefault('final_effects', {})[entry['fault_id']] = entry['final_effect']
             if not entry['revert_ok']:
                 failures.extend('%s: %s' % (entry['fault_id'], r['error']) for r in entry['revert_results'] if not r['ok'])
         result['changed'] = bool(result['reverted'])

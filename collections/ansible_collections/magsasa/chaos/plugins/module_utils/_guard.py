@@ -35,6 +35,10 @@ Revert actions run last-registered first, like a stack of deferred calls. Each k
 ``command``  ``argv``, ``ok_rcs`` (default [0]), ``timeout``, ``env``.
 ``docker``   ``op`` (start|unpause), ``container``, ``docker_host`` (unix:// or tcp://),
              through the Engine API with the standard library.
+
+A fault that depends on a helper process of its own (the nfqueue delayer) lists it in
+``details.watch``; when that process dies, the guard reverts the fault at once (it ended early).
+A helper's last words (``details.final_effect_file``) go into the history entry as ``final_effect``.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -59,6 +63,7 @@ except ImportError:  # Python 2 is not a target; keep the import error readable 
 
 GUARD_FILENAME = 'magsasa_chaos_guard.py'
 RECORD_SUFFIX = '.json'
+LEASE_SUFFIX = '.lease'
 HISTORY_DIR = 'history'
 HISTORY_KEEP = 200
 POLL_SECONDS = 0.2
@@ -89,6 +94,34 @@ class RevertError(Exception):
 
 def record_path(state_dir, fault_id):
     return os.path.join(state_dir, fault_id + RECORD_SUFFIX)
+
+
+def lease_path(state_dir, fault_id):
+    """The lease file of a fault: its mtime is the last renewal, its content the lease in seconds.
+    Writing it is a renewal (``printf 3 > FILE`` over any connection, no Python on the target)."""
+    return os.path.join(state_dir, fault_id + LEASE_SUFFIX)
+
+
+def write_lease(state_dir, fault_id, lease):
+    tmp = '%s.tmp.%d' % (lease_path(state_dir, fault_id), os.getpid())
+    with open(tmp, 'w') as handle:
+        handle.write('%g' % float(lease))
+    os.rename(tmp, lease_path(state_dir, fault_id))
+
+
+def read_lease(state_dir, fault_id):
+    """``(renewed_at, lease_seconds)`` from the lease file, or ``(None, None)`` without one."""
+    path = lease_path(state_dir, fault_id)
+    try:
+        renewed_at = os.stat(path).st_mtime
+        with open(path) as handle:
+            text = handle.read().strip()
+    except (IOError, OSError):
+        return None, None
+    try:
+        return renewed_at, float(text) if text else None
+    except ValueError:
+        return renewed_at, None
 
 
 def read_record(path):
@@ -122,14 +155,6 @@ def save_record(state_dir, record):
     persist_dir = record.get('persist_dir')
     if persist_dir and os.path.abspath(persist_dir) != os.path.abspath(state_dir):
         write_record(record_path(persist_dir, record['fault_id']), record)
-
-
-def _unlink_quietly(path):
-    try:
-        os.unlink(path)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
 
 
 def boot_id():
@@ -412,6 +437,7 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
             return None
         if timeout is None:
             timeout = float(record.get('revert_timeout', 60))
+        started = time.time()
         actions = record.get('revert', [])
         skipped = []
         if record.get('boot_id') and record['boot_id'] != boot_id():
@@ -422,6 +448,10 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
             actions = [a for a in actions if a.get('type') != 'kill']
         results = skipped + execute_actions(actions, timeout=timeout)
         entry = dict(record)
+        entry['revert_started_at'] = started
+        final_effect = read_final_effect(record)
+        if final_effect is not None:
+            entry['final_effect'] = final_effect
         entry['reverted_at'] = time.time()
         entry['reverted_by'] = reverted_by
         entry['revert_results'] = results
@@ -431,6 +461,7 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
             os.makedirs(history, 0o700)
         write_record(os.path.join(history, fault_id + RECORD_SUFFIX), entry)
         if entry['revert_ok']:
+            _unlink_quietly(lease_path(state_dir, fault_id))
             os.unlink(path)
             if record.get('persist_dir'):
                 _unlink_quietly(record_path(record['persist_dir'], fault_id))
@@ -444,6 +475,50 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
     if entry['revert_ok'] and record.get('persist_dir'):
         retire_boot_hook(record['persist_dir'])
     return entry
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def read_history(state_dir, fault_id):
+    """The history entry of a reverted fault, or None."""
+    try:
+        return read_record(os.path.join(state_dir, HISTORY_DIR, fault_id + RECORD_SUFFIX))
+    except ValueError:
+        return None
+
+
+def read_final_effect(record):
+    """What a fault's helper process wrote when the revert stopped it (``details.final_effect_file``,
+    JSON), read once and removed; None when the fault has none."""
+    path = (record.get('details') or {}).get('final_effect_file')
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path, 'r') as handle:
+            effect = json.load(handle)
+    except (IOError, OSError, ValueError) as exc:
+        effect = {'error': 'could not read %s: %s' % (path, exc)}
+    for leftover in (path, path + '.tmp'):
+        if os.path.lexists(leftover):
+            os.unlink(leftover)
+    return effect
+
+
+def dead_helper(record):
+    """The name of a helper process the fault depends on (``details.watch``: ``{name, pid,
+    starttime}`` each) that is no longer running, or None. Without it the fault has ended early
+    (a killed delayer: the bypass flag lets traffic through), so its rules must go too."""
+    if record.get('status') != 'active':
+        return None
+    for helper in (record.get('details') or {}).get('watch') or []:
+        if not process_alive(helper['pid'], helper.get('starttime')):
+            return helper.get('name') or 'pid %s' % helper['pid']
+    return None
 
 
 def _prune_history(history):
@@ -478,15 +553,31 @@ def renew_lease(state_dir, fault_id, lease, now=None, dry_run=False):
         record['lease_expires_at'] = min(float(record['expires_at']), now + float(lease))
         if not dry_run:
             save_record(state_dir, record)
+            if record.get('lease_file'):
+                write_lease(state_dir, fault_id, lease)
     return record
 
 
-def fault_deadline(record):
+def lease_end(record, renewed_at=None, lease=None):
+    """When an unrenewed lease ends (this host's clock), or None without a lease.
+
+    With a lease file (``renewed_at`` its mtime, ``lease`` its content) the last renewal counts, so
+    a holder can shorten the lease it was injected with: a generous first lease covers the time
+    until the holder starts, then every renewal promises only ``lease`` more seconds. Records
+    without a lease file keep ``lease_expires_at``."""
+    if record.get('lease_expires_at') is None:
+        return None
+    if renewed_at is not None:
+        return renewed_at + float(lease if lease is not None else record.get('lease') or 0)
+    return float(record['lease_expires_at'])
+
+
+def fault_deadline(record, renewed_at=None, lease=None):
     """When the guard must revert: the duration's end, or the lease's end if that comes first."""
     deadline = float(record['expires_at'])
-    lease_end = record.get('lease_expires_at')
-    if lease_end is not None:
-        deadline = min(deadline, float(lease_end))
+    end = lease_end(record, renewed_at, lease)
+    if end is not None:
+        deadline = min(deadline, end)
     return deadline
 
 
@@ -569,17 +660,17 @@ def disarm_action(timer):
     return dict(type='command', argv=['systemctl', 'stop', timer], ok_rcs=[0, 1, 5], timeout=30)
 
 
-def adoption_reason(record, now, guard_alive):
+def adoption_reason(record, now, guard_alive, renewed_at=None, lease=None):
     """Why a backstop must revert this record now, or None while it is in its guard's hands.
 
-    Pure: ``guard_alive`` is whether the recorded guard process (pid and start time) still runs.
+    Pure: ``guard_alive`` is whether the recorded guard process (pid and start time) still runs;
+    ``renewed_at`` and ``lease`` come from the fault's lease file, as the guard reads them.
     """
     if record.get('corrupt') or record.get('expires_at') is None:
         return None
-    deadline = fault_deadline(record)
-    if now >= deadline + WATCHDOG_GRACE:
-        lease_end = record.get('lease_expires_at')
-        late = 'lease-expired' if lease_end is not None and float(lease_end) < float(record['expires_at']) else 'deadline'
+    if now >= fault_deadline(record, renewed_at, lease) + WATCHDOG_GRACE:
+        end = lease_end(record, renewed_at, lease)
+        late = 'lease-expired' if end is not None and end < float(record['expires_at']) else 'deadline'
         return late if not guard_alive else 'guard-late-' + late
     if guard_alive:
         return None
@@ -593,6 +684,12 @@ def adoption_reason(record, now, guard_alive):
 def guard_alive(record):
     guard = record.get('guard') or {}
     return bool(guard.get('pid')) and process_alive(guard['pid'], guard.get('starttime'))
+
+
+def adoption_reason_now(state_dir, record):
+    """``adoption_reason`` for a record on disk, with its lease file read as the guard reads it."""
+    renewed_at, lease = read_lease(state_dir, record['fault_id']) if record.get('lease_file') else (None, None)
+    return adoption_reason(record, time.time(), guard_alive(record), renewed_at, lease)
 
 
 def watchdog(state_dir):
@@ -622,11 +719,10 @@ def watchdog(state_dir):
             # a second watchdog runs for a while, and both revert only under each fault's lock.
             _unlink_quietly(lock.name)
             return 0
-        now = time.time()
         for record in records:
             fault_id = record.get('fault_id')
-            reason = adoption_reason(record, now, guard_alive(record))
-            if reason is None or now - last_failed.get(fault_id, 0) < RETRY_FAILED_SECONDS:
+            reason = adoption_reason_now(state_dir, record)
+            if reason is None or time.time() - last_failed.get(fault_id, 0) < RETRY_FAILED_SECONDS:
                 continue
             entry = revert_fault(state_dir, fault_id, 'watchdog:' + reason)
             if entry is not None and not entry['revert_ok']:
@@ -636,14 +732,18 @@ def watchdog(state_dir):
 
 
 def backstop(state_dir, fault_id):
-    """Run by the systemd timer at the fault's hard deadline: revert it if it is still active."""
+    """Run by the systemd timer at the fault's hard deadline: revert it if it is still active and
+    neither its guard nor the watchdog got to it. A fault still in a live guard's hands (its deadline
+    moved, the clock was set back) is left to the guard."""
     try:
         record = read_record(record_path(state_dir, fault_id))
     except ValueError:
         record = None
     if record is None:
         return 0
-    reason = adoption_reason(record, time.time(), guard_alive(record)) or 'deadline'
+    reason = adoption_reason_now(state_dir, record)
+    if reason is None:
+        return 0
     entry = revert_fault(state_dir, fault_id, 'backstop-timer:' + reason)
     return 0 if entry is None or entry['revert_ok'] else 1
 
@@ -671,12 +771,16 @@ def watch(state_dir, fault_id):
         if record is None:
             return 0
         now = time.time()
+        renewed_at, lease = read_lease(state_dir, fault_id) if record.get('lease_file') else (None, None)
+        deadline = fault_deadline(record, renewed_at, lease)
+        dead = dead_helper(record)
         if stop['signal'] is not None:
             reason = 'guard:signal-%d' % stop['signal']
-        elif now >= fault_deadline(record):
-            lease_end = record.get('lease_expires_at')
-            lease_first = lease_end is not None and float(lease_end) < float(record['expires_at'])
-            reason = 'guard:lease-expired' if lease_first else 'guard:deadline'
+        elif dead is not None:
+            reason = 'guard:helper-exited:%s' % dead
+        elif now >= deadline:
+            end = lease_end(record, renewed_at, lease)
+            reason = 'guard:lease-expired' if end is not None and end < float(record['expires_at']) else 'guard:deadline'
         else:
             if now >= next_supervise:
                 next_supervise = now + SUPERVISE_SECONDS
@@ -684,7 +788,7 @@ def watch(state_dir, fault_id):
                     ensure_watchdog(state_dir)
                 except (IOError, OSError):
                     pass
-            time.sleep(min(POLL_SECONDS, max(0.0, fault_deadline(record) - now)))
+            time.sleep(min(POLL_SECONDS, max(0.0, deadline - now)))
             continue
         entry = revert_fault(state_dir, fault_id, reason)
         return 0 if entry is None or entry['revert_ok'] else 1

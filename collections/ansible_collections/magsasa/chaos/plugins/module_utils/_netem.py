@@ -14,6 +14,9 @@ Two backends:
 * ``nftables``: random loss (``numgen random``) and partitions (drop), in one table owned by the
   fault, applied atomically. Every hook chain first accepts what is spared, then jumps down a
   chain of selections (addresses, then ports) ending in the chain that drops.
+* ``nfqueue``: the same selection hands packets to a netfilter queue (``queue num N bypass`` in
+  the fault's nftables table, or iptables ``NFQUEUE --queue-bypass`` in chains of the ``mangle``
+  table the fault owns) where the userspace delayer of ``_nfqueue`` holds them.
 
 Selection, identical for both backends: a packet is selected when its destination is in
 ``destinations`` or its source is in ``sources`` (no address list: any address), and, when
@@ -27,8 +30,13 @@ __metaclass__ = type
 import ipaddress
 import json
 import re
+import zlib
 
 TABLE_PREFIX = 'magsasa_chaos_'
+IPT_TABLE = 'mangle'
+IPT_CHAIN_PREFIX = 'MCHAOS-'
+IPT_HOOKS = {'egress': 'OUTPUT', 'ingress': 'INPUT'}
+IPT_SUFFIX = {'egress': '-O', 'ingress': '-I', 'select': '-S'}
 TABLE_FAMILY = 'inet'
 NFT_PRIORITY = -10
 
@@ -345,16 +353,17 @@ def _nft_set(name, kind, elements):
 
 
 def nft_ruleset(table, directions, loss_percent=None, partition=False, destinations=None, sources=None,
-                ports=None, exclude_ports=None, interface=None, spared=None, forwarded=False):
+                ports=None, exclude_ports=None, interface=None, spared=None, forwarded=False, queue_num=None):
     """The whole table of one fault as ``nft -f`` input.
 
     ``directions`` is a subset of ('egress', 'ingress'); ``destinations``/``sources`` are
     ``ipaddress`` networks; ``spared`` a list of control channels ``{address, port}``;
     ``forwarded`` adds a forward hook for traffic the host routes or bridges (containers).
-    Loopback is left alone unless ``interface`` names it.
+    Loopback is left alone unless ``interface`` names it. With ``queue_num`` the selected packets
+    go to that queue (with bypass: they pass when no one listens) instead of being dropped.
     """
-    if not partition and not loss_percent:
-        raise ValueError('nothing to drop: neither partition nor loss_percent')
+    if not partition and not loss_percent and queue_num is None:
+        raise ValueError('nothing to do: neither partition, loss_percent nor queue_num')
     sets = []
     address_rules = []
     for attr, networks in (('daddr', destinations), ('saddr', sources)):
@@ -377,7 +386,9 @@ def nft_ruleset(table, directions, loss_percent=None, partition=False, destinati
     if ports:
         steps.append(('select_ports', ['meta l4proto { tcp, udp } th dport @ports',
                                        'meta l4proto { tcp, udp } th sport @ports']))
-    if partition:
+    if queue_num is not None:
+        verdict = ['counter queue num %d bypass' % queue_num]
+    elif partition:
         verdict = ['counter drop']
     elif float(loss_percent).is_integer():
         verdict = ['numgen random mod 100 < %d counter drop' % int(loss_percent)]
@@ -472,3 +483,172 @@ def parse_nft_table_json(text):
             if any('drop' in expr for expr in item['rule'].get('expr', [])):
                 summary['drop_rules'] += 1
     return summary
+
+
+# ---------------------------------------------------------------- nfqueue (iptables NFQUEUE)
+
+def ipt_chain_base(fault_id):
+    """The stem of the iptables chains a fault owns: ``MCHAOS-<crc32 of the fault id>`` (chain names
+    are limited to 28 characters; the suffixes -O, -I, -S name the egress, ingress and select chains)."""
+    return '%s%08x' % (IPT_CHAIN_PREFIX, zlib.crc32(fault_id.encode('utf-8')) & 0xffffffff)
+
+
+def ipt_chains(base, directions):
+    """``(hooks, chains)``: ``{hook: chain}`` for the built-in chains that jump to the fault's own,
+    and every chain the fault owns, in the order they are flushed and deleted."""
+    hooks = dict((IPT_HOOKS[d], base + IPT_SUFFIX[d]) for d in ('egress', 'ingress') if d in directions)
+    return hooks, [hooks[h] for h in sorted(hooks, reverse=True)] + [base + IPT_SUFFIX['select']]
+
+
+def ipt_queue_rules(base, version, directions, queue_num, destinations=None, sources=None, ports=None,
+                    exclude_ports=None, interface=None, spared=None):
+    """The argv tails (after ``iptables``/``ip6tables``) that queue the selected packets of one IP
+    version to ``queue_num``, in order; ``[]`` when the addresses selected hold none of this version.
+
+    Mirrors :func:`nft_ruleset`: a direction chain per hook returns what is spared (the control
+    channel, ``exclude_ports``, other interfaces or the loopback) and jumps to the select chain for
+    the selected addresses; the select chain queues (with ``ports``: only those ports) with
+    ``--queue-bypass``, so packets pass when no one listens. The jumps from the built-in chains are
+    inserted last, once the fault's chains are complete, and removed first by the revert.
+    """
+    picked_dst = [n for n in destinations or [] if n.version == version]
+    picked_src = [n for n in sources or [] if n.version == version]
+    if (destinations or sources) and not (picked_dst or picked_src):
+        return []
+    table = ['-w', '-t', IPT_TABLE]
+    select = base + IPT_SUFFIX['select']
+    queue = ['-j', 'NFQUEUE', '--queue-num', str(queue_num), '--queue-bypass']
+    commands = [table + ['-N', select]]
+    if ports:
+        for proto in ('tcp', 'udp'):
+            for side in ('--dport', '--sport'):
+                for port in ports:
+                    commands.append(table + ['-A', select, '-p', proto, '-m', proto, side, str(port)] + queue)
+    else:
+        commands.append(table + ['-A', select] + queue)
+    hooks = []
+    for direction in ('egress', 'ingress'):
+        if direction not in directions:
+            continue
+        chain = base + IPT_SUFFIX[direction]
+        iface_flag, peer_flag, local_flag = ('-o', '-d', '--sport') if direction == 'egress' else ('-i', '-s', '--dport')
+        commands.append(table + ['-N', chain])
+        for channel in spared or []:
+            if parse_network('control_channel', channel['address']).version != version:
+                continue
+            commands.append(table + ['-A', chain, '-p', 'tcp', peer_flag, channel['address'], '-m', 'tcp',
+                                     local_flag, str(channel['port']), '-j', 'RETURN'])
+        for proto in ('tcp', 'udp'):
+            for side in ('--sport', '--dport'):
+                for port in exclude_ports or []:
+                    commands.append(table + ['-A', chain, '-p', proto, '-m', proto, side, str(port), '-j', 'RETURN'])
+        if interface:
+            commands.append(table + ['-A', chain, '!', iface_flag, interface, '-j', 'RETURN'])
+        else:
+            commands.append(table + ['-A', chain, iface_flag, 'lo', '-j', 'RETURN'])
+        for network in picked_dst:
+            commands.append(table + ['-A', chain, '-d', network.with_prefixlen, '-j', select])
+        for network in picked_src:
+            commands.append(table + ['-A', chain, '-s', network.with_prefixlen, '-j', select])
+        if not (picked_dst or picked_src):
+            commands.append(table + ['-A', chain, '-j', select])
+        hooks.append(table + ['-I', IPT_HOOKS[direction], '1', '-j', chain])
+    return commands + hooks
+
+
+def ipt_delete_script():
+    """The revert of the queue rules, for ``sh -c``; the env holds CHAOS_IPTABLES (the tools'
+    paths, space-separated), CHAOS_HOOKS (``HOOK=CHAIN`` words), CHAOS_CHAINS, CHAOS_NETNS (may be
+    empty) and CHAOS_IP. The jumps go first (traffic stops entering the queue), then the chains are
+    flushed and deleted; what is already gone is skipped, so the revert is idempotent and still
+    reports a real failure."""
+    return ('if [ -n "$CHAOS_NETNS" ]; then\n'
+            '  [ -e "/run/netns/$CHAOS_NETNS" ] || exit 0\n'
+            '  set -- "${CHAOS_IP:-ip}" netns exec "$CHAOS_NETNS"\n'
+            'fi\n'
+            'status=0\n'
+            'for tool in $CHAOS_IPTABLES; do\n'
+            '  for hook in $CHAOS_HOOKS; do\n'
+            '    while "$@" "$tool" -w -t %(table)s -C "${hook%%%%=*}" -j "${hook#*=}" 2>/dev/null; do\n'
+            '      "$@" "$tool" -w -t %(table)s -D "${hook%%%%=*}" -j "${hook#*=}" || { status=1; break; }\n'
+            '    done\n'
+            '  done\n'
+            '  for step in -F -X; do\n'
+            '    for chain in $CHAOS_CHAINS; do\n'
+            '      if "$@" "$tool" -w -t %(table)s -n -L "$chain" >/dev/null 2>&1; then\n'
+            '        "$@" "$tool" -w -t %(table)s "$step" "$chain" || status=1\n'
+            '      fi\n'
+            '    done\n'
+            '  done\n'
+            'done\n'
+            'exit $status\n' % dict(table=IPT_TABLE))
+
+
+def is_loopback(network):
+    return network.is_loopback or (network.version == 4 and network.subnet_of(ipaddress.ip_network(u'127.0.0.0/8')))
+
+
+def selection_matches_nothing(interface, destinations, sources, local_networks):
+    """Why an address selection can select no packet on ``interface`` (None when it can).
+
+    On the loopback only the host's own addresses travel (``local_networks``: the loopback nets
+    and the addresses of the host's interfaces); loopback addresses never cross another interface,
+    and without ``interface`` the loopback is left alone.
+    """
+    selected = list(destinations or []) + list(sources or [])
+    if not selected:
+        return None
+    if interface == 'lo':
+        local = [n for n in selected
+                 if is_loopback(n) or any(n.version == m.version and n.overlaps(m) for m in local_networks)]
+        if not local:
+            return ('on interface lo only this host\'s own addresses travel, and none of %s is one'
+                    % ', '.join(n.with_prefixlen for n in selected))
+        return None
+    if all(is_loopback(n) for n in selected):
+        where = 'interface %s' % interface if interface else 'the non-loopback interfaces (no `interface` given)'
+        return ('%s are loopback addresses, which never cross %s; set `interface: lo`'
+                % (', '.join(n.with_prefixlen for n in selected), where))
+    return None
+
+
+RATE_MULTIPLIERS = {'bit': 1, 'kbit': 1e3, 'mbit': 1e6, 'gbit': 1e9, 'tbit': 1e12,
+                    'bps': 8, 'kbps': 8e3, 'mbps': 8e6, 'gbps': 8e9, 'tbps': 8e12}
+
+
+def rate_bits_per_second(rate):
+    """A rate from :func:`parse_rate` (``1mbit``, ``500kbps``) in bits per second, as tc reads it."""
+    match = RATE_RE.match(rate)
+    return float(match.group(1)) * RATE_MULTIPLIERS[match.group(2).lower()]
+
+
+def parse_ip_addresses(text):
+    """The networks in ``ip -o addr show`` output (``inet 10.0.0.5/24`` and ``inet6 fd00::1/64`` words)."""
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        for index, word in enumerate(words[:-1]):
+            if word in ('inet', 'inet6'):
+                found.append(ipaddress.ip_interface(u'%s' % words[index + 1]).network)
+    return found
+
+
+QUEUE_NUM_RE = re.compile(r'(?:--queue-num|\bqueue(?: flags [a-z,]+)? (?:num|to))\s+([0-9]+)(?:\s*-\s*([0-9]+))?')
+
+
+def queue_nums_in_rules(text):
+    """The queue numbers named by rules in ``iptables-save`` or ``nft list ruleset`` output
+    (``--queue-num 7``, ``queue num 7``, ``queue to 7-9``)."""
+    used = set()
+    for first, last in QUEUE_NUM_RE.findall(text):
+        used.update(range(int(first), int(last or first) + 1))
+    return used
+
+
+def free_queue_num(used, preferred, first, span):
+    """A queue number in ``[first, first + span)`` not in ``used``, starting at ``preferred``."""
+    for offset in range(span):
+        candidate = first + (preferred - first + offset) % span
+        if candidate not in used:
+            return candidate
+    raise ValueError('no free queue number in %d-%d' % (first, first + span - 1))

@@ -362,6 +362,35 @@ def read_json(path, what):
         raise ProbeError('%s %s is corrupt: %s' % (what, path, exc))
 
 
+def process_starttime(pid):
+    """The start time of ``pid`` in clock ticks since boot (from /proc), or None when it is gone."""
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as handle:
+            fields = handle.read().rsplit(b')', 1)[-1].split()
+    except (IOError, OSError, ValueError):
+        return None
+    return int(fields[19]) if len(fields) > 19 and fields[0] != b'Z' else None
+
+
+def controller_pid(pid=None):
+    """The outermost ``ansible-playbook`` process among the ancestors of ``pid`` (default: this
+    process), or None. Ansible's workers are forks of it, so the outermost one is the controller."""
+    found = None
+    pid = os.getppid() if pid is None else pid
+    while pid and pid > 1:
+        try:
+            with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+                argv = handle.read().split(b'\0')
+            with open('/proc/%d/stat' % pid, 'rb') as handle:
+                parent = int(handle.read().rsplit(b')', 1)[-1].split()[1])
+        except (IOError, OSError, ValueError, IndexError):
+            break
+        if any(os.path.basename(arg) == b'ansible-playbook' for arg in argv[:2]):
+            found = pid
+        pid = parent
+    return found
+
+
 def run_background(config_path):
     """Entry point of the detached sampler process."""
     config = read_json(config_path, 'probe config')
@@ -386,9 +415,17 @@ def run_background(config_path):
              'max_lifetime': config['max_lifetime'], 'interval': interval, 'running': True,
              'finished_at': None, 'exit_reason': None}
     deadline = time.monotonic() + float(config['max_lifetime'])
+    owner = config.get('owner_pid')
+    owner_start = config.get('owner_starttime')
+    ending = {'reason': None}
 
     def heartbeat():
         while not stop.wait(HEARTBEAT_SECONDS):
+            # a sampler whose controller died (even by SIGKILL) stops with it instead of probing on
+            if owner and process_starttime(owner) != owner_start:
+                ending['reason'] = 'controller gone (pid %d)' % owner
+                stop.set()
+                break
             state.update(sampler.counters(), heartbeat_at=time.time())
             write_json_atomic(paths['state'], state)
 
@@ -398,7 +435,7 @@ def run_background(config_path):
     beat.daemon = True
     beat.start()
     sampler.run(stop, deadline=deadline, drain_timeout=float(config['timeout']) + 0.5)
-    reason = 'stopped' if stop.is_set() else 'max_lifetime reached'
+    reason = ending['reason'] or ('stopped' if stop.is_set() else 'max_lifetime reached')
     stop.set()
     beat.join()
     with write_lock:

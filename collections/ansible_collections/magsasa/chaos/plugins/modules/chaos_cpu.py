@@ -249,14 +249,14 @@ class CpuFault(Fault):
         processes = []
         if self.engine() == 'stress-ng':
             argv = _stress.stress_ng_cpu_argv(self.module.get_bin_path('stress-ng', required=True), workers, load,
-                                              _stress.stress_ng_timeout(ctx.remaining), cpus)
+                                              _stress.stress_ng_timeout(ctx.worker_remaining), cpus)
             processes.append(_stress.start_worker(ctx, argv, 'stress-ng'))
             ctx.detail(engine='stress-ng', processes=processes)
             if _stress.HAS_PSUTIL:
                 _stress.wait_for_children(processes[0]['pid'], workers)
         else:
             for index in range(workers):
-                argv = _stress.python_worker_argv(_stress.CPU_WORKER_SOURCE, ctx.expires_at, load,
+                argv = _stress.python_worker_argv(_stress.CPU_WORKER_SOURCE, ctx.worker_deadline, load,
                                                   _stress.CPU_PERIOD, _stress.format_cpu_list(cpus))
                 processes.append(_stress.start_worker(ctx, argv, 'cpu-worker-%d' % index))
                 ctx.detail(engine='python', processes=processes)

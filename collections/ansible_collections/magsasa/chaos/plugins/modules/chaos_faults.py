@@ -42,6 +42,7 @@ options:
   fault_ids:
     description:
       - The faults to revert with O(state=absent) or renew with O(state=renew). Ids that are not active are ignored.
+      - With any O(state), RV(history) reports how each of them ended if it is no longer active.
     type: list
     elements: str
     default: []
@@ -146,11 +147,52 @@ missing:
   returned: always
   type: list
   elements: str
+history:
+  description:
+    - For each id in O(fault_ids) that is no longer active, how it ended, from the state directory's history
+      (times in this host's clock). Ids without a history entry are left out.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    fault_id:
+      description: The fault's id.
+      type: str
+    injected_at:
+      description: Epoch seconds when the injection took effect.
+      type: float
+    revert_started_at:
+      description: Epoch seconds when the revert began (the end of the fault's hold).
+      type: float
+    reverted_at:
+      description: Epoch seconds when the revert was complete.
+      type: float
+    reverted_by:
+      description:
+        - Who reverted it, such as V(guard:deadline), V(guard:lease-expired), V(chaos_faults:absent) or V(module:absent).
+      type: str
+    revert_ok:
+      description: Whether every revert step succeeded.
+      type: bool
+    final_effect:
+      description:
+        - What the fault's helper measured when it stopped (the nfqueue delayer of M(magsasa.chaos.chaos_netem) - its
+          hold times and counters), or V(null).
+      type: dict
+    now:
+      description: This host's clock when the entry was read.
+      type: float
 failures:
   description: Revert steps that failed, one string each; the fault stays listed so a later run can retry.
   returned: always
   type: list
   elements: str
+final_effects:
+  description:
+    - What the helpers of the reverted faults measured, by fault id (the nfqueue delayer of
+      M(magsasa.chaos.chaos_netem) - its hold times C(hold.p50_ms), C(hold.p95_ms) and counters).
+  returned: when a reverted fault had a helper
+  type: dict
 state_dir:
   description: The state directory read.
   returned: always
@@ -184,14 +226,16 @@ class FaultInventory(object):
         return [(d, r) for d, r in found if not kinds or r.get('kind') in kinds]
 
     @staticmethod
-    def summary(record, now, previous_boot=False):
+    def summary(state_dir, record, now, previous_boot=False):
         guard = record.get('guard') or {}
         expires = record.get('expires_at')
-        deadline = _guard.fault_deadline(record) if expires is not None else None
+        renewed_at, lease = (_guard.read_lease(state_dir, record['fault_id']) if record.get('lease_file')
+                             else (None, None))
+        deadline = _guard.fault_deadline(record, renewed_at, lease) if expires is not None else None
         return dict(
             fault_id=record.get('fault_id'), kind=record.get('kind'), module=record.get('module'),
             started_at=record.get('started_at'), expires_at=expires,
-            lease_expires_at=record.get('lease_expires_at'),
+            lease_expires_at=_guard.lease_end(record, renewed_at, lease),
             remaining=None if deadline is None else round(max(0.0, deadline - now), 3),
             guard_alive=bool(guard.get('pid')) and _guard.process_alive(guard['pid'], guard.get('starttime')),
             plan=record.get('plan') or {}, corrupt=record.get('corrupt'), previous_boot=previous_boot,
@@ -201,10 +245,10 @@ class FaultInventory(object):
         params = self.module.params
         records = self.records()
         now = time.time()
-        result = dict(changed=False, faults=[self.summary(r, now, d != self.state_dir) for d, r in records],
-                      reverted=[], renewed=[],
-                      missing=[], failures=[], state_dir=self.state_dir)
+        result = dict(changed=False, faults=[self.summary(d, r, now, d != self.state_dir) for d, r in records],
+                      reverted=[], renewed=[], missing=[], failures=[], history=[], state_dir=self.state_dir)
         if params['state'] == 'query':
+            result['history'] = self.history()
             return result
         if params['state'] == 'renew':
             return self.renew(result, now)
@@ -221,10 +265,25 @@ class FaultInventory(object):
             if entry is None:
                 continue
             result['reverted'].append(entry['fault_id'])
+            if 'final_effect' in entry:
+                result.setdefault('final_effects', {})[entry['fault_id']] = entry['final_effect']
             result['failures'].extend('%s: %s' % (entry['fault_id'], r['error'])
                                       for r in entry['revert_results'] if not r['ok'])
         result['changed'] = bool(result['reverted'])
+        result['history'] = self.history()
         return result
+
+    def history(self):
+        active = set(r.get('fault_id') for r in _guard.list_records(self.state_dir))
+        found = []
+        for fault_id in self.module.params['fault_ids']:
+            entry = None if fault_id in active else _guard.read_history(self.state_dir, fault_id)
+            if entry is not None:
+                found.append(dict(fault_id=fault_id, injected_at=entry.get('injected_at'),
+                                  revert_started_at=entry.get('revert_started_at'), reverted_at=entry.get('reverted_at'),
+                                  reverted_by=entry.get('reverted_by'), revert_ok=entry.get('revert_ok'),
+                                  final_effect=entry.get('final_effect'), now=time.time()))
+        return found
 
     def renew(self, result, now):
         lease = self.module.params['lease']
@@ -234,6 +293,7 @@ class FaultInventory(object):
             else:
                 result['renewed'].append(fault_id)
         result['changed'] = bool(result['renewed'])
+        result['history'] = self.history()
         return result
 
 

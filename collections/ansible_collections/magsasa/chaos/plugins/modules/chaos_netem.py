@@ -9,22 +9,36 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: chaos_netem
-short_description: Inject network faults (latency, loss, corruption, partitions) with tc netem or nftables
+short_description: Inject network faults (latency, loss, corruption, partitions) with tc netem, nftables or NFQUEUE
 version_added: 0.1.0
 description:
   - Degrades or cuts the network of a host for a bounded time, optionally only for traffic to or
     from given CIDRs or ports, and reverts it at the deadline even if the controller never comes back.
-  - Two backends. V(tc) puts a netem qdisc on the egress of O(interface) and does latency, jitter,
+  - Three backends. V(tc) puts a netem qdisc on the egress of O(interface) and does latency, jitter,
     loss, corruption, duplication, reordering and rate limits; it needs the kernel's C(sch_netem)
     (and C(sch_prio) when the fault is scoped or spares traffic). V(nftables) adds one table of its
     own and does random loss and partitions (dropping all selected traffic), in either direction.
-  - O(backend=auto) uses V(tc) when the request needs it (anything but loss and partitions) and
-    V(nftables) otherwise. When the backend cannot do what is asked (a delay without C(sch_netem),
-    a delay on V(nftables), ingress on V(tc)) the module fails before injecting anything, says why
-    and what would work.
-  - The fault owns only what it adds, its own root qdisc handle or its own nftables table
-    C(inet magsasa_chaos_<fault_id>), and its revert removes only that. It refuses to replace a
-    root qdisc it did not add.
+    V(nfqueue) works without C(sch_netem) - a rule queues the selected packets, in either direction, to
+    a queue number the fault owns (with the bypass flag, so they pass normally when no one listens),
+    and a userspace delayer the fault starts holds each one for O(delay_ms) +- O(jitter_ms) (optionally
+    correlated) before it lets it go; it also drops (O(loss_percent)) and limits the rate (O(rate)).
+    The rule is nftables' C(queue) statement where the kernel has C(nft_queue), else iptables'
+    C(NFQUEUE) target (chosen by probing, in a throwaway network namespace).
+  - O(backend=auto) uses V(nftables) for loss and partitions alone. For anything else it uses V(tc)
+    when the kernel has C(sch_netem) and the request suits it (egress, an O(interface)), else V(nfqueue)
+    when that can do what is asked. The backend chosen is in RV(plan) and RV(details). When the
+    backend cannot do what is asked (corruption without C(sch_netem), a delay on V(nftables), ingress
+    on V(tc)) the module fails before injecting anything, says why and what would work.
+  - The fault owns only what it adds, its own root qdisc handle, its own nftables table
+    C(inet magsasa_chaos_<fault_id>), or its own iptables chains C(MCHAOS-<hash of fault_id>-*) in
+    the C(mangle) table with the jumps to them, and its queue number and delayer process; its revert
+    removes only that. It refuses to replace a root qdisc it did not add or to take a queue number
+    in use.
+  - 'With V(nfqueue) the revert removes the rule first, then stops the delayer (which lets every
+    packet it holds go), so no packet waits in a queue without a reader. The guard watches the
+    delayer: if it dies (killed), traffic flows undelayed (bypass), and the guard removes the rule at
+    once and records the fault as ended early (RV(ended) of a later O(state=absent)). The delayer''s
+    own hold times (p50, p95, p99) and counters come back when the fault is reverted (RV(final_effects)).'
   - 'Selection: a packet is selected when its destination is in O(destinations) or its source is in
     O(sources) (no address list: any address) and, with O(ports), when its TCP or UDP source or
     destination port is one of them.'
@@ -50,8 +64,8 @@ options:
   interface:
     description:
       - The network interface. Required for the V(tc) backend, whose qdisc sits on its egress.
-      - With V(nftables), only traffic through this interface is selected; without it, traffic through every
-        interface except the loopback is.
+      - With V(nftables) and V(nfqueue), only traffic through this interface is selected; without it, traffic
+        through every interface except the loopback is.
     type: str
   netns:
     description:
@@ -59,10 +73,17 @@ options:
     type: str
   backend:
     description:
-      - V(tc) for netem, V(nftables) for loss and partitions, V(auto) to choose from the request.
+      - V(tc) for netem, V(nftables) for loss and partitions, V(nfqueue) for delay, loss and rate limits
+        without netem, V(auto) to choose from the request and the kernel.
     type: str
-    choices: [auto, tc, nftables]
+    choices: [auto, tc, nftables, nfqueue]
     default: auto
+  queue_num:
+    description:
+      - The netfilter queue number, 0-65535, of the V(nfqueue) backend. The module refuses one that
+        a listener or a rule on the host already uses.
+      - Without it a free number from 28672-32767 is picked at injection (RV(details.queue_num)).
+    type: int
   direction:
     description:
       - Which traffic is affected. V(tc) only shapes V(egress).
@@ -71,19 +92,20 @@ options:
     choices: [egress, ingress, both]
   delay_ms:
     description:
-      - Added latency in milliseconds (V(tc) only).
+      - Added latency in milliseconds, per packet (V(tc) and V(nfqueue); at most 60000 with V(nfqueue)).
     type: float
   jitter_ms:
     description:
-      - Random variation of the delay in milliseconds (V(tc) only). Needs O(delay_ms).
+      - Random variation of the delay in milliseconds, uniform within +- O(jitter_ms) (V(tc) and
+        V(nfqueue), where it is at most O(delay_ms)). Needs O(delay_ms).
     type: float
   correlation_percent:
     description:
-      - How much each delay depends on the previous one, 0-100 (V(tc) only). Needs O(jitter_ms).
+      - How much each delay depends on the previous one, 0-100 (V(tc) and V(nfqueue)). Needs O(jitter_ms).
     type: float
   loss_percent:
     description:
-      - Share of the selected packets dropped at random, 0-100 (both backends).
+      - Share of the selected packets dropped at random, 0-100 (every backend).
     type: float
   corrupt_percent:
     description:
@@ -99,7 +121,7 @@ options:
     type: float
   rate:
     description:
-      - Bandwidth limit as a number and unit, for example V(1mbit), V(512kbit), V(10mbps) (V(tc) only).
+      - Bandwidth limit as a number and unit, for example V(1mbit), V(512kbit), V(10mbps) (V(tc) and V(nfqueue)).
     type: str
   partition:
     description:
@@ -137,7 +159,7 @@ options:
   forwarded:
     description:
       - Also select traffic the host forwards, such as the traffic of containers on a bridge, of
-        virtual machines, or of a router (V(nftables), in a forward hook, whatever O(direction)).
+        virtual machines, or of a router (V(nftables), in a forward hook, whatever O(direction); not V(nfqueue)).
       - V(tc) shapes everything leaving O(interface), forwarded or not, so this option changes nothing there.
     type: bool
     default: false
@@ -166,10 +188,18 @@ options:
         default: 22
 requirements:
   - C(nft) (nftables) for the V(nftables) backend; C(tc) (iproute2) and the kernel's C(sch_netem) for V(tc).
+  - For V(nfqueue) the kernel's C(nfnetlink_queue), and C(nft) with C(nft_queue) or C(iptables)/C(ip6tables)
+    with the C(NFQUEUE) target. The delayer is Python 3.8+ standard library only, copied into O(state_dir).
   - C(ip) (iproute2) and C(unshare) (util-linux) to check interfaces and probe the kernel.
   - root, or CAP_NET_ADMIN.
 notes:
-  - V(tc) probes the kernel in a throwaway network namespace before injecting.
+  - V(tc) and V(nfqueue) probe the kernel in a throwaway network namespace before injecting.
+  - 'V(nfqueue) adds latency per packet: a TCP connect whose SYN is selected takes O(delay_ms) longer; an
+    HTTP request over a new connection with O(ports) selected on the loopback crosses it four times (SYN,
+    SYN-ACK, request, response). The delayer sustains several thousand packets per second; beyond its
+    queue length the queue fails open (packets pass undelayed) rather than dropping. It asks for the
+    real-time round-robin class at the lowest priority (else nice -10), so that it wakes on time on a
+    busy host; it sleeps between releases.'
   - The nftables chains accept what they do not drop; rules of other tables still apply as before.
 seealso:
   - module: magsasa.chaos.chaos_faults
@@ -209,6 +239,23 @@ EXAMPLES = r'''
     chaos_other_hosts: "{{ groups['all'] | difference(groups['region_a']) | map('extract', hostvars, 'ansible_host') | list }}"
   when: inventory_hostname in groups['region_a']
 
+- name: 200 ms +- 20 ms on packets to the API port, on a kernel without sch_netem (userspace delayer)
+  magsasa.chaos.chaos_netem:
+    backend: nfqueue
+    interface: lo
+    ports: [8080]
+    delay_ms: 200
+    jitter_ms: 20
+    duration: 60
+  register: chaos_netem_delay
+
+- name: Revert it and read the latency the delayer added
+  magsasa.chaos.chaos_netem:
+    state: absent
+    fault_id: "{{ chaos_netem_delay.fault_id }}"
+  register: chaos_netem_delay_end
+  # chaos_netem_delay_end.final_effects[fault_id].hold.p50_ms is the median hold per packet
+
 - name: Revert the loss fault early
   magsasa.chaos.chaos_netem:
     state: absent
@@ -245,7 +292,27 @@ details:
   type: dict
   contains:
     backend:
-      description: V(tc) or V(nftables).
+      description: V(tc), V(nftables) or V(nfqueue).
+      type: str
+    queue_rule:
+      description: How V(nfqueue) queues packets, V(nftables) or V(iptables).
+      type: str
+    queue_num:
+      description: The queue number the V(nfqueue) fault owns.
+      type: int
+    chains:
+      description: The iptables chains the V(nfqueue) fault owns (in the C(mangle) table).
+      type: list
+      elements: str
+    delayer:
+      description: The V(nfqueue) delayer's settings (queue, delay, jitter, correlation, loss, rate in bit/s).
+      type: dict
+    watch:
+      description: The helper processes the guard watches (C(name), C(pid), C(starttime)); the V(nfqueue) delayer.
+      type: list
+      elements: dict
+    final_effect_file:
+      description: Where the V(nfqueue) delayer writes its counters and hold times.
       type: str
     table:
       description: The nftables table, C(inet magsasa_chaos_<fault_id>).
@@ -274,6 +341,8 @@ effect:
   description:
     - Measured after injection. V(nftables) - C(table), C(present), C(chains), C(sets), C(rules),
       C(drop_rules). V(tc) - C(interface), C(qdiscs) (the fault's own, as parsed from C(tc qdisc show)), C(filters).
+      V(nfqueue) - C(queue_num), C(queue_rule), C(listening) (a listener is bound to the queue), C(delayer_alive),
+      C(rules) (count), C(delayer) (its counters so far).
   returned: when O(state=present) and not in check mode
   type: dict
 started_at:
@@ -326,20 +395,44 @@ reverted:
   returned: when O(state=absent)
   type: list
   elements: str
+final_effects:
+  description:
+    - What the reverted faults' helpers measured, by fault id. For V(nfqueue) the delayer's C(hold)
+      (C(p50_ms), C(p95_ms), C(p99_ms) of the time it held each packet), C(received), C(accepted),
+      C(dropped) (loss), C(overruns), C(max_held) and C(state).
+  returned: when O(state=absent) reverted a fault with a helper
+  type: dict
+  sample: {"netem-3f9a1c2b7d": {"hold": {"p50_ms": 200.4, "p95_ms": 201.1, "p99_ms": 201.3}, "received": 412}}
+ended:
+  description:
+    - When O(fault_id) names a fault that is already over, how it ended - C(fault_id), C(reverted_by)
+      (V(guard:deadline), V(guard:lease-expired), C(guard:helper-exited:nfqueue delayer) when the delayer died
+      early, ...), C(reverted_at) and C(final_effect).
+  returned: when O(state=absent) and the fault had already ended
+  type: dict
 '''
 
+import json
 import os
 import re
 import shlex
+import sys
+import time
 import zlib
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
-    Fault, FaultError, fault_argument_spec, fault_required_if, run_fault_module)
-from ansible_collections.magsasa.chaos.plugins.module_utils import _netem
+    Fault, FaultError, fault_argument_spec, fault_required_if, kill_action, run_fault_module, spawn_detached)
+from ansible_collections.magsasa.chaos.plugins.module_utils import _guard, _netem, _nfqueue
 
 MISSING_QDISC = 'Specified qdisc kind is unknown'
 PROC_ANCESTORS = 32
+NFQUEUE_OPTIONS = ('delay_ms', 'jitter_ms', 'correlation_percent', 'loss_percent', 'rate')
+NFQUEUE_MAX_DELAY_MS = 60000.0
+QUEUE_NUM_FIRST = 0x7000
+QUEUE_NUM_SPAN = 0x1000
+DELAYER_START_SECONDS = 10.0
+DELAYER_GRACE_SECONDS = 30.0
 
 
 def find_ssh_connection():
@@ -368,6 +461,15 @@ def find_ssh_connection():
     return None, 'none'
 
 
+def read_json(path):
+    """A JSON file the delayer writes (atomically), or None while it is not there."""
+    try:
+        with open(path, 'r') as handle:
+            return json.load(handle)
+    except (IOError, OSError, ValueError):
+        return None
+
+
 def describe(options):
     """``{'delay_ms': 200.0}`` as "`delay_ms`=200" for messages."""
     return ', '.join('`%s`=%s' % (name, value if isinstance(value, str) else _netem.format_number(value))
@@ -391,6 +493,8 @@ class NetemFault(Fault):
         self.spared_source = 'none'
         self.rate = None
         self.qdiscs = []
+        self.queue_rule = None
+        self.ip_versions = ()
 
     # -- commands --------------------------------------------------------------------
     def bin(self, name, package):
@@ -401,7 +505,8 @@ class NetemFault(Fault):
 
     def command(self, argv):
         """``argv`` inside O(netns) when one is given, with the tool's absolute path."""
-        tools = {'nft': ('nft', 'nftables'), 'tc': ('tc', 'iproute2'), 'ip': ('ip', 'iproute2')}
+        tools = {'nft': ('nft', 'nftables'), 'tc': ('tc', 'iproute2'), 'ip': ('ip', 'iproute2'),
+                 'iptables': ('iptables', 'iptables'), 'ip6tables': ('ip6tables', 'iptables')}
         argv = [self.bin(*tools[argv[0]])] + list(argv[1:]) if argv[0] in tools else list(argv)
         if self.params['netns']:
             argv = [self.bin('ip', 'iproute2'), 'netns', 'exec', self.params['netns']] + argv
@@ -493,38 +598,160 @@ class NetemFault(Fault):
 
     def choose_backend(self):
         params = self.params
-        tc_wanted = dict((k, v) for k, v in self.requested().items() if k in _netem.TC_ONLY_OPTIONS)
+        requested = self.requested()
+        tc_wanted = dict((k, v) for k, v in requested.items() if k in _netem.TC_ONLY_OPTIONS)
+        nfqueue_lacks = dict((k, v) for k, v in requested.items() if k not in NFQUEUE_OPTIONS)
         wanted_text = describe(tc_wanted)
         backend = params['backend']
         if backend == 'nftables' and tc_wanted:
             self.fail('%s cannot be done by the nftables backend: it only drops packets (`loss_percent`, `partition`). '
-                      'Use backend=tc (needs the kernel\'s sch_netem) or backend=auto' % wanted_text)
-        if backend == 'tc' and params['partition']:
-            self.fail('`partition` needs the nftables backend (tc netem shapes traffic, it does not cut it); '
-                      'use backend=nftables or backend=auto')
+                      'Use backend=nfqueue (any kernel with nfnetlink_queue), backend=tc (needs the kernel\'s '
+                      'sch_netem) or backend=auto' % wanted_text)
+        if backend in ('tc', 'nfqueue') and params['partition']:
+            self.fail('`partition` needs the nftables backend (backend=%s delays traffic, it does not cut it); '
+                      'use backend=nftables or backend=auto' % backend)
         if backend == 'auto':
-            backend = 'tc' if tc_wanted else 'nftables'
+            backend = self.auto_backend(tc_wanted, nfqueue_lacks)
         self.backend = backend
-        if backend != 'tc':
-            return
+        if backend == 'tc':
+            self.check_tc(wanted_text)
+        elif backend == 'nfqueue':
+            self.check_nfqueue_request(nfqueue_lacks)
+
+    def auto_backend(self, tc_wanted, nfqueue_lacks):
+        """nftables for drops alone; for anything else tc netem when the kernel has it and the
+        request suits it (egress of one interface), else the userspace nfqueue delayer when it can
+        do what is asked; tc otherwise, whose checks then say what is missing."""
+        if not tc_wanted:
+            return 'nftables'
+        tc_suits = self.directions == ('egress',) and bool(self.params['interface'])
+        if tc_suits and all(available is not False for available, _detail in self.tc_probes().values()):
+            return 'tc'
+        if not nfqueue_lacks and not self.params['forwarded']:
+            return 'nfqueue'
+        return 'tc'
+
+    def tc_probes(self):
+        """``{kind: (available, detail)}`` for the qdiscs the tc backend needs, probed once."""
+        if not hasattr(self, '_tc_probes'):
+            kinds = ['netem']
+            if _netem.tc_needs_prio(self.destinations, self.sources, self.ports, self.exclude_ports, self.spared):
+                kinds.append('prio')
+            self._tc_probes = dict((kind, self.probe_qdisc(kind)) for kind in kinds)
+        return self._tc_probes
+
+    def check_tc(self, wanted_text):
+        params = self.params
         if self.directions != ('egress',):
             self.fail('`direction`=%s: the tc backend shapes egress only. For loss or a partition on ingress use '
-                      'backend=nftables; for latency on ingress, inject it on the sending host\'s egress'
-                      % params['direction'])
-        kinds = ['netem']
-        if _netem.tc_needs_prio(self.destinations, self.sources, self.ports, self.exclude_ports, self.spared):
-            kinds.append('prio')
-        for kind in kinds:
-            available, detail = self.probe_qdisc(kind)
+                      'backend=nftables; for latency on ingress use backend=nfqueue, or inject it on the sending '
+                      'host\'s egress' % params['direction'])
+        for kind, (available, detail) in sorted(self.tc_probes().items()):
             if available is False:
                 what = wanted_text or '`loss_percent`=%s on backend=tc' % _netem.format_number(params['loss_percent'])
-                self.fail('%s needs tc netem, but this %s. What would work: load the module (modprobe sch_%s; some '
-                          'distributions ship it in an extra kernel modules package such as '
-                          'linux-modules-extra-$(uname -r)), or ask only for `loss_percent` or `partition`, which the '
-                          'nftables backend does without netem' % (what, detail, kind), probe=detail)
+                self.fail('%s needs tc netem, but this %s. What would work: backend=nfqueue (a userspace delayer '
+                          'that needs no netem), load the module (modprobe sch_%s; some distributions ship it in an '
+                          'extra kernel modules package such as linux-modules-extra-$(uname -r)), or ask only for '
+                          '`loss_percent` or `partition`, which the nftables backend does without netem'
+                          % (what, detail, kind), probe=detail)
         if not params['interface']:
             self.fail('`interface` is required for the tc backend (the netem qdisc sits on its egress)%s'
                       % ((' - needed for %s' % wanted_text) if wanted_text else ''))
+
+    # -- the nfqueue backend -----------------------------------------------------------
+    def check_nfqueue_request(self, nfqueue_lacks):
+        """What the userspace delayer can do, and values in its range; no side effects."""
+        params = self.params
+        if nfqueue_lacks:
+            self.fail('%s cannot be done by the nfqueue backend: it delays (`delay_ms`, `jitter_ms`, '
+                      '`correlation_percent`), drops (`loss_percent`) and limits the rate (`rate`). Use backend=tc '
+                      '(needs the kernel\'s sch_netem)' % describe(nfqueue_lacks))
+        if params['forwarded']:
+            self.fail('`forwarded` is not supported by the nfqueue backend (its rules sit in the input and output '
+                      'hooks); inject the fault on the host that sends the traffic, or use backend=tc')
+        delay, jitter = params['delay_ms'], params['jitter_ms']
+        if delay is not None and not 0 < delay <= NFQUEUE_MAX_DELAY_MS:
+            self.fail('`delay_ms` must be more than 0 and at most %s for backend=nfqueue, got %s'
+                      % (_netem.format_number(NFQUEUE_MAX_DELAY_MS), _netem.format_number(delay)))
+        if jitter and jitter > delay:
+            self.fail('`jitter_ms` must be at most `delay_ms` for backend=nfqueue (a packet cannot leave before it '
+                      'arrived), got jitter_ms=%s with delay_ms=%s'
+                      % (_netem.format_number(jitter), _netem.format_number(delay)))
+        queue_num = params['queue_num']
+        if queue_num is not None and not 0 <= queue_num <= 65535:
+            self.fail('`queue_num` must be 0-65535, got %d' % queue_num)
+        self.ip_versions = tuple(v for v in (4, 6)
+                                 if not (self.destinations or self.sources)
+                                 or any(n.version == v for n in self.destinations + self.sources))
+        self.queue_rule = self.probe_queue_rule()
+
+    def probe_queue_rule(self):
+        """nftables' ``queue`` statement where the kernel has nft_queue, else iptables' NFQUEUE
+        target; both tried in a throwaway network namespace."""
+        unshare = self.module.get_bin_path('unshare')
+        if not unshare:
+            self.fail('`unshare` (util-linux) is needed to probe how to queue packets; install util-linux')
+        failures = []
+        nft = self.module.get_bin_path('nft')
+        if nft:
+            rc, out, err = self.module.run_command([unshare, '--net', nft, '-f', '-'], data=(
+                'table inet magsasa_chaos_probe { chain output { type filter hook output priority 0; '
+                'queue num 0 bypass; } }\n'))
+            if rc == 0:
+                return 'nftables'
+            failures.append('nft queue statement: %s' % ' '.join((err or out).split()))
+        iptables_failures = []
+        for tool, version in (('iptables', 4), ('ip6tables', 6)):
+            if version not in self.ip_versions:
+                continue
+            path = self.module.get_bin_path(tool)
+            if not path:
+                iptables_failures.append('%s is not installed' % tool)
+                continue
+            rc, out, err = self.module.run_command([unshare, '--net', path, '-w', '-t', _netem.IPT_TABLE, '-A', 'OUTPUT',
+                                                    '-j', 'NFQUEUE', '--queue-num', '0', '--queue-bypass'])
+            if rc != 0:
+                iptables_failures.append('%s NFQUEUE target: %s' % (tool, ' '.join((err or out).split())))
+        if not iptables_failures:
+            return 'iptables'
+        self.fail('backend=nfqueue cannot queue packets on this host: %s. It needs nftables with the kernel\'s '
+                  'nft_queue, or iptables/ip6tables with the NFQUEUE target (xt_NFQUEUE)'
+                  % '; '.join(failures + iptables_failures))
+
+    def read_target_file(self, path):
+        rc, out, err = self.run(['cat', path])
+        return out if rc == 0 else None
+
+    def queues_in_use(self):
+        """Queue numbers with a listener, or named by a rule of the target's nftables/iptables."""
+        used = set(_nfqueue.read_queue_table(self.read_target_file(_nfqueue.PROC_QUEUES) or ''))
+        texts = []
+        for tool in ('iptables-save', 'ip6tables-save'):
+            if self.module.get_bin_path(tool):
+                texts.append(self.run([self.module.get_bin_path(tool)])[1])
+        if self.module.get_bin_path('nft'):
+            texts.append(self.run(['nft', 'list', 'ruleset'])[1])
+        used.update(_netem.queue_nums_in_rules('\n'.join(texts)))
+        return used
+
+    def check_nfqueue_host(self):
+        """Read-only checks on the target: the kernel's queue, the addresses, the queue number."""
+        if self.read_target_file(_nfqueue.PROC_QUEUES) is None:
+            modprobe = self.module.get_bin_path('modprobe')
+            if modprobe:
+                self.module.run_command([modprobe, 'nfnetlink_queue'])
+            if self.read_target_file(_nfqueue.PROC_QUEUES) is None:
+                self.fail('backend=nfqueue needs the kernel\'s nfnetlink_queue (no %s, and modprobe nfnetlink_queue '
+                          'did not load it); use backend=tc where the kernel has sch_netem' % _nfqueue.PROC_QUEUES)
+        rc, out, err = self.run(['ip', '-o', 'addr', 'show'])
+        reason = _netem.selection_matches_nothing(self.params['interface'], self.destinations, self.sources,
+                                                  _netem.parse_ip_addresses(out) if rc == 0 else [])
+        if reason:
+            self.fail('the selection matches no packet: %s' % reason)
+        queue_num = self.params['queue_num']
+        if queue_num is not None and queue_num in self.queues_in_use():
+            self.fail('`queue_num` %d is already in use (a listener or a rule on this host has it); choose another '
+                      'or leave it out to get a free one' % queue_num)
 
     def check_host(self):
         """Read-only checks of the target before anything is injected."""
@@ -539,6 +766,8 @@ class NetemFault(Fault):
                 names = [line.split(':')[1].strip().split('@')[0] for line in out.splitlines() if ':' in line]
                 self.fail('`interface` %s does not exist%s; interfaces there: %s'
                           % (interface, ' in netns %s' % netns if netns else '', ', '.join(names)))
+        if self.backend == 'nfqueue':
+            self.check_nfqueue_host()
         if self.backend == 'tc':
             try:
                 self.qdiscs = self.current_qdiscs()
@@ -563,12 +792,29 @@ class NetemFault(Fault):
     def table(self, fault_id):
         return _netem.table_name(fault_id)
 
-    def ruleset(self, table):
+    def ruleset(self, table, queue_num=None):
         return _netem.nft_ruleset(table, self.directions, loss_percent=self.params['loss_percent'],
                                   partition=self.params['partition'], destinations=self.destinations,
                                   sources=self.sources, ports=self.ports, exclude_ports=self.exclude_ports,
                                   interface=self.params['interface'], spared=self.spared,
-                                  forwarded=self.params['forwarded'])
+                                  forwarded=self.params['forwarded'], queue_num=queue_num)
+
+    def ipt_commands(self, base, queue_num):
+        """``[argv]`` for iptables then ip6tables, each starting with the tool's name."""
+        commands = []
+        for tool, version in (('iptables', 4), ('ip6tables', 6)):
+            if version in self.ip_versions:
+                commands.extend([tool] + argv for argv in _netem.ipt_queue_rules(
+                    base, version, self.directions, queue_num, destinations=self.destinations, sources=self.sources,
+                    ports=self.ports, exclude_ports=self.exclude_ports, interface=self.params['interface'],
+                    spared=self.spared))
+        return commands
+
+    def delayer_config(self, queue_num, exit_at):
+        params = self.params
+        return dict(queue_num=queue_num, delay_ms=params['delay_ms'], jitter_ms=params['jitter_ms'],
+                    correlation_percent=params['correlation_percent'], loss_percent=params['loss_percent'],
+                    rate_bps=_netem.rate_bits_per_second(self.rate) if self.rate else None, exit_at=exit_at)
 
     def tc_commands(self, handle):
         return _netem.tc_commands(self.params['interface'], handle, _netem.netem_args(**self.netem_settings()),
@@ -583,6 +829,15 @@ class NetemFault(Fault):
                     exclude_ports=self.exclude_ports, forwarded=self.params['forwarded'])
         if self.backend == 'nftables':
             plan['ruleset'] = self.ruleset(self.table(self.params['fault_id'] or 'FAULT_ID'))
+        elif self.backend == 'nfqueue':
+            # The queue number is picked at injection when not given (see details.queue_num).
+            queue_num = self.params['queue_num'] if self.params['queue_num'] is not None else 'QUEUE_NUM'
+            plan.update(queue_rule=self.queue_rule, delayer=self.delayer_config(queue_num, None))
+            if self.queue_rule == 'nftables':
+                plan['ruleset'] = self.ruleset(self.table(self.params['fault_id'] or 'FAULT_ID'), queue_num)
+            else:
+                base = _netem.ipt_chain_base(self.params['fault_id']) if self.params['fault_id'] else 'MCHAOS-FAULT_ID'
+                plan['commands'] = [' '.join(shlex.quote(w) for w in argv) for argv in self.ipt_commands(base, queue_num)]
         else:
             plan['netem'] = _netem.netem_args(**self.netem_settings())
             # The handle is picked again at injection (see details.handle); this one is free now.
@@ -599,16 +854,80 @@ class NetemFault(Fault):
     def inject(self, ctx):
         if self.backend == 'nftables':
             self.inject_nftables(ctx)
+        elif self.backend == 'nfqueue':
+            self.inject_nfqueue(ctx)
         else:
             self.inject_tc(ctx)
 
-    def inject_nftables(self, ctx):
+    def inject_nfqueue(self, ctx):
+        """The delayer first (bound to the queue, registered with the guard), then the rule that
+        feeds it. Reverts run last-registered first, so the rule goes before the delayer stops and
+        no packet waits in a queue nobody reads."""
+        fault_id = ctx.record['fault_id']
+        used = self.queues_in_use()
+        queue_num = self.params['queue_num']
+        if queue_num is None:
+            preferred = QUEUE_NUM_FIRST + zlib.crc32(fault_id.encode('utf-8')) % QUEUE_NUM_SPAN
+            queue_num = _netem.free_queue_num(used, preferred, QUEUE_NUM_FIRST, QUEUE_NUM_SPAN)
+        elif queue_num in used:
+            raise FaultError('`queue_num` %d got a listener or a rule meanwhile; not touching it' % queue_num)
+        program = ctx.engine.install_program(_nfqueue, _nfqueue.PROGRAM_FILENAME)
+        stats_file = os.path.join(ctx.engine.state_dir, fault_id + '.nfqueue-stats')
+        # The delayer ends itself well after the guard's deadline, should the guard be gone too.
+        config = self.delayer_config(queue_num, ctx.expires_at + ctx.record['revert_timeout'] + DELAYER_GRACE_SECONDS)
+        ctx.detail(final_effect_file=stats_file)
+        pid, starttime = spawn_detached(self.command([sys.executable, program, 'run', stats_file, json.dumps(config)]))
+        ctx.on_revert(kill_action(pid, starttime, group=True, escalate_after=3.0))
+        self.wait_for_delayer(stats_file, pid, starttime)
+        delayer = dict(name='nfqueue delayer', pid=pid, starttime=starttime)
+        ctx.detail(backend='nfqueue', queue_rule=self.queue_rule, queue_num=queue_num, delayer=config, watch=[delayer],
+                   direction=list(self.directions), netns=self.params['netns'], spared=self.spared,
+                   control_channel_source=self.spared_source)
+        if self.queue_rule == 'nftables':
+            self.inject_nftables(ctx, queue_num)
+            ctx.detail(backend='nfqueue')
+            return
+        base = _netem.ipt_chain_base(fault_id)
+        hooks, chains = _netem.ipt_chains(base, self.directions)
+        tools = [tool for tool, version in (('iptables', 4), ('ip6tables', 6)) if version in self.ip_versions]
+        for tool in tools:
+            rc, out, err = self.run([tool, '-w', '-t', _netem.IPT_TABLE, '-n', '-L', chains[-1]])
+            if rc == 0:
+                raise FaultError('%s chain %s already exists and is not this fault\'s; not touching it' % (tool, chains[-1]))
+        # Registered before the step: the revert removes only this fault's jumps and chains and
+        # skips what does not exist, so a module that dies mid-step leaves no rule behind.
+        ctx.on_revert(dict(type='command', argv=['sh', '-c', _netem.ipt_delete_script()], ok_rcs=[0], timeout=30,
+                           env=self.revert_env(CHAOS_IPTABLES=' '.join(self.bin(t, 'iptables') for t in tools),
+                                               CHAOS_HOOKS=' '.join('%s=%s' % item for item in sorted(hooks.items())),
+                                               CHAOS_CHAINS=' '.join(chains))))
+        commands = self.ipt_commands(base, queue_num)
+        ctx.detail(chains=chains, commands=commands)
+        for argv in commands:
+            rc, out, err = self.run(argv)
+            if rc != 0:
+                raise FaultError('%s failed: %s' % (' '.join(argv), err.strip()))
+
+    def wait_for_delayer(self, stats_file, pid, starttime):
+        """Until the delayer has bound its queue (its stats file says so), or why it could not."""
+        deadline = time.time() + DELAYER_START_SECONDS
+        while time.time() < deadline:
+            stats = read_json(stats_file)
+            if stats and stats.get('state') == 'running':
+                return stats
+            if stats and stats.get('state') == 'failed':
+                raise FaultError('the nfqueue delayer could not start: %s' % stats.get('error'))
+            if not _guard.process_alive(pid, starttime):
+                raise FaultError('the nfqueue delayer (pid %d) exited at start without saying why' % pid)
+            time.sleep(0.02)
+        raise FaultError('the nfqueue delayer did not bind its queue within %ds' % DELAYER_START_SECONDS)
+
+    def inject_nftables(self, ctx, queue_num=None):
         table = self.table(ctx.record['fault_id'])
         rc, out, err = self.run(['nft', 'list', 'table', _netem.TABLE_FAMILY, table])
         if rc == 0:
             raise FaultError('nftables table %s %s already exists and is not this fault\'s; not touching it'
                              % (_netem.TABLE_FAMILY, table))
-        ruleset = self.ruleset(table)
+        ruleset = self.ruleset(table, queue_num)
         # Registered before the step: the revert deletes only this fault's own table and is a
         # no-op when it does not exist, so a module that dies mid-step still leaves no rules behind.
         ctx.on_revert(dict(type='command', argv=['sh', '-c', _netem.nft_delete_script()], ok_rcs=[0], timeout=30,
@@ -645,6 +964,8 @@ class NetemFault(Fault):
     # -- measure ----------------------------------------------------------------------
     def measure(self, ctx):
         details = ctx.record['details']
+        if details['backend'] == 'nfqueue':
+            return self.measure_nfqueue(details)
         if details['backend'] == 'nftables':
             family, table = details['table'].split()
             rc, out, err = self.run(['nft', '-j', 'list', 'table', family, table])
@@ -660,13 +981,36 @@ class NetemFault(Fault):
         filters = len([line for line in out.splitlines() if 'flowid' in line]) if rc == 0 else None
         return dict(interface=interface, qdiscs=owned, filters=filters)
 
+    def measure_nfqueue(self, details):
+        """The rule in place, the delayer listening on the queue, and its counters so far (the
+        hold times it adds come with the revert, in RV(final_effects))."""
+        listeners = _nfqueue.read_queue_table(self.read_target_file(_nfqueue.PROC_QUEUES) or '')
+        delayer = details['watch'][0]
+        effect = dict(queue_num=details['queue_num'], queue_rule=details['queue_rule'],
+                      listening=details['queue_num'] in listeners,
+                      delayer_alive=_guard.process_alive(delayer['pid'], delayer['starttime']),
+                      delayer=read_json(details['final_effect_file']))
+        if details['queue_rule'] == 'nftables':
+            family, table = details['table'].split()
+            rc, out, err = self.run(['nft', '-j', 'list', 'table', family, table])
+            effect['rules'] = _netem.parse_nft_table_json(out)['rules'] if rc == 0 else 0
+        else:
+            rules = 0
+            for tool in ('iptables', 'ip6tables'):
+                for chain in details['chains']:
+                    rc, out, err = self.run([tool, '-w', '-t', _netem.IPT_TABLE, '-S', chain])
+                    rules += len([line for line in out.splitlines() if line.startswith('-A ')]) if rc == 0 else 0
+            effect['rules'] = rules
+        return effect
+
 
 def main():
     argument_spec = fault_argument_spec()
     argument_spec.update(
         interface=dict(type='str'),
         netns=dict(type='str'),
-        backend=dict(type='str', default='auto', choices=['auto', 'tc', 'nftables']),
+        backend=dict(type='str', default='auto', choices=['auto', 'tc', 'nftables', 'nfqueue']),
+        queue_num=dict(type='int'),
         direction=dict(type='str', choices=['egress', 'ingress', 'both']),
         delay_ms=dict(type='float'),
         jitter_ms=dict(type='float'),

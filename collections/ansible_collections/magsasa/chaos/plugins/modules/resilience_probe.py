@@ -167,6 +167,13 @@ options:
       max_consecutive_failures:
         description: Breached when this many samples in a row failed; at least V(2).
         type: int
+  owner_pid:
+    description:
+      - With O(state=started), the background sampler stops within half a second once this process is gone.
+      - Defaults to the outermost C(ansible-playbook) process among the module's ancestors (the controller), so a
+        killed controller never leaves a sampler probing the target. V(0) keeps the sampler running until
+        O(state=stopped) or O(max_lifetime).
+    type: int
   baseline_start:
     description: Epoch seconds where the baseline window begins (default the first sample).
     type: float
@@ -407,7 +414,8 @@ from ansible_collections.magsasa.chaos.plugins.module_utils._metrics import (
     MetricsError, compute_metrics, evaluate_stop_condition, load_samples_file, recovery, summarize, timeline,
 )
 from ansible_collections.magsasa.chaos.plugins.module_utils._probe import (
-    ProbeError, default_concurrency, launch, parse_json_path, pid_is_sampler, probe_paths, read_json, run_once, stop,
+    ProbeError, controller_pid, default_concurrency, launch, parse_json_path, pid_is_sampler, probe_paths, process_starttime,
+    read_json, run_once, stop,
 )
 
 PROBE_ID_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
@@ -489,6 +497,9 @@ class ResilienceProbe:
         config['method'] = config['method'].upper()
         config['probe_id'] = probe_id
         config['concurrency'] = p['concurrency'] or default_concurrency(p['interval'], p['timeout'])
+        owner = controller_pid() if p['owner_pid'] is None else p['owner_pid']
+        config['owner_pid'] = owner or None
+        config['owner_starttime'] = process_starttime(owner) if owner else None
         return config
 
     def run_once(self):
@@ -617,6 +628,7 @@ def main():
                 max_error_rate_percent=dict(type='float'),
                 max_consecutive_failures=dict(type='int'),
             )),
+            owner_pid=dict(type='int'),
             baseline_start=dict(type='float'),
             fault_start=dict(type='float'),
             fault_end=dict(type='float'),

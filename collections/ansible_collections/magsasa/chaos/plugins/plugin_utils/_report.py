@@ -172,6 +172,24 @@ def mermaid_text(value, limit=80):
     return text[:limit].strip()
 
 
+def md_code(value, in_table=False):
+    """An untrusted string as one Markdown code span (commands, URLs, paths): shown verbatim.
+
+    The fence is one backtick longer than the longest run of backticks inside, so the text
+    cannot close it; inside a table cell a pipe is escaped, which GFM removes again there.
+    """
+    text = plain_text(value, 0)
+    if not text:
+        return Markup('')
+    if in_table:
+        text = text.replace('|', '\\|')
+    longest = max([len(run) for run in re.findall('`+', text)] + [0])
+    fence = '`' * (longest + 1)
+    if text.startswith('`') or text.endswith('`') or (text.startswith(' ') and text.endswith(' ')):
+        text = ' %s ' % text
+    return Markup('%s%s%s' % (fence, text, fence))
+
+
 def xml_text(value):
     """Text that is legal in XML 1.0 (ElementTree escapes markup but keeps control characters)."""
     if value is None:
@@ -351,35 +369,117 @@ def _fault_window_text(record):
     return 'n/a'
 
 
-def timeline_chart(record):
-    """A mermaid xychart-beta of the probe timeline, or None when the record has no timeline.
+CHART_BUCKETS = 40
+# One colour per series, in the order the series are drawn: the fault window (light grey, so it
+# reads as a background band), failed samples (red) and the latency line (blue).
+CHART_SERIES = (
+    ('fault', 'fault active', 'bar', '#c8c8c8'),
+    ('failed', 'failed samples (share)', 'bar', '#d62728'),
+    ('latency', 'latency of successful samples (ms)', 'line', '#1f77b4'),
+)
 
-    Bars mark failed probe samples (full height), the first line is the latency, and the
-    second line is high during the fault window (t = 0 is the fault start).
+
+def resample_timeline(points, fault_end=None, buckets=CHART_BUCKETS):
+    """Spread the probe timeline over evenly spaced times for a chart with a numeric x-axis.
+
+    points are the record's timeline (``t`` seconds from the fault start, ``latency_ms`` of the
+    successful samples or None, ``ok``). Returns a dict with ``times`` (``buckets`` evenly spaced
+    values from the first to the last ``t``, fewer when there are fewer points) and, per time,
+    ``latency`` (mean latency of the points of its bucket that have one; a bucket without any
+    holds the previous value, so an outage never reads as a latency drop), ``failed`` (share
+    0-1 of the bucket's points that had failed samples) and ``fault`` (True inside the fault
+    window; an instant fault, shorter than one bucket, marks the bucket at t = 0 only).
+    None when there is no point with a time.
     """
-    points = [p for p in (record.get('timeline') or []) if isinstance(p, dict) and _is_number(p.get('t'))]
+    points = sorted((p for p in points or [] if isinstance(p, dict) and _is_number(p.get('t'))),
+                    key=lambda p: float(p['t']))
     if not points:
         return None
-    fault_end = _fault_end_relative(record)
-    latencies = [float(p['latency_ms']) if _is_number(p.get('latency_ms')) else 0.0 for p in points]
-    y_max = _nice_ceiling(max(latencies + [1.0]) * 1.2)
-    failures = [y_max if p.get('ok') is False else 0 for p in points]
-    in_fault = [y_max if (p['t'] >= 0 and (fault_end is None or p['t'] <= fault_end)) else 0 for p in points]
-    window = '0 s to %s s' % fmt_number(fault_end) if fault_end is not None else 'from 0 s'
-    title = '%s latency (ms), fault window %s' % (mermaid_text(record.get('name') or 'experiment', 48), window)
+    first, last = float(points[0]['t']), float(points[-1]['t'])
+    count = max(1, min(int(buckets), len(points)))
+    step = (last - first) / (count - 1) if count > 1 else 0.0
+    times = [first + index * step for index in range(count)]
+    groups = [[] for _time in times]
+    for point in points:
+        index = int(round((float(point['t']) - first) / step)) if step else 0
+        groups[min(max(index, 0), count - 1)].append(point)
 
-    def series(values):
-        return '[%s]' % ', '.join(fmt_number(float(v)) for v in values)
+    latency, failed, fault = [], [], []
+    held = None
+    for time_at, group in zip(times, groups):
+        values = [float(p['latency_ms']) for p in group if _is_number(p.get('latency_ms'))]
+        if values:
+            held = sum(values) / len(values)
+        latency.append(held)
+        failed.append(sum(1 for p in group if p.get('ok') is False) / float(len(group)) if group else 0.0)
+        fault.append(time_at >= -step / 2.0 and (fault_end is None or time_at <= fault_end + step / 2.0)
+                     if step else True)
+    first_known = next((value for value in latency if value is not None), 0.0)
+    latency = [first_known if value is None else value for value in latency]
+    instant = fault_end is not None and step and fault_end < step
+    if instant:
+        nearest = min(range(count), key=lambda index: abs(times[index]))
+        fault = [index == nearest for index in range(count)]
+    return {'times': times, 'step': step, 'latency': latency, 'failed': failed, 'fault': fault,
+            'instant': bool(instant)}
+
+
+def timeline_chart(record):
+    """A mermaid xychart of the probe timeline, or None when the record has no timeline.
+
+    The x-axis is numeric (seconds from the fault start) over evenly resampled points, so
+    mermaid draws a few readable ticks instead of one label per point. Three named series
+    (a legend where mermaid draws one; the palette is fixed in the chart's front matter):
+    the fault window as a light band of full-height bars, failed samples as red bars whose
+    height is the share of failed samples at that time, and the latency of the successful
+    samples as a blue line. An instant fault (a crash) is one band at t = 0.
+    """
+    fault_end = _fault_end_relative(record)
+    sampled = resample_timeline(record.get('timeline'), fault_end)
+    if sampled is None:
+        return None
+    y_max = _nice_ceiling(max(sampled['latency'] + [1.0]) * 1.2)
+    # mermaid draws a bar of value 0 as a stub as high as the axis padding, which would paint a
+    # red strip along the x-axis; a value below the axis range draws no bar at all.
+    no_bar = -y_max
+    values = {
+        'fault': [y_max if inside else no_bar for inside in sampled['fault']],
+        'failed': [y_max * share if share > 0 else no_bar for share in sampled['failed']],
+        'latency': sampled['latency'],
+    }
+    if sampled['instant']:
+        window = 'instant fault at 0 s'
+    elif fault_end is not None:
+        window = 'fault 0 s to %s s' % fmt_number(fault_end)
+    else:
+        window = 'fault from 0 s'
+    title = '%s - %s' % (mermaid_text(record.get('name') or 'experiment', 48), window)
+    times = sampled['times']
+    x_min, x_max = times[0], times[-1]
+    if x_max <= x_min:
+        x_min, x_max = x_min - 1, x_min + 1
+
+    def series(numbers):
+        return '[%s]' % ', '.join(fmt_number(float(v)) for v in numbers)
 
     lines = [
+        '---',
+        'config:',
+        '  xyChart:',
+        '    width: 900',
+        '    height: 400',
+        '    showLegend: true',
+        '  themeVariables:',
+        '    xyChart:',
+        '      plotColorPalette: "%s"' % ', '.join(colour for _key, _label, _kind, colour in CHART_SERIES),
+        '---',
         'xychart-beta',
         '    title "%s"' % title,
-        '    x-axis "seconds from fault start" [%s]' % ', '.join('"%s"' % fmt_number(float(p['t'])) for p in points),
+        '    x-axis "seconds from fault start" %s --> %s' % (fmt_number(float(x_min)), fmt_number(float(x_max))),
         '    y-axis "latency (ms)" 0 --> %s' % fmt_number(float(y_max)),
-        '    bar %s' % series(failures),
-        '    line %s' % series(latencies),
-        '    line %s' % series(in_fault),
     ]
+    for key, label, kind, _colour in CHART_SERIES:
+        lines.append('    %s "%s" %s' % (kind, label, series(values[key])))
     return Markup('\n'.join(lines))
 
 
@@ -388,11 +488,14 @@ def experiment_view(record):
     targets = _get(record, 'slo', 'targets') or {}
     checks = _checks_by_metric(record)
     rows = []
+    # An experiment that errored or was aborted did not run as planned: its numbers are shown as
+    # observed, never marked as passing (or failing) an SLO.
+    judged = experiment_outcome(record) not in ('ERROR', 'ABORTED')
     for metric_key, target_key, label, unit, op in METRICS:
         check = checks.get(metric_key, {})
         value = metrics.get(metric_key, check.get('value'))
         target = targets.get(target_key, check.get('target'))
-        passed = check.get('passed') if isinstance(check.get('passed'), bool) else None
+        passed = check.get('passed') if judged and isinstance(check.get('passed'), bool) else None
         rows.append({
             'metric': metric_key,
             'label': label,
@@ -404,6 +507,7 @@ def experiment_view(record):
         })
     outcome = experiment_outcome(record)
     fault = record.get('fault') or {}
+    probe = record.get('probe') or {}
     return {
         'name': plain_text(record.get('name') or 'unnamed experiment'),
         'type': plain_text(record.get('type')),
@@ -420,6 +524,9 @@ def experiment_view(record):
         'module': plain_text(fault.get('module')),
         'parameters': ', '.join('%s=%s' % (plain_text(k, 40), plain_text(json.dumps(v, sort_keys=True), 80))
                                 for k, v in sorted((fault.get('parameters') or {}).items())),
+        # The backend a fault module chose on each host (chaos_netem's backend=auto: tc or nfqueue).
+        'backend': ', '.join(sorted(set(plain_text((r.get('details') or {}).get('backend'), 40)
+                                        for r in fault.get('results') or [] if (r.get('details') or {}).get('backend')))),
         'fault_window': _fault_window_text(record),
         'samples': ('%s of %s failed' % (fmt_number(metrics.get('samples_failed')), fmt_number(metrics.get('samples_total')))
                     if _is_number(metrics.get('samples_total')) else 'n/a'),
@@ -429,7 +536,45 @@ def experiment_view(record):
         'violations': [_violation_view(c, record) for c in failed_checks(record)],
         'expected_violations': [_violation_view(c, record) for c in expected_checks(record)],
         'chart': timeline_chart(record),
+        'probe': ('every %s s, timeout %s s' % (fmt_number(probe.get('interval')), fmt_number(probe.get('timeout')))
+                  if _is_number(probe.get('interval')) else 'n/a'),
+        'hosts': hosts_view(record),
+        'spread': fmt_number(fault.get('injection_spread'), 's'),
+        'note': plain_text(record.get('note')),
+        'chart_instant': bool((resample_timeline(record.get('timeline'), _fault_end_relative(record)) or {}).get('instant')),
     }
+
+
+def _host_window(injected, reverted, start):
+    if not (_is_number(injected) and _is_number(start)):
+        return 'n/a'
+    end = fmt_number(float(reverted) - float(start)) if _is_number(reverted) else '?'
+    return '%s s to %s s' % (fmt_number(float(injected) - float(start)), end)
+
+
+def hosts_view(record):
+    """One row per target host: its fault window relative to the experiment's fault start (in the
+    controller's clock), how long it held against the plan, and how it ended."""
+    start = _get(record, 'window', 'fault_start')
+    planned = _get(record, 'fault', 'planned_duration')
+    rows = []
+    for part in record.get('hosts') or []:
+        if not isinstance(part, dict):
+            continue
+        injected, reverted, held = part.get('injected_at'), part.get('reverted_at'), part.get('held_seconds')
+        ended = part.get('ended') or ('not injected' if injected is None else 'unknown')
+        normal = ended in ('deadline', 'revert', 'instant') and part.get('status') != 'failed'
+        rows.append({
+            'host': plain_text(part.get('host'), 80),
+            'window': _host_window(injected, reverted, start),
+            'held': ('%s of %s' % (fmt_number(held, 's'), fmt_number(planned, 's')) if _is_number(held)
+                     else 'n/a'),
+            'ended': plain_text(ended, 40),
+            'mark': MARK_PASS if normal else MARK_FAIL,
+            'offset': fmt_number(part.get('clock_offset'), 's'),
+            'reason': plain_text(part.get('reason'), 300),
+        })
+    return rows
 
 
 # ---------------------------------------------------------------------------------------
@@ -506,6 +651,10 @@ def build_report(records, run=None, title='Chaos experiment report'):
     }
     run['environments'] = _unique([r.get('environment') for r in records])
     run['inventories'] = _unique(list(run.get('inventories') or []) + [r.get('inventory') for r in records])
+    if run.get('playbooks'):
+        run['command'] = ' '.join(['ansible-playbook'] + list(run['playbooks'])
+                                  + ['-i %s' % inventory for inventory in run['inventories']]
+                                  + (['--check'] if run.get('check_mode') else []))
     return {
         'schema': REPORT_SCHEMA,
         'title': plain_text(title),
@@ -551,6 +700,7 @@ def render_markdown(report, template_text=None):
                                trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters['md'] = lambda value: Markup(md_escape(value, limit=0))
     env.filters['num'] = fmt_number
+    env.filters['code'] = md_code
     template = env.from_string(template_text)
     return template.render(report=report, marks={'pass': MARK_PASS, 'fail': MARK_FAIL, 'none': MARK_NONE,
                                                  'expected': MARK_EXPECTED})

@@ -159,6 +159,93 @@ def test_guard_process_reverts_at_the_deadline(tmp_path):
             proc.kill()
 
 
+@pytest.mark.parametrize('record, renewed_at, lease, deadline', [
+    ({'expires_at': 100.0, 'lease': 30.0, 'lease_expires_at': 40.0}, None, None, 40.0),
+    ({'expires_at': 100.0, 'lease': 30.0, 'lease_expires_at': 40.0}, 50.0, 3.0, 53.0),
+    ({'expires_at': 100.0, 'lease': 30.0, 'lease_expires_at': 40.0}, 12.0, 3.0, 15.0),
+    ({'expires_at': 100.0, 'lease': 30.0, 'lease_expires_at': 40.0}, 99.0, 3.0, 100.0),
+    ({'expires_at': 100.0, 'lease': 30.0, 'lease_expires_at': 40.0}, 50.0, None, 80.0),
+    ({'expires_at': 100.0}, 50.0, 3.0, 100.0),
+])
+def test_the_last_renewal_of_the_lease_file_sets_the_deadline(record, renewed_at, lease, deadline):
+    assert _guard.fault_deadline(record, renewed_at, lease) == deadline
+
+
+def test_the_guard_reverts_one_short_lease_after_the_last_renewal(tmp_path):
+    state = str(tmp_path)
+    now = time.time()
+    _guard.write_lease(state, 'f1', 30)
+    _guard.write_record(_guard.record_path(state, 'f1'), dict(
+        fault_id='f1', kind='test', expires_at=now + 60, lease=30.0, lease_expires_at=now + 30.0, lease_file=True,
+        revert=[]))
+    for _tick in range(3):
+        time.sleep(0.5)
+        _guard.write_lease(state, 'f1', 1)
+    last = time.time()
+    assert _guard.watch(state, 'f1') == 0
+    elapsed = time.time() - last
+    assert 0.8 < elapsed < 1.5, elapsed
+    entry = _guard.read_record(os.path.join(state, 'history', 'f1.json'))
+    assert entry['reverted_by'] == 'guard:lease-expired'
+    assert not os.path.exists(_guard.lease_path(state, 'f1'))
+
+
+def test_guard_reverts_at_once_when_a_watched_helper_dies(tmp_path):
+    """A killed delayer ends its fault early: the guard notices and reverts long before the deadline."""
+    state_dir = str(tmp_path)
+    helper, helper_start = _sleeper()
+    scratch = tmp_path / 'rule'
+    scratch.write_text('in place')
+    _guard.write_record(_guard.record_path(state_dir, 'f5'), dict(
+        fault_id='f5', status='active', expires_at=time.time() + 60, lease_expires_at=None,
+        details=dict(watch=[dict(name='nfqueue delayer', pid=helper.pid, starttime=helper_start)]),
+        revert=[dict(type='remove', path=str(scratch))]))
+    guard = subprocess.Popen([sys.executable, _guard.__file__, 'watch', state_dir, 'f5'])
+    try:
+        time.sleep(0.5)
+        assert guard.poll() is None and scratch.exists()
+        helper.kill()
+        helper.wait()
+        assert guard.wait(timeout=5) == 0
+    finally:
+        if guard.poll() is None:
+            guard.kill()
+    assert not scratch.exists()
+    assert _guard.read_history(state_dir, 'f5')['reverted_by'] == 'guard:helper-exited:nfqueue delayer'
+
+
+@pytest.mark.parametrize('status, alive, expected', [
+    ('active', True, None),
+    ('active', False, 'delayer'),
+    ('injecting', False, None),
+])
+def test_dead_helper_counts_only_once_the_fault_is_active(status, alive, expected):
+    helper, starttime = _sleeper()
+    try:
+        if not alive:
+            helper.kill()
+            helper.wait()
+        record = dict(status=status, details=dict(watch=[dict(name='delayer', pid=helper.pid, starttime=starttime)]))
+        assert _guard.dead_helper(record) == expected
+    finally:
+        if helper.poll() is None:
+            helper.kill()
+
+
+def test_final_effect_file_goes_into_the_history_entry_and_is_removed(tmp_path):
+    state_dir = str(tmp_path)
+    effect_file = tmp_path / 'f6.nfqueue-stats'
+    effect_file.write_text('{"hold": {"p50_ms": 200.3}}')
+    _guard.write_record(_guard.record_path(state_dir, 'f6'), dict(
+        fault_id='f6', expires_at=1.0, details=dict(final_effect_file=str(effect_file)), revert=[]))
+    entry = _guard.revert_fault(state_dir, 'f6', 'test')
+    assert entry['final_effect'] == {'hold': {'p50_ms': 200.3}}
+    assert not effect_file.exists()
+    _guard.write_record(_guard.record_path(state_dir, 'f7'), dict(
+        fault_id='f7', expires_at=1.0, details=dict(final_effect_file=str(tmp_path / 'never-written')), revert=[]))
+    assert 'final_effect' not in _guard.revert_fault(state_dir, 'f7', 'test')
+
+
 # ---------------------------------------------------------------- the backstop
 
 NOW = 1000.0
@@ -185,6 +272,18 @@ NOW = 1000.0
 ])
 def test_adoption_reason(record, alive, expected):
     assert _guard.adoption_reason(record, NOW, alive) == expected
+
+
+@pytest.mark.parametrize('renewed_at, lease, expected', [
+    # The lease file was renewed a moment ago: the record's first lease end does not count.
+    (NOW - 1, 3.0, None),
+    # Its last renewal is older than its lease plus the grace: a late guard.
+    (NOW - 5, 3.0, 'guard-late-lease-expired'),
+])
+def test_adoption_reason_reads_the_lease_file_as_the_guard_does(renewed_at, lease, expected):
+    record = dict(started_at=900.0, expires_at=2000.0, lease=30.0, lease_expires_at=NOW - 10, lease_file=True,
+                  guard=dict(pid=1))
+    assert _guard.adoption_reason(record, NOW, True, renewed_at, lease) == expected
 
 
 def test_save_record_keeps_a_persistent_copy_that_the_revert_removes(tmp_path):

@@ -319,3 +319,124 @@ def test_validation_accepts_and_normalises():
 ])
 def test_parse_ssh_connection(text, expected):
     assert _netem.parse_ssh_connection(text) == expected
+
+
+# ---------------------------------------------------------------- nfqueue rules
+
+QUEUE = ['-j', 'NFQUEUE', '--queue-num', '7', '--queue-bypass']
+T = ['-w', '-t', 'mangle']
+
+
+def test_ipt_chain_base_is_short_stable_and_per_fault():
+    base = _netem.ipt_chain_base('netem-3f9a1c2b7d')
+    assert base == _netem.ipt_chain_base('netem-3f9a1c2b7d') != _netem.ipt_chain_base('netem-3f9a1c2b7e')
+    assert base.startswith('MCHAOS-') and len(base + '-S') <= 28
+
+
+def test_ipt_chains_lists_hooks_and_every_owned_chain():
+    assert _netem.ipt_chains('MCHAOS-1', ('egress', 'ingress')) == (
+        {'OUTPUT': 'MCHAOS-1-O', 'INPUT': 'MCHAOS-1-I'}, ['MCHAOS-1-O', 'MCHAOS-1-I', 'MCHAOS-1-S'])
+    assert _netem.ipt_chains('MCHAOS-1', ('ingress',)) == ({'INPUT': 'MCHAOS-1-I'}, ['MCHAOS-1-I', 'MCHAOS-1-S'])
+
+
+def test_ipt_unscoped_egress_queues_everything_but_loopback():
+    assert _netem.ipt_queue_rules('B', 4, ('egress',), 7) == [
+        T + ['-N', 'B-S'],
+        T + ['-A', 'B-S'] + QUEUE,
+        T + ['-N', 'B-O'],
+        T + ['-A', 'B-O', '-o', 'lo', '-j', 'RETURN'],
+        T + ['-A', 'B-O', '-j', 'B-S'],
+        T + ['-I', 'OUTPUT', '1', '-j', 'B-O'],
+    ]
+
+
+def test_ipt_scoped_both_ways_spares_first_and_hooks_last():
+    rules = _netem.ipt_queue_rules('B', 4, ('egress', 'ingress'), 7, destinations=nets('10.0.0.0/24'),
+                                   sources=nets('10.0.1.5'), ports=[8080], exclude_ports=[22],
+                                   interface='eth0', spared=[dict(address='192.0.2.10', port=2222)])
+    assert rules[:2] == [T + ['-N', 'B-S'], T + ['-A', 'B-S', '-p', 'tcp', '-m', 'tcp', '--dport', '8080'] + QUEUE]
+    assert T + ['-A', 'B-S', '-p', 'udp', '-m', 'udp', '--sport', '8080'] + QUEUE in rules
+    egress = [r[4:] for r in rules if r[3:5] == ['-A', 'B-O']]
+    assert egress[0] == ['B-O', '-p', 'tcp', '-d', '192.0.2.10', '-m', 'tcp', '--sport', '2222', '-j', 'RETURN']
+    assert ['B-O', '-p', 'udp', '-m', 'udp', '--dport', '22', '-j', 'RETURN'] in egress
+    assert egress[-3:] == [['B-O', '!', '-o', 'eth0', '-j', 'RETURN'], ['B-O', '-d', '10.0.0.0/24', '-j', 'B-S'],
+                           ['B-O', '-s', '10.0.1.5/32', '-j', 'B-S']]
+    ingress = [r[4:] for r in rules if r[3:5] == ['-A', 'B-I']]
+    assert ingress[0] == ['B-I', '-p', 'tcp', '-s', '192.0.2.10', '-m', 'tcp', '--dport', '2222', '-j', 'RETURN']
+    assert ['B-I', '!', '-i', 'eth0', '-j', 'RETURN'] in ingress
+    assert rules[-2:] == [T + ['-I', 'OUTPUT', '1', '-j', 'B-O'], T + ['-I', 'INPUT', '1', '-j', 'B-I']]
+
+
+def test_ipt_rules_of_a_version_without_selected_addresses_are_empty():
+    assert _netem.ipt_queue_rules('B', 6, ('egress',), 7, destinations=nets('10.0.0.1')) == []
+    v6 = _netem.ipt_queue_rules('B', 6, ('egress',), 7, destinations=nets('10.0.0.1', 'fd00::1'))
+    assert T + ['-A', 'B-O', '-d', 'fd00::1/128', '-j', 'B-S'] in v6
+    spared_v4 = _netem.ipt_queue_rules('B', 6, ('egress',), 7, spared=[dict(address='192.0.2.1', port=22)])
+    assert not [r for r in spared_v4 if '192.0.2.1' in r]
+
+
+def test_ipt_delete_script_removes_jumps_then_flushes_then_deletes():
+    script = _netem.ipt_delete_script()
+    assert script.index('-D "${hook%%=*}"') < script.index('for step in -F -X')
+    assert '-t mangle' in script and 'exit $status' in script
+
+
+def test_nft_ruleset_queues_instead_of_dropping():
+    ruleset = _netem.nft_ruleset('t', ('egress',), ports=[80], queue_num=7)
+    assert 'counter queue num 7 bypass' in ruleset and 'drop' not in ruleset
+    with pytest.raises(ValueError):
+        _netem.nft_ruleset('t', ('egress',))
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('-A OUTPUT -j NFQUEUE --queue-num 7 --queue-bypass\n-A X -j NFQUEUE --queue-num 30050', {7, 30050}),
+    ('chain c {\n\t\tqueue num 12 bypass\n\t\tqueue flags bypass to 20-22\n\t\tqueue to 5\n}', {12, 20, 21, 22, 5}),
+    ('-A OUTPUT -j ACCEPT\n', set()),
+])
+def test_queue_nums_in_rules(text, expected):
+    assert _netem.queue_nums_in_rules(text) == expected
+
+
+@pytest.mark.parametrize('used, preferred, expected', [
+    (set(), 105, 105),
+    ({105, 106}, 105, 107),
+    ({108, 109}, 109, 100),
+])
+def test_free_queue_num_wraps_within_its_range(used, preferred, expected):
+    assert _netem.free_queue_num(used, preferred, 100, 10) == expected
+
+
+def test_free_queue_num_fails_when_the_range_is_full():
+    with pytest.raises(ValueError):
+        _netem.free_queue_num(set(range(100, 110)), 100, 100, 10)
+
+
+@pytest.mark.parametrize('rate, expected', [('1mbit', 1e6), ('512kbit', 512e3), ('10mbps', 80e6), ('100bit', 100.0)])
+def test_rate_bits_per_second(rate, expected):
+    assert _netem.rate_bits_per_second(rate) == expected
+
+
+LOCAL = _netem.parse_ip_addresses('1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n'
+                                  '2: eth0    inet 10.1.2.3/24 brd 10.1.2.255 scope global eth0\n'
+                                  '2: eth0    inet6 fd00::5/64 scope global\n')
+
+
+def test_parse_ip_addresses():
+    assert [str(n) for n in LOCAL] == ['127.0.0.0/8', '10.1.2.0/24', 'fd00::/64']
+
+
+@pytest.mark.parametrize('interface, destinations, sources, fragment', [
+    ('lo', ['127.0.0.2'], [], None),
+    ('lo', ['10.1.2.3'], [], None),
+    (None, ['10.9.0.0/16'], [], None),
+    ('eth0', [], [], None),
+    ('lo', ['192.0.2.7'], [], 'on interface lo only this host\'s own addresses travel, and none of 192.0.2.7/32'),
+    ('eth0', ['127.0.0.1'], ['::1'], '127.0.0.1/32, ::1/128 are loopback addresses, which never cross interface eth0'),
+    (None, ['127.0.0.1'], [], 'never cross the non-loopback interfaces (no `interface` given); set `interface: lo`'),
+])
+def test_selection_matches_nothing(interface, destinations, sources, fragment):
+    reason = _netem.selection_matches_nothing(interface, nets(*destinations), nets(*sources), LOCAL)
+    if fragment is None:
+        assert reason is None
+    else:
+        assert fragment in reason

@@ -100,13 +100,18 @@ def test_one_row_per_experiment_with_marks():
     records = [make_record('Light CPU Stress'),
                make_record('Heavy CPU Stress', violated=['error_rate_percent', 'availability_percent'], offset=100)]
     markdown = report_lib.render_markdown(report_lib.build_report(records))
-    header, rows = table_rows(markdown, '| Experiment | Type | Intensity')
+    header, rows = table_rows(markdown, '| Experiment | Type | Result | Score')
     assert len(rows) == 2
-    assert all(cell_count(row) == cell_count(header) == 11 for row in rows)
+    assert all(cell_count(row) == cell_count(header) == 4 for row in rows)
+    assert rows[0] == '| Light CPU Stress | cpu, light | %s PASS | 95 |' % report_lib.MARK_PASS
+    assert rows[1] == '| Heavy CPU Stress | cpu, light | %s FAIL | 40 |' % report_lib.MARK_FAIL
+    header, rows = table_rows(markdown, '| Experiment | MTTR |')
+    assert header == ('| Experiment | MTTR | Error rate | Availability | Latency degradation | Recovery time |'
+                      ' Probe (error rate and availability as seen by it) |')
+    assert all(cell_count(row) == 7 for row in rows)
     light, heavy = rows
-    assert light.startswith('| Light CPU Stress |') and report_lib.MARK_FAIL not in light
-    assert light.count(report_lib.MARK_PASS) == 6  # outcome + five metrics
-    assert heavy.startswith('| Heavy CPU Stress |') and 'FAIL' in heavy
+    assert light.startswith('| Light CPU Stress |') and light.count(report_lib.MARK_PASS) == 5
+    assert heavy.startswith('| Heavy CPU Stress |')
     assert '22.5 % ' + report_lib.MARK_FAIL in heavy
     assert '71 % ' + report_lib.MARK_FAIL in heavy
     assert '1.3 s ' + report_lib.MARK_PASS in heavy
@@ -114,7 +119,7 @@ def test_one_row_per_experiment_with_marks():
 
 def test_skipped_experiment_listed_with_reason_not_in_results_table():
     markdown = report_lib.render_markdown(report_lib.build_report([make_record(), skipped_record()]))
-    _header, rows = table_rows(markdown, '| Experiment | Type | Intensity')
+    _header, rows = table_rows(markdown, '| Experiment | Type | Result')
     assert [r.split('|')[1].strip() for r in rows] == ['Light CPU Stress']
     _header, skipped = table_rows(markdown, '| Experiment | Type | Reason')
     assert skipped == ['| Database Downtime | database | chaos\\_db has not landed yet |']
@@ -143,8 +148,9 @@ def test_hostile_strings_cannot_break_tables_or_inject_html(hostile):
     record = make_record(name=hostile, violated=['mttr_seconds'])
     record['targets'] = ['app1', hostile]
     markdown = report_lib.render_markdown(report_lib.build_report([record, skipped_record(hostile, reason=hostile)]))
-    header, rows = table_rows(markdown, '| Experiment | Type | Intensity')
-    assert len(rows) == 1 and cell_count(rows[0]) == cell_count(header)
+    for header_start in ('| Experiment | Type | Result', '| Experiment | MTTR'):
+        header, rows = table_rows(markdown, header_start)
+        assert len(rows) == 1 and cell_count(rows[0]) == cell_count(header)
     _header, skipped = table_rows(markdown, '| Experiment | Type | Reason')
     assert len(skipped) == 1 and cell_count(skipped[0]) == 3
     assert '<script' not in markdown and '<img' not in markdown
@@ -155,27 +161,110 @@ def test_hostile_strings_cannot_break_tables_or_inject_html(hostile):
     fences = [line for line in markdown.splitlines() if line.startswith('```')]
     assert fences == ['```mermaid', '```']
     mermaid = markdown.split('```mermaid\n', 1)[1].split('\n```', 1)[0]
-    title = mermaid.splitlines()[1]
+    title = next(line for line in mermaid.splitlines() if line.startswith('    title'))
     assert title.startswith('    title "') and title.count('"') == 2
     assert '%%' not in mermaid and '`' not in mermaid and '<' not in mermaid
 
 
-def test_mermaid_chart_marks_failures_and_fault_window():
+def chart_series(chart):
+    """{series name: [values]} and the x-axis range of a rendered chart."""
+    series = {}
+    for kind, name, values in re.findall(r'^    (bar|line) "([^"]*)" \[([^\]]*)\]$', chart, re.MULTILINE):
+        series[name] = [float(v) for v in values.split(',')]
+    x_axis = re.search(r'^    x-axis "[^"]*" (-?[0-9.]+) --> (-?[0-9.]+)$', chart, re.MULTILINE)
+    return series, (float(x_axis.group(1)), float(x_axis.group(2)))
+
+
+def test_bars_without_a_value_stay_below_the_axis():
+    series, _x = chart_series(report_lib.timeline_chart(make_record()))
+    y_max = max(series['fault active'])
+    assert set(series['failed samples (share)']) == {-y_max}  # nothing failed: no stub on the x-axis
+    assert min(series['fault active']) == -y_max
+
+
+def test_mermaid_chart_has_numeric_axis_named_series_and_palette():
     record = make_record(violated=['error_rate_percent'])
+    record['timeline'] = [{'t': t / 2.0 - 5, 'latency_ms': 3.0, 'ok': True} for t in range(100)]
     chart = report_lib.timeline_chart(record)
-    lines = chart.splitlines()
-    assert lines[0] == 'xychart-beta'
-    assert 'fault window 0 s to 30.4 s' in lines[1]
-    labels = re.findall(r'"(-?[0-9.]+)"', lines[2])
-    assert len(labels) == len(record['timeline'])
-    y_max = float(lines[3].rsplit(' ', 1)[1])
-    bars = [float(v) for v in lines[4].split('[', 1)[1].rstrip(']').split(',')]
-    window = [float(v) for v in lines[6].split('[', 1)[1].rstrip(']').split(',')]
-    failed_at = [p['t'] for p in record['timeline'] if not p['ok']]
-    assert [p['t'] for p, height in zip(record["timeline"], bars) if height == y_max] == failed_at
-    assert [p['t'] for p, high in zip(record['timeline'], window) if high == y_max] == [
-        p['t'] for p in record['timeline'] if 0 <= p['t'] <= 30.4]
-    assert report_lib.timeline_chart(skipped_record()) is None
+    assert chart.splitlines()[0] == '---' and '\nxychart-beta\n' in chart
+    assert 'plotColorPalette: "#c8c8c8, #d62728, #1f77b4"' in chart
+    series, x_range = chart_series(chart)
+    assert list(series) == ['fault active', 'failed samples (share)', 'latency of successful samples (ms)']
+    assert all(len(values) == report_lib.CHART_BUCKETS for values in series.values())
+    assert x_range == (-5.0, 44.5)
+    assert '"-5"' not in chart  # no text labels on the x-axis
+
+
+def test_failed_samples_are_their_own_series_not_zero_latency():
+    record = make_record()
+    record['timeline'] = ([{'t': float(t), 'latency_ms': 10.0, 'ok': True} for t in range(0, 5)]
+                          + [{'t': float(t), 'latency_ms': None, 'ok': False} for t in range(5, 10)]
+                          + [{'t': float(t), 'latency_ms': 12.0, 'ok': True} for t in range(10, 15)])
+    series, _x = chart_series(report_lib.timeline_chart(record))
+    latency, failed = series['latency of successful samples (ms)'], series['failed samples (share)']
+    assert min(latency) == 10.0  # held through the outage, never drawn as 0 ms
+    y_max = max(series['fault active'])
+    assert [i for i, v in enumerate(failed) if v == y_max] == [5, 6, 7, 8, 9]
+    assert all(v < 0 for i, v in enumerate(failed) if i not in range(5, 10))  # below the axis: no bar drawn
+
+
+@pytest.mark.parametrize('fault_end, expected_band, instant', [
+    (4.0, [0, 1, 2, 3, 4], False),     # a 4 s fault: t = 0..4
+    (0.0, [0], True),                  # a crash: one band at t = 0
+    (0.3, [0], True),                  # shorter than one bucket: still an instant fault
+    (None, list(range(0, 11)), False),  # end not measured: from 0 to the end
+])
+def test_fault_window_band(fault_end, expected_band, instant):
+    points = [{'t': float(t), 'latency_ms': 5.0, 'ok': True} for t in range(-3, 11)]
+    sampled = report_lib.resample_timeline(points, fault_end)
+    band = [int(t) for t, inside in zip(sampled['times'], sampled['fault']) if inside]
+    assert band == expected_band
+    assert sampled['instant'] is instant
+
+
+def test_instant_fault_is_named_in_the_chart_title():
+    record = make_record()
+    record['fault']['ended_at'] = record['fault']['started_at']
+    record['window']['fault_end'] = record['window']['fault_start']
+    chart = report_lib.timeline_chart(record)
+    assert 'instant fault at 0 s' in chart
+    markdown = report_lib.render_markdown(report_lib.build_report([record]))
+    assert 'an instant fault, marked at t = 0' in markdown
+
+
+@pytest.mark.parametrize('points, times', [
+    ([], None),
+    ([{'t': 'x'}, 'junk'], None),
+    ([{'t': 2.0, 'latency_ms': 1.0, 'ok': True}], [2.0]),
+    ([{'t': float(t), 'latency_ms': 1.0, 'ok': True} for t in (4, 0, 2)], [0.0, 2.0, 4.0]),
+])
+def test_resample_timeline_edges(points, times):
+    sampled = report_lib.resample_timeline(points, 1.0)
+    assert (sampled['times'] if sampled else None) == times
+
+
+@pytest.mark.parametrize('value, in_table, expected', [
+    ('ansible-playbook playbooks/chaos.yml -i inventories/local', False,
+     '`ansible-playbook playbooks/chaos.yml -i inventories/local`'),
+    ('http://127.0.0.1:8080/api/health', False, '`http://127.0.0.1:8080/api/health`'),
+    ('a | b', True, '`a \\| b`'),
+    ('a | b', False, '`a | b`'),
+    ('has `tick` inside', False, '``has `tick` inside``'),
+    ('`edge', False, '`` `edge ``'),
+    ('line\nbreak', False, '`line break`'),
+    ('', False, ''),
+    (None, False, ''),
+])
+def test_code_span(value, in_table, expected):
+    assert report_lib.md_code(value, in_table) == expected
+
+
+def test_urls_and_commands_are_code_spans():
+    run = {'playbooks': ['playbooks/chaos.yml'], 'inventories': ['inventories/staging'], 'check_mode': True}
+    markdown = report_lib.render_markdown(report_lib.build_report([make_record()], run))
+    assert '| Command | `ansible-playbook playbooks/chaos.yml -i inventories/staging --check` |' in markdown
+    assert 'probe `http://127.0.0.1:8080/api/health`' in markdown
+    assert 'Fault `magsasa.chaos.chaos_cpu`' in markdown
 
 
 @pytest.mark.parametrize('metric', METRIC_KEYS)
@@ -319,7 +408,7 @@ def test_expected_violations_are_shown_marked_and_do_not_fail_the_verdict():
     assert report['counts']['passed'] == 2 and report['counts']['violated'] == 0
     assert [e['name'] for e in report['expected']] == ['Light Database Downtime']
     markdown = report_lib.render_markdown(report)
-    dummy, rows = table_rows(markdown, '| Experiment | Type | Intensity')
+    dummy, rows = table_rows(markdown, '| Experiment | MTTR')
     assert '22.5 % ' + report_lib.MARK_EXPECTED in rows[0] and report_lib.MARK_FAIL not in rows[0]
     assert '## Expected violations' in markdown
     assert '- Light Database Downtime: **Error rate** was 22.5 %, target ≤ 5 % (expected)' in markdown
@@ -337,3 +426,50 @@ def test_an_undeclared_violation_next_to_expected_ones_still_fails():
     assert report['verdict'] == 'FAIL'
     assert [v['metric'] for v in report['experiments'][0]['violations']] == ['recovery_seconds']
     assert [v['metric'] for v in report['experiments'][0]['expected_violations']] == ['error_rate_percent']
+
+
+def _fleet_record(status='completed', **extra):
+    record = {
+        'name': 'Fleet', 'type': 'memory', 'status': status, 'targets': ['web1', 'web2'],
+        'probe': {'interval': 0.1, 'timeout': 1.0},
+        'window': {'fault_start': 1000.0, 'fault_end': 1010.0},
+        'fault': {'planned_duration': 10, 'injection_spread': 0.4},
+        'metrics': {'availability_percent': 99.0, 'error_rate_percent': 1.0},
+        'slo': {'verdict': 'pass', 'checks': [{'metric': 'availability_percent', 'op': '>=', 'target': 95,
+                                               'value': 99.0, 'passed': True}]},
+        'hosts': [
+            {'host': 'web1', 'status': 'ok', 'ended': 'deadline', 'injected_at': 1000.0, 'reverted_at': 1010.0,
+             'held_seconds': 10.0, 'clock_offset': 0.01},
+            {'host': 'web2', 'status': 'failed', 'ended': 'lease-lapsed', 'injected_at': 1000.4,
+             'reverted_at': 1005.3, 'held_seconds': 4.9, 'clock_offset': -0.02, 'reason': 'the lease lapsed'},
+        ],
+    }
+    record.update(extra)
+    return record
+
+
+def test_the_report_shows_each_hosts_window_the_spread_and_a_lapsed_lease():
+    text = report_lib.render_markdown(report_lib.build_report([_fleet_record()]))
+    assert 'Injection spread 0.4 s across 2 host(s)' in text
+    assert '| web1 | 0 s to 10 s | 10 s of 10 s | %s deadline |' % report_lib.MARK_PASS in text
+    assert '| web2 | 0.4 s to 5.3 s | 4.9 s of 10 s | %s lease-lapsed |' % report_lib.MARK_FAIL in text
+    assert 'every 0.1 s, timeout 1 s' in text
+
+
+@pytest.mark.parametrize('status', ['failed', 'aborted'])
+def test_an_errored_or_aborted_experiment_shows_its_metrics_without_pass_marks(status):
+    view = report_lib.experiment_view(_fleet_record(status=status))
+    availability = [m for m in view['metrics'] if m['metric'] == 'availability_percent'][0]
+    assert availability['value'] == '99 %' and availability['mark'] == report_lib.MARK_NONE and availability['passed'] is None
+    assert report_lib.MARK_PASS not in ''.join(m['mark'] for m in view['metrics'])
+
+
+def test_experiment_details_name_the_backend_each_host_used():
+    delay = make_record('Light Network Delay', fault_type='netem')
+    delay['fault']['parameters'] = {'delay_ms': 50, 'backend': 'auto'}
+    delay['fault']['results'] = [{'host': 'app1', 'details': {'backend': 'nfqueue'}},
+                                 {'host': 'app2', 'details': {'backend': 'tc'}},
+                                 {'host': 'app3', 'details': {}}]
+    markdown = report_lib.render_markdown(report_lib.build_report([delay, make_record(offset=100)]))
+    assert 'delay_ms=50`), backend nfqueue, tc, fault window' in markdown
+    assert '(`workers=2`), fault window' in markdown

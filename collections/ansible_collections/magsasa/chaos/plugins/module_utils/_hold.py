@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Pure helpers of the hold (the action plugin magsasa.chaos.chaos_hold): the shell line that
+renews a lease over any connection, reading the target's clock from it, and naming how a fault
+that is gone ended from its history entry."""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import shlex
+
+GONE_MARKER = 'MAGSASA_CHAOS_FAULT_GONE'
+CLOCK_COMMAND = 'date +%s.%N'
+
+# reverted_by of a history entry -> how the host's part of the experiment ended
+_ENDINGS = (
+    ('guard:deadline', 'deadline', None),
+    ('guard:lease-expired', 'lease-lapsed', 'the lease lapsed before the planned end (renewals did not arrive in time)'),
+    ('guard:', 'guard', 'the guard reverted the fault early ({by})'),
+    ('inject-failed', 'error', 'the injection failed and was undone'),
+)
+
+
+def renewal_command(state_dir, fault_id, lease):
+    """One POSIX shell line: print the host's clock, then renew the lease by rewriting its file
+    (mtime = now, content = the lease in seconds), or print the gone marker when the fault's record
+    is no longer active, so a late renewal cannot revive a lapsed fault."""
+    record = shlex.quote('%s/%s.json' % (state_dir.rstrip('/'), fault_id))
+    path = shlex.quote('%s/%s.lease' % (state_dir.rstrip('/'), fault_id))
+    return '%s; if [ -e %s ]; then printf %%s %s > %s; else echo %s; fi' % (
+        CLOCK_COMMAND, record, shlex.quote('%g' % float(lease)), path, GONE_MARKER)
+
+
+def parse_clock(stdout):
+    """The epoch seconds the target printed first, or None when its ``date`` lacks %N."""
+    for line in stdout.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            value = float(line)
+        except ValueError:
+            return None
+        return value if '.' in line else None
+    return None
+
+
+def ended_by(history):
+    """``(ended, reason)`` for a fault whose record vanished during the hold."""
+    if not history:
+        return 'reverted-outside', 'the fault record is gone and left no history entry'
+    by = history.get('reverted_by') or 'unknown'
+    for prefix, ended, reason in _ENDINGS:
+        if by.startswith(prefix):
+            return ended, reason.format(by=by) if reason else None
+    return 'reverted-outside', 'the fault was reverted outside this experiment (%s) before its planned end' % by
+
+
+def history_summary(history):
+    """The part of a history entry the experiment record keeps."""
+    if not history:
+        return None
+    return dict((key, history.get(key)) for key in ('injected_at', 'revert_started_at', 'reverted_at', 'reverted_by', 'revert_ok'))

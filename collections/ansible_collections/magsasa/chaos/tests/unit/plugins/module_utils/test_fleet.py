@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, magsasa.chaos maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.magsasa.chaos.plugins.module_utils import _fleet
+
+HOSTS = ['web1', 'web2', 'web3']
+
+
+@pytest.mark.parametrize('matched, in_play, max_hosts, targets, skip, note', [
+    (HOSTS, HOSTS, 10, HOSTS, None, None),
+    (HOSTS, ['web2', 'db1'], 10, ['web2'], None, None),
+    (HOSTS, ['db1'], 10, [], 'none of them in this run', None),
+    ([], HOSTS, 10, [], "no host in this inventory matches targets 'app'", None),
+    (HOSTS, HOSTS, 2, ['web1', 'web2'], None, 'resolve to 3 hosts, more than chaos_max_hosts 2'),
+])
+def test_select_targets(matched, in_play, max_hosts, targets, skip, note):
+    got, got_skip, got_note = _fleet.select_targets(matched, in_play, max_hosts, 'app')
+    assert got == targets
+    assert (skip is None and got_skip is None) or skip in got_skip
+    assert (note is None and got_note is None) or note in got_note
+
+
+def test_select_targets_refuses_a_cap_below_one():
+    with pytest.raises(ValueError, match='chaos_max_hosts must be at least 1, got 0'):
+        _fleet.select_targets(HOSTS, HOSTS, 0, 'app')
+
+
+@pytest.mark.parametrize('result, message', [
+    ({'changed': True}, None),
+    ({'skipped': True}, None),
+    ({'unreachable': True, 'msg': 'Failed to connect to the host'}, 'unreachable: Failed to connect to the host'),
+    ({'failed': True, 'msg': 'not enough memory'}, 'not enough memory'),
+    ({'failed': True, 'msg': 'Module result deserialization failed: No start of json char found',
+      'module_stderr': 'Error response from daemon: container abc is not running\n'},
+     'Module result deserialization failed: No start of json char found: '
+     'Error response from daemon: container abc is not running'),
+    (None, None),
+])
+def test_task_error_keeps_the_real_message(result, message):
+    assert _fleet.task_error(result) == message
+
+
+def test_host_part_puts_the_window_in_the_controller_clock():
+    part = _fleet.host_part(
+        'web1', inject={'injected_at': 1000.5, 'state_dir': '/run/x'},
+        hold={'ended': 'deadline', 'clock_offset': 0.5, 'reason': None},
+        residue={'history': [{'fault_id': 'f', 'injected_at': 1000.5, 'reverted_at': 1010.5, 'reverted_by': 'guard:deadline'}]})
+    assert part == {'host': 'web1', 'status': 'ok', 'ended': 'deadline', 'reason': None, 'clock_offset': 0.5,
+                    'injected_at': 1000.0, 'reverted_at': 1010.0, 'held_seconds': 10.0, 'revert_seconds': 0.0,
+                    'reverted_by': 'guard:deadline'}
+
+
+@pytest.mark.parametrize('hold, revert_by, ended, status', [
+    ({'ended': 'lease-lapsed', 'reason': 'the lease lapsed'}, 'guard:lease-expired', 'lease-lapsed', 'failed'),
+    ({'ended': 'stopped', 'reason': 'stop-condition on web2'}, 'chaos_faults:absent', 'revert', 'ok'),
+    ({'ended': 'stop-condition', 'reason': 'stop condition breached'}, 'chaos_faults:absent', 'stop-condition', 'ok'),
+    ({'ended': 'error', 'reason': 'ssh: connection refused'}, None, 'error', 'failed'),
+    ({'ended': 'reverted-outside', 'reason': 'halt'}, 'chaos_faults:absent_all', 'reverted-outside', 'ok'),
+    ({'ended': 'guard', 'reason': 'signal'}, 'guard:signal-15', 'guard', 'failed'),
+])
+def test_host_part_says_how_the_host_ended(hold, revert_by, ended, status):
+    history = [{'injected_at': 1.0, 'reverted_at': 5.0, 'reverted_by': revert_by}] if revert_by else []
+    part = _fleet.host_part('web1', inject={'injected_at': 1.0}, hold=hold, residue={'history': history})
+    assert (part['ended'], part['status']) == (ended, status)
+
+
+def test_an_unreachable_host_is_a_failed_part_with_the_connection_error():
+    part = _fleet.host_part('web3', inject={'unreachable': True, 'msg': 'docker: container fleet-3 is not running'})
+    assert part['status'] == 'failed' and part['ended'] == 'error'
+    assert part['reason'] == 'unreachable: docker: container fleet-3 is not running'
+
+
+@pytest.mark.parametrize('parts, status, reason', [
+    ([{'host': 'a', 'status': 'ok', 'ended': 'deadline'}], None, None),
+    ([{'host': 'a', 'status': 'ok', 'ended': 'deadline'}, {'host': 'b', 'status': 'failed', 'ended': 'error', 'reason': 'boom'}],
+     'failed', 'b: error - boom'),
+    ([{'host': 'a', 'status': 'ok', 'ended': 'stop-condition', 'reason': 'stop condition breached: x'}],
+     'aborted', 'a: stop condition breached: x'),
+])
+def test_experiment_outcome(parts, status, reason):
+    assert _fleet.experiment_outcome(parts) == (status, reason)
+
+
+@pytest.mark.parametrize('times, expected', [([], None), ([5.0], 0.0), ([5.0, 5.4, 6.25], 1.25)])
+def test_spread(times, expected):
+    assert _fleet.spread([{'injected_at': t} for t in times] + [{'injected_at': None}]) == expected
