@@ -70,10 +70,11 @@ def test_reports_shipped_to_a_directory_and_an_http_endpoint(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert TOKEN not in proc.stdout + proc.stderr
 
-    written = {p.name: p.read_bytes() for p in (tmp_path / 'reports').iterdir()}
+    written = {p.name: p.read_bytes() for p in (tmp_path / 'reports').iterdir() if p.is_file()}  # not history/
     assert set(written) == {'chaos_report.md', 'chaos_results.json', 'junit.xml'}
-    results = json.loads(written['chaos_results.json'])
-    run_dir = 'chaos-' + results['run']['started_at'].replace('-', '').replace(':', '')
+    # Shipped under the run's own id, the one its run history entry is named by.
+    history, = (tmp_path / 'reports' / 'history').glob('*.json')
+    run_dir = 'chaos-' + history.stem
 
     # The directory holds byte-identical copies under the run's own directory.
     copies = archive / run_dir

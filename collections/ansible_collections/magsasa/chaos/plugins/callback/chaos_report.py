@@ -205,7 +205,8 @@ options:
         (an AWX job's container, a CI runner). Each entry is a directory (or C(file://) URL), an
         C(s3://bucket/prefix) of an S3-compatible store (needs C(boto3) on the controller), or an
         C(http://) / C(https://) URL that receives each file by O(ship_http_method) at C(<url>/<run id>/<file>).
-      - Files go under a C(chaos-<start time>) directory or key prefix per run.
+      - Files go under a C(chaos-<run id>) directory or key prefix per run, the run id being the one its run history
+        entry is named by (UTC start time and a random token).
       - The extra variable C(chaos_report_ship_to) (a list, or one string), when given, overrides this option for the run.
       - A destination that fails prints a warning naming it and the reason; the others are still tried and the run's
         result does not change. The summary also stays in the C(chaos_experiments) stats (AWX job artifacts).
@@ -303,7 +304,7 @@ from ansible.release import __version__ as ansible_version
 
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._notify import (
     describe_url,
-    destinations,
+    destinations as notify_destinations,
     finish_event,
     payload,
     scrub,
@@ -327,7 +328,7 @@ from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import (
     render_junit,
     render_markdown,
 )
-from ansible_collections.magsasa.chaos.plugins.plugin_utils._ship import run_id, ship
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._ship import ship
 
 STATS_KEY = 'chaos_experiments'
 NOTIFY_VARS = ('chaos_notify_slack_webhook', 'chaos_notify_webhook_url', 'chaos_notify_webhook_format')
@@ -491,8 +492,8 @@ class CallbackModule(CallbackBase):
         def setting(name):
             return self._notify_vars.get(name) or os.environ.get(NOTIFY_ENV.get(name, ''), '')
         try:
-            return destinations(setting('chaos_notify_slack_webhook'), setting('chaos_notify_webhook_url'),
-                                self._notify_vars.get('chaos_notify_webhook_format') or self.get_option('notify_webhook_format'))
+            webhook_format = self._notify_vars.get('chaos_notify_webhook_format') or self.get_option('notify_webhook_format')
+            return notify_destinations(setting('chaos_notify_slack_webhook'), setting('chaos_notify_webhook_url'), webhook_format)
         except ValueError as ex:
             self._display.warning('chaos_report: no notifications: %s' % ex)
             return []
@@ -591,7 +592,7 @@ class CallbackModule(CallbackBase):
         destinations = self._ship_override if self._ship_override is not None else self.get_option('ship_to')
         if not destinations or not written:
             return
-        outcomes = ship(sorted(written.values()), destinations, run_id(report['run'].get('started_at')),
+        outcomes = ship(sorted(written.values()), destinations, 'chaos-' + self._run_id,
                         http_method=self.get_option('ship_http_method'), http_token=self.get_option('ship_http_token'),
                         s3_endpoint_url=self.get_option('ship_s3_endpoint_url'))
         for destination, shipped, detail in outcomes:

@@ -20,7 +20,6 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import os
-import re
 import shutil
 
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -40,11 +39,6 @@ HTTP_METHODS = ('PUT', 'POST')
 
 class ShipError(Exception):
     pass
-
-
-def run_id(started_at):
-    """A directory name for one run from its ISO start time: 2026-11-30T08:15:00Z -> chaos-20261130T081500Z."""
-    return 'chaos-' + re.sub(r'[^0-9TZ]', '', str(started_at or '')) if started_at else 'chaos-run'
 
 
 def public_url(url):

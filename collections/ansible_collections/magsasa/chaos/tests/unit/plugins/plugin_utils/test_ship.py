@@ -44,14 +44,6 @@ def test_public_url_drops_credentials(url, shown):
     assert _ship.public_url(url) == shown
 
 
-@pytest.mark.parametrize('started_at, expected', [
-    ('2026-11-30T08:15:00Z', 'chaos-20261130T081500Z'),
-    (None, 'chaos-run'),
-])
-def test_run_id(started_at, expected):
-    assert _ship.run_id(started_at) == expected
-
-
 class RecordingS3Client:
     """Stands in for boto3's client to check key layout only; the upload itself is boto3's."""
 
