@@ -163,14 +163,15 @@ def wait_for_details(state_dir, fault_id, key, timeout=60):
 
 def fault_processes(state_dir):
     """Every live process a fault under ``state_dir`` started: workers (tagged in their environment,
-    stress-ng's forks included) and guards (``watch <state_dir>`` in their command line)."""
+    stress-ng's forks included), guards (``watch <state_dir>`` in their command line) and the state
+    dir's watchdog (``watchdog <state_dir>``)."""
     found = []
     for proc in psutil.process_iter(['pid', 'cmdline', 'status']):
         try:
             if proc.info['status'] == psutil.STATUS_ZOMBIE:
                 continue
             cmdline = proc.info['cmdline'] or []
-            if 'watch' in cmdline and state_dir in cmdline:
+            if ('watch' in cmdline or 'watchdog' in cmdline) and state_dir in cmdline:
                 found.append(proc)
             elif proc.environ().get(STATE_ENV) == state_dir:
                 found.append(proc)

@@ -130,7 +130,7 @@ def test_present_with_identical_fault_is_unchanged(tmp_path, state_dir):
         assert first['changed'] is True
         assert second['changed'] is False and second['fault_id'] == first['fault_id']
         assert len(h.records(state_dir)) == 1
-        assert len(h.fault_processes(state_dir)) == 2  # the guard and the one memory worker
+        assert len(h.fault_processes(state_dir)) == 3  # the guard, the state dir's watchdog, one memory worker
     finally:
         h.run_playbook(tmp_path, [task('chaos_memory', state='absent', state_dir=state_dir)])
 

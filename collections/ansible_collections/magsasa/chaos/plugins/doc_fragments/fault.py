@@ -24,6 +24,10 @@ options:
       - How long the fault lasts, in seconds. Required with O(state=present).
       - The fault ends by itself O(duration) seconds after the injection took effect (the returned C(injected_at)), even if
         nothing ever talks to the host again (the guard, a detached process per fault, reverts it).
+      - Behind the guard stands a watchdog, one process per O(state_dir), which reverts at once a fault
+        whose guard died and, 1 second past the deadline, one whose guard is stuck; guard and watchdog
+        restart each other. Where systemd is PID 1 the watchdog runs as a transient service and a
+        transient timer reverts the fault 2 seconds past its deadline even if both are gone.
     type: float
   max_duration:
     description:
@@ -58,6 +62,15 @@ options:
       - Directory on the target holding one JSON record per active fault, the guard script and the
         revert history. Defaults to C(/run/magsasa-chaos) for root, C(~/.cache/magsasa-chaos) otherwise.
     type: path
+  persist_dir:
+    description:
+      - Directory on persistent storage that keeps a copy of the record of a fault whose effect outlives
+        a reboot (a stopped or paused container, a stopped database, files on disk), with the guard script.
+      - With the first such record a boot hook is installed (a systemd unit where systemd is PID 1 and the
+        module runs as root, else an C(@reboot) crontab entry); at boot it reverts the records a previous
+        boot left active. It is removed with the last record. Where neither exists the module warns.
+      - Defaults to C(/var/lib/magsasa-chaos) for root, C(~/.local/state/magsasa-chaos) otherwise.
+    type: path
   revert_timeout:
     description:
       - Seconds to keep retrying a revert step that fails before giving up and reporting it.
@@ -65,4 +78,6 @@ options:
     default: 60.0
 notes:
   - The active fault records are listed and reverted all at once with M(magsasa.chaos.chaos_faults).
+  - The guard and the watchdog lower their OOM score (C(oom_score_adj) -900) so that a memory fault never has
+    them killed first. That needs C(CAP_SYS_RESOURCE); without it they run at the default score.
 '''

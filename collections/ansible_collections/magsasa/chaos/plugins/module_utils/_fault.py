@@ -28,7 +28,6 @@ import inspect
 import os
 import re
 import socket
-import subprocess
 import sys
 import time
 import traceback
@@ -38,7 +37,8 @@ from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
 
 FAULT_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 WORKER_GRACE_SECONDS = 10.0
-LIFECYCLE_OPTIONS = ('state', 'duration', 'max_duration', 'fault_id', 'lease', 'state_dir', 'revert_timeout', 'start_at')
+LIFECYCLE_OPTIONS = ('state', 'duration', 'max_duration', 'fault_id', 'lease', 'state_dir', 'persist_dir',
+                     'revert_timeout', 'start_at')
 # start_at further ahead than this is a mistake (a wrong clock or unit), not a plan
 MAX_START_DELAY_SECONDS = 300.0
 
@@ -47,6 +47,12 @@ def default_state_dir():
     if os.geteuid() == 0:
         return '/run/magsasa-chaos'
     return os.path.join(os.path.expanduser('~'), '.cache', 'magsasa-chaos')
+
+
+def default_persist_dir():
+    if os.geteuid() == 0:
+        return '/var/lib/magsasa-chaos'
+    return os.path.join(os.path.expanduser('~'), '.local', 'state', 'magsasa-chaos')
 
 
 def fault_argument_spec():
@@ -58,6 +64,7 @@ def fault_argument_spec():
         fault_id=dict(type='str'),
         lease=dict(type='float'),
         state_dir=dict(type='path'),
+        persist_dir=dict(type='path'),
         revert_timeout=dict(type='float', default=60.0),
         start_at=dict(type='float'),
     )
@@ -104,6 +111,11 @@ class Fault(object):
         """The effect measured after injection (optional)."""
         return {}
 
+    def outlives_reboot(self):
+        """Whether the fault's effect stays after the host reboots (a stopped container or database,
+        files on disk): its record is then kept on persistent storage for the boot hook."""
+        return False
+
 
 class InjectContext(object):
     """Handed to ``Fault.inject``: registers revert actions and details, persisting each at once."""
@@ -140,24 +152,8 @@ class InjectContext(object):
         self.engine.update_if_active(self.record['fault_id'], details=self.record['details'])
 
 
-def spawn_detached(argv, cwd='/', env=None):
-    """Start a process that outlives the task: its own session, no inherited stdio or fds.
-
-    Returns ``(pid, starttime)`` so a later kill can make sure it hits the same process.
-    """
-    devnull = open(os.devnull, 'r+b')
-    try:
-        proc = subprocess.Popen(argv, stdin=devnull, stdout=devnull, stderr=devnull, cwd=cwd,
-                                env=env, close_fds=True, start_new_session=True)
-    finally:
-        devnull.close()
-    starttime = None
-    for _attempt in range(50):
-        starttime = _guard.proc_starttime(proc.pid)
-        if starttime is not None:
-            break
-        time.sleep(0.01)
-    return proc.pid, starttime
+# Shared with the guard, which starts the watchdog with it.
+spawn_detached = _guard.spawn_detached
 
 
 def kill_action(pid, starttime, signal_name='SIGTERM', group=True, escalate_after=3.0):
@@ -180,7 +176,7 @@ class FaultEngine(object):
         return _guard.record_path(self.state_dir, fault_id)
 
     def save(self, record):
-        _guard.write_record(self.path(record['fault_id']), record)
+        _guard.save_record(self.state_dir, record)
 
     def update_if_active(self, fault_id, **fields):
         """Set ``fields`` in the record on disk, unless the guard has reverted the fault meanwhile
@@ -206,10 +202,13 @@ class FaultEngine(object):
             os.makedirs(self.state_dir, 0o700)
         return self.install_program(_guard, _guard.GUARD_FILENAME)
 
-    def install_program(self, program_module, filename):
-        """Copy a standalone module_utils program (the guard, a delayer) into the state directory,
-        where it outlives the task; returns its path."""
-        target = os.path.join(self.state_dir, filename)
+    def install_program(self, program_module, filename, directory=None):
+        """Copy a standalone module_utils program (the guard, a delayer) into the state directory (or
+        ``directory``), where it outlives the task; returns its path."""
+        directory = directory or self.state_dir
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o700)
+        target = os.path.join(directory, filename)
         source = inspect.getsource(program_module)
         current = None
         if os.path.exists(target):
@@ -292,14 +291,23 @@ class FaultEngine(object):
             started_at=now, duration=params['duration'], expires_at=expires_at,
             lease=params['lease'], lease_expires_at=lease_expires_at, lease_file=params['lease'] is not None,
             revert_timeout=params['revert_timeout'], revert=[], details={}, status='injecting',
+            boot_id=_guard.boot_id(),
         )
         if params['lease'] is not None:
             # Renewals rewrite this file (no Python needed on the target); the guard reads it.
             _guard.write_lease(self.state_dir, fault_id, params['lease'])
+        if self.fault.outlives_reboot():
+            record['persist_dir'] = params['persist_dir'] or default_persist_dir()
+            self.install_program(_guard, _guard.GUARD_FILENAME, record['persist_dir'])
         self.save(record)
         guard_pid, guard_start = spawn_detached([sys.executable, guard_script, 'watch', self.state_dir, fault_id])
         record['guard'] = dict(pid=guard_pid, starttime=guard_start)
-        self.save(record)
+        backstops = self.arm_backstops(record, guard_script)
+        # The guard may already have reverted a very short fault: never write a gone record back.
+        self.update_if_active(fault_id, guard=record['guard'], revert=record['revert'])
+        result['backstops'] = backstops
+        if record.get('persist_dir'):
+            result['boot_hook'] = self.install_boot_hook(record)
         ctx = InjectContext(self, record)
         if params.get('start_at') is not None:
             # Every host of an experiment got the same start_at: they prepared in whatever order
@@ -316,6 +324,8 @@ class FaultEngine(object):
         record['injected_at'] = injected_at = time.time()
         record['expires_at'] = expires_at = injected_at + params['duration']
         self.update_if_active(fault_id, status='active', injected_at=injected_at, expires_at=expires_at)
+        # The timer goes to the final deadline, known only now; the guard and the watchdog covered the injection.
+        backstops['timer'] = self.arm_backstop_timer(record, guard_script)
         try:
             effect = self.fault.measure(ctx)
         except Exception as exc:  # pylint: disable=broad-except
@@ -325,6 +335,37 @@ class FaultEngine(object):
         result.update(details=record['details'], effect=effect, guard_pid=guard_pid, record=self.path(fault_id),
                       injected_at=injected_at, expires_at=expires_at)
         return result
+
+    def arm_backstops(self, record, guard_script):
+        """The first line of defence behind the guard: the state dir's watchdog."""
+        backstops = dict(watchdog=None, timer=None)
+        try:
+            backstops['watchdog'] = _guard.ensure_watchdog(self.state_dir, sys.executable, guard_script) or 'running'
+        except (IOError, OSError) as exc:
+            self.module.warn('could not start the watchdog of %s: %s; only the guard protects fault %s'
+                             % (self.state_dir, exc, record['fault_id']))
+        return backstops
+
+    def arm_backstop_timer(self, record, guard_script):
+        """Where systemd is PID 1, a transient timer at the hard deadline; reverting removes it."""
+        timer = _guard.arm_backstop_timer(self.state_dir, record, sys.executable, guard_script)
+        if timer:
+            record['revert'].append(_guard.disarm_action(timer))
+            if not self.update_if_active(record['fault_id'], revert=record['revert']):
+                _guard.execute_actions([_guard.disarm_action(timer)], timeout=30)
+        return timer
+
+    def install_boot_hook(self, record):
+        try:
+            hook = _guard.install_boot_hook(record['persist_dir'], sys.executable)
+        except (IOError, OSError, _guard.RevertError) as exc:
+            hook = None
+            self.module.warn('installing the boot hook failed: %s' % exc)
+        if hook is None:
+            self.module.warn('fault %s outlives a reboot, but this host has no systemd as PID 1 (as root) and no crontab '
+                             'to revert it at boot: after a reboot, run halt.yml or chaos_faults with persist_dir=%s'
+                             % (record['fault_id'], record['persist_dir']))
+        return hook
 
     def renew(self, record, now):
         """An identical fault is active: leave it alone, except to renew its lease."""

@@ -12,6 +12,19 @@ detached process per fault (``watch``): it reverts the fault at ``expires_at`` o
 is set and not renewed, at ``lease_expires_at``, even if the controller never talks to the
 host again. The modules import the same functions to revert early (``state: absent``).
 
+The guard is one process, so it has a backstop that is not the guard: one ``watchdog`` process per
+state directory (a transient systemd service where systemd is PID 1) that adopts the records of a
+guard that died and reverts them at once, and reverts any fault a live but stuck guard left past
+its deadline. Guard and watchdog restart each other, both with a lowered OOM score so a memory
+fault never has them killed first. Where systemd runs, a transient timer per fault (``backstop``)
+is a third, process-free line at the fault's hard deadline. Every path reverts through
+``revert_fault`` under the fault's lock, so a fault is never reverted twice.
+
+A fault whose effect outlives a reboot (a stopped container or database, files on disk) also keeps
+a copy of its record in a persistent directory; a boot hook (a systemd unit, or an ``@reboot``
+crontab entry) reverts the copies left by a previous boot. The hook is installed with the first
+such record and removed with the last.
+
 It must stay standalone: Python 3.8+ standard library only, no Ansible imports.
 
 Revert actions run last-registered first, like a stack of deferred calls. Each kind:
@@ -33,6 +46,7 @@ __metaclass__ = type
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -54,6 +68,22 @@ HISTORY_DIR = 'history'
 HISTORY_KEEP = 200
 POLL_SECONDS = 0.2
 RECORD_VERSION = 1
+
+WATCHDOG_LOCK = '.watchdog.lock'
+WATCHDOG_POLL = 0.5
+# A live guard reverts within its 0.2 s poll of the deadline; the watchdog steps in after this.
+WATCHDOG_GRACE = 1.0
+# A record is written before its guard is started; give the module this long to record the guard.
+GUARD_START_GRACE = 10.0
+# How often the guard checks that the watchdog runs, and how long a failing revert waits for a retry.
+SUPERVISE_SECONDS = 2.0
+RETRY_FAILED_SECONDS = 30.0
+# Below every ordinary process (0), above the kernel's "never" (-1000): a leaking guard stays killable.
+OOM_SCORE_ADJ = -900
+BACKSTOP_TIMER_GRACE = 2.0
+# A lock name no fault id can take (fault ids start with a letter or digit).
+BOOT_HOOK_LOCK_ID = '-boot-hook'
+SYSTEMD_UNIT_DIR = '/etc/systemd/system'
 
 
 class RevertError(Exception):
@@ -119,6 +149,26 @@ def write_record(path, record):
     os.rename(tmp, path)
 
 
+def save_record(state_dir, record):
+    """Write an active record, and its persistent copy when the fault outlives a reboot."""
+    write_record(record_path(state_dir, record['fault_id']), record)
+    persist_dir = record.get('persist_dir')
+    if persist_dir and os.path.abspath(persist_dir) != os.path.abspath(state_dir):
+        write_record(record_path(persist_dir, record['fault_id']), record)
+
+
+def boot_id():
+    """What names this boot: the kernel's random boot id plus the start time of PID 1, so that a
+    container's restart (same kernel, new init) counts as a boot too. None where neither is known."""
+    try:
+        with open('/proc/sys/kernel/random/boot_id', 'r') as handle:
+            kernel = handle.read().strip()
+    except (IOError, OSError):
+        kernel = ''
+    init = proc_starttime(1) or ''
+    return '%s/%s' % (kernel, init) if kernel or init else None
+
+
 def list_records(state_dir):
     """Every active fault record in the state directory, oldest first."""
     records = []
@@ -181,6 +231,36 @@ def process_alive(pid, starttime=None):
     if current is None:
         return False
     return starttime is None or str(starttime) == current
+
+
+def spawn_detached(argv, cwd='/', env=None):
+    """Start a process that outlives its starter: its own session, no inherited stdio or fds.
+
+    Returns ``(pid, starttime)`` so a later kill can make sure it hits the same process.
+    """
+    devnull = open(os.devnull, 'r+b')
+    try:
+        proc = subprocess.Popen(argv, stdin=devnull, stdout=devnull, stderr=devnull, cwd=cwd,
+                                env=env, close_fds=True, start_new_session=True)
+    finally:
+        devnull.close()
+    starttime = None
+    for _attempt in range(50):
+        starttime = proc_starttime(proc.pid)
+        if starttime is not None:
+            break
+        time.sleep(0.01)
+    return proc.pid, starttime
+
+
+def lower_oom_score(pid='self', value=OOM_SCORE_ADJ):
+    """Make the OOM killer pick anything else first. Only root may lower it: returns whether it took."""
+    try:
+        with open('/proc/%s/oom_score_adj' % pid, 'w') as handle:
+            handle.write('%d\n' % value)
+        return True
+    except (IOError, OSError):
+        return False
 
 
 def _signal_number(value):
@@ -361,7 +441,15 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
         if timeout is None:
             timeout = float(record.get('revert_timeout', 60))
         started = time.time()
-        results = execute_actions(record.get('revert', []), timeout=timeout)
+        actions = record.get('revert', [])
+        skipped = []
+        if record.get('boot_id') and record['boot_id'] != boot_id():
+            # The processes a fault started died with the boot it started them in; a pid and start
+            # time from another boot may name an unrelated process now.
+            skipped = [dict(action=a, ok=True, result='gone with the previous boot')
+                       for a in actions if a.get('type') == 'kill']
+            actions = [a for a in actions if a.get('type') != 'kill']
+        results = skipped + execute_actions(actions, timeout=timeout)
         entry = dict(record)
         entry['revert_started_at'] = started
         final_effect = read_final_effect(record)
@@ -378,13 +466,17 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
         if entry['revert_ok']:
             _unlink_quietly(lease_path(state_dir, fault_id))
             os.unlink(path)
+            if record.get('persist_dir'):
+                _unlink_quietly(record_path(record['persist_dir'], fault_id))
             # Whoever waits on this lock next finds no record and does nothing.
             os.unlink(lock.path)
         else:
             # Keep the record active so halt / a later run can retry what failed.
             record['revert_failures'] = [r for r in results if not r['ok']]
-            write_record(path, record)
+            save_record(state_dir, record)
     _prune_history(history)
+    if entry['revert_ok'] and record.get('persist_dir'):
+        retire_boot_hook(record['persist_dir'])
     return entry
 
 
@@ -463,7 +555,7 @@ def renew_lease(state_dir, fault_id, lease, now=None, dry_run=False):
         record['lease'] = lease
         record['lease_expires_at'] = min(float(record['expires_at']), now + float(lease))
         if not dry_run:
-            write_record(path, record)
+            save_record(state_dir, record)
             if record.get('lease_file'):
                 write_lease(state_dir, fault_id, lease)
     return record
@@ -492,11 +584,177 @@ def fault_deadline(record, renewed_at=None, lease=None):
     return deadline
 
 
-# ---------------------------------------------------------------- the watcher process
+# ---------------------------------------------------------------- the watcher processes
+
+def systemd_is_init():
+    """Whether systemd is PID 1 here and its tools are installed (sd_booted's test)."""
+    return os.path.isdir('/run/systemd/system') and bool(shutil.which('systemd-run')) \
+        and bool(shutil.which('systemctl'))
+
+
+def _dir_tag(directory):
+    return hashlib.sha256(os.path.abspath(directory).encode('utf-8')).hexdigest()[:12]
+
+
+def watchdog_unit(state_dir):
+    return 'magsasa-chaos-watchdog-%s.service' % _dir_tag(state_dir)
+
+
+def backstop_unit(fault_id):
+    return 'magsasa-chaos-backstop-%s' % fault_id
+
+
+def watchdog_running(state_dir):
+    """Whether a watchdog holds this state directory's watchdog lock."""
+    try:
+        handle = open(os.path.join(state_dir, WATCHDOG_LOCK), 'a')
+    except (IOError, OSError):
+        return False
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (IOError, OSError):
+        return True
+    finally:
+        handle.close()
+    return False
+
+
+def ensure_watchdog(state_dir, python=None, script=None):
+    """Start the state directory's watchdog unless one runs. Two starters racing is harmless: the
+    second watchdog finds the lock taken and exits. Returns how it was started, or None."""
+    if watchdog_running(state_dir):
+        return None
+    python = python or sys.executable
+    script = script or os.path.abspath(__file__)
+    argv = [python, script, 'watchdog', state_dir]
+    if systemd_is_init() and os.geteuid() == 0:
+        # Owned by PID 1, not by the SSH session that injected: a session cleanup (logind's
+        # KillUserProcesses) or a killed process group cannot take it along with the guard.
+        unit = watchdog_unit(state_dir)
+        proc = subprocess.run(['systemd-run', '--quiet', '--collect', '--unit', unit,
+                               '--property', 'OOMScoreAdjust=%d' % OOM_SCORE_ADJ, '--'] + argv,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+        if proc.returncode == 0:
+            return 'systemd:%s' % unit
+    spawn_detached(argv)
+    return 'process'
+
+
+def arm_backstop_timer(state_dir, record, python=None, script=None, now=None):
+    """Where systemd is PID 1: a transient timer that runs ``backstop`` at the fault's hard deadline
+    (plus a grace), needing no process of ours alive until then. Returns the timer unit or None."""
+    if not (systemd_is_init() and os.geteuid() == 0):
+        return None
+    now = time.time() if now is None else now
+    delay = max(1.0, float(record['expires_at']) - now + BACKSTOP_TIMER_GRACE)
+    unit = backstop_unit(record['fault_id'])
+    python = python or sys.executable
+    script = script or os.path.abspath(__file__)
+    proc = subprocess.run(['systemd-run', '--quiet', '--collect', '--unit', unit,
+                           '--on-active=%dms' % int(delay * 1000), '--timer-property=AccuracySec=100ms',
+                           '--', python, script, 'backstop', state_dir, record['fault_id']],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    return unit + '.timer' if proc.returncode == 0 else None
+
+
+def disarm_action(timer):
+    """The revert step that removes a fault's backstop timer once the fault is reverted."""
+    # 5: the unit is gone already (the timer fired, or systemd forgot it).
+    return dict(type='command', argv=['systemctl', 'stop', timer], ok_rcs=[0, 1, 5], timeout=30)
+
+
+def adoption_reason(record, now, guard_alive, renewed_at=None, lease=None):
+    """Why a backstop must revert this record now, or None while it is in its guard's hands.
+
+    Pure: ``guard_alive`` is whether the recorded guard process (pid and start time) still runs;
+    ``renewed_at`` and ``lease`` come from the fault's lease file, as the guard reads them.
+    """
+    if record.get('corrupt') or record.get('expires_at') is None:
+        return None
+    if now >= fault_deadline(record, renewed_at, lease) + WATCHDOG_GRACE:
+        end = lease_end(record, renewed_at, lease)
+        late = 'lease-expired' if end is not None and end < float(record['expires_at']) else 'deadline'
+        return late if not guard_alive else 'guard-late-' + late
+    if guard_alive:
+        return None
+    if record.get('guard'):
+        return 'guard-died'
+    if now - float(record.get('started_at') or now) > GUARD_START_GRACE:
+        return 'no-guard'
+    return None
+
+
+def guard_alive(record):
+    guard = record.get('guard') or {}
+    return bool(guard.get('pid')) and process_alive(guard['pid'], guard.get('starttime'))
+
+
+def adoption_reason_now(state_dir, record):
+    """``adoption_reason`` for a record on disk, with its lease file read as the guard reads it."""
+    renewed_at, lease = read_lease(state_dir, record['fault_id']) if record.get('lease_file') else (None, None)
+    return adoption_reason(record, time.time(), guard_alive(record), renewed_at, lease)
+
+
+def watchdog(state_dir):
+    """The backstop process of a state directory: one at a time (a lock), it reverts the faults
+    whose guard died and those left past their deadline, and exits when no fault is left."""
+    try:
+        lock = open(os.path.join(state_dir, WATCHDOG_LOCK), 'a')
+    except (IOError, OSError):
+        return 0
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (IOError, OSError):
+        return 0
+    lower_oom_score()
+    stop = {'signal': None}
+
+    def on_signal(signum, _frame):
+        stop['signal'] = signum
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    last_failed = {}
+    while stop['signal'] is None:
+        records = list_records(state_dir)
+        if not records:
+            # Leave no lock file behind. A starter that opened it just before loses nothing: at worst
+            # a second watchdog runs for a while, and both revert only under each fault's lock.
+            _unlink_quietly(lock.name)
+            return 0
+        for record in records:
+            fault_id = record.get('fault_id')
+            reason = adoption_reason_now(state_dir, record)
+            if reason is None or time.time() - last_failed.get(fault_id, 0) < RETRY_FAILED_SECONDS:
+                continue
+            entry = revert_fault(state_dir, fault_id, 'watchdog:' + reason)
+            if entry is not None and not entry['revert_ok']:
+                last_failed[fault_id] = time.time()
+        time.sleep(WATCHDOG_POLL)
+    return 0
+
+
+def backstop(state_dir, fault_id):
+    """Run by the systemd timer at the fault's hard deadline: revert it if it is still active and
+    neither its guard nor the watchdog got to it. A fault still in a live guard's hands (its deadline
+    moved, the clock was set back) is left to the guard."""
+    try:
+        record = read_record(record_path(state_dir, fault_id))
+    except ValueError:
+        record = None
+    if record is None:
+        return 0
+    reason = adoption_reason_now(state_dir, record)
+    if reason is None:
+        return 0
+    entry = revert_fault(state_dir, fault_id, 'backstop-timer:' + reason)
+    return 0 if entry is None or entry['revert_ok'] else 1
+
 
 def watch(state_dir, fault_id):
     """Block until the fault's deadline (re-reading the record, since a lease may be renewed),
-    then revert it. Exits at once when the record is gone (reverted by someone else)."""
+    then revert it. Exits at once when the record is gone (reverted by someone else). Meanwhile
+    keep the state directory's watchdog running."""
     path = record_path(state_dir, fault_id)
     stop = {'signal': None}
 
@@ -505,6 +763,8 @@ def watch(state_dir, fault_id):
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
+    lower_oom_score()
+    next_supervise = 0.0
 
     while True:
         try:
@@ -525,18 +785,167 @@ def watch(state_dir, fault_id):
             end = lease_end(record, renewed_at, lease)
             reason = 'guard:lease-expired' if end is not None and end < float(record['expires_at']) else 'guard:deadline'
         else:
+            if now >= next_supervise:
+                next_supervise = now + SUPERVISE_SECONDS
+                try:
+                    ensure_watchdog(state_dir)
+                except (IOError, OSError):
+                    pass
             time.sleep(min(POLL_SECONDS, max(0.0, deadline - now)))
             continue
         entry = revert_fault(state_dir, fault_id, reason)
         return 0 if entry is None or entry['revert_ok'] else 1
 
 
+# ---------------------------------------------------------------- surviving a reboot
+
+def boot_unit(persist_dir):
+    return 'magsasa-chaos-boot-%s.service' % _dir_tag(persist_dir)
+
+
+def boot_unit_text(persist_dir, python):
+    """The systemd unit that reverts, at boot, the faults a previous boot left active (pure)."""
+    script = os.path.join(persist_dir, GUARD_FILENAME)
+    return '\n'.join([
+        '# Written by magsasa.chaos with the first fault that outlives a reboot; removed with the last.',
+        '[Unit]',
+        'Description=Revert the chaos faults left active by the previous boot (%s)' % persist_dir,
+        'Wants=network-online.target',
+        'After=local-fs.target network-online.target docker.service containerd.service',
+        '',
+        '[Service]',
+        'Type=oneshot',
+        'ExecStart=%s %s boot %s' % (python, script, persist_dir),
+        '',
+        '[Install]',
+        'WantedBy=multi-user.target',
+        '',
+    ])
+
+
+def cron_line(persist_dir, python):
+    """The ``@reboot`` crontab entry used where systemd is not PID 1 (pure). Its tag finds it again."""
+    script = os.path.join(persist_dir, GUARD_FILENAME)
+    return '@reboot %s %s boot %s # magsasa-chaos-boot %s' % (python, script, persist_dir, _dir_tag(persist_dir))
+
+
+def without_cron_line(crontab, persist_dir):
+    """The crontab text minus this persist dir's entry (pure)."""
+    tag = '# magsasa-chaos-boot %s' % _dir_tag(persist_dir)
+    return ''.join(line for line in crontab.splitlines(True) if not line.rstrip().endswith(tag))
+
+
+def _crontab():
+    proc = subprocess.run(['crontab', '-l'], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          check=False)
+    return proc.stdout.decode('utf-8', 'replace') if proc.returncode == 0 else ''
+
+
+def _set_crontab(text):
+    proc = subprocess.run(['crontab', '-'], input=text.encode('utf-8'), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          check=False)
+    if proc.returncode != 0:
+        raise RevertError('crontab - exited %d: %s' % (proc.returncode, proc.stdout.decode('utf-8', 'replace').strip()))
+
+
+def _systemctl(*args):
+    proc = subprocess.run(('systemctl',) + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        raise RevertError('systemctl %s exited %d: %s' % (' '.join(args), proc.returncode,
+                                                          proc.stdout.decode('utf-8', 'replace').strip()))
+
+
+def install_boot_hook(persist_dir, python=None):
+    """Install (once) what reverts ``persist_dir``'s records at the next boot.
+
+    Returns ``{'type': 'systemd'|'cron', 'name': ...}``, or None where this host has neither a
+    usable systemd (as root) nor ``crontab``: the caller warns that a reboot would leave the fault.
+    """
+    python = python or sys.executable
+    with FaultLock(persist_dir, BOOT_HOOK_LOCK_ID):
+        if systemd_is_init() and os.geteuid() == 0 and os.path.isdir(SYSTEMD_UNIT_DIR):
+            unit = boot_unit(persist_dir)
+            path = os.path.join(SYSTEMD_UNIT_DIR, unit)
+            text = boot_unit_text(persist_dir, python)
+            current = None
+            if os.path.exists(path):
+                with open(path, 'r') as handle:
+                    current = handle.read()
+            if current != text:
+                with open(path + '.tmp', 'w') as handle:
+                    handle.write(text)
+                os.rename(path + '.tmp', path)
+                _systemctl('daemon-reload')
+            _systemctl('enable', '--quiet', unit)
+            return dict(type='systemd', name=unit)
+        if shutil.which('crontab'):
+            line = cron_line(persist_dir, python)
+            crontab = _crontab()
+            if line not in crontab.splitlines():
+                kept = without_cron_line(crontab, persist_dir)
+                if kept and not kept.endswith('\n'):
+                    kept += '\n'
+                _set_crontab(kept + line + '\n')
+            return dict(type='cron', name=line)
+    return None
+
+
+def retire_boot_hook(persist_dir):
+    """Remove the boot hook once ``persist_dir`` holds no active record. Never raises: a hook
+    left behind only runs, finds nothing, and removes itself at the next boot."""
+    try:
+        with FaultLock(persist_dir, BOOT_HOOK_LOCK_ID):
+            if list_records(persist_dir):
+                return False
+            path = os.path.join(SYSTEMD_UNIT_DIR, boot_unit(persist_dir))
+            if os.path.exists(path):
+                if shutil.which('systemctl'):
+                    subprocess.run(['systemctl', 'disable', '--quiet', boot_unit(persist_dir)], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+                os.unlink(path)
+                if systemd_is_init():
+                    subprocess.run(['systemctl', 'daemon-reload'], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            if shutil.which('crontab'):
+                crontab = _crontab()
+                kept = without_cron_line(crontab, persist_dir)
+                if kept != crontab:
+                    _set_crontab(kept)
+            return True
+    except (IOError, OSError, RevertError):
+        return False
+
+
+def boot(persist_dir):
+    """Run by the boot hook: revert every persistent record a previous boot left active."""
+    failed = 0
+    for record in list_records(persist_dir):
+        if record.get('boot_id') and record['boot_id'] == boot_id():
+            continue  # a fault of this boot: its guard and watchdog have it
+        entry = revert_fault(persist_dir, record['fault_id'], 'boot-hook')
+        if entry is not None and not entry['revert_ok']:
+            failed += 1
+    retire_boot_hook(persist_dir)
+    return 1 if failed else 0
+
+
+COMMANDS = {
+    'watch': (2, watch),
+    'watchdog': (1, watchdog),
+    'backstop': (2, backstop),
+    'boot': (1, boot),
+}
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 3 or argv[0] != 'watch':
-        sys.stderr.write('usage: %s watch STATE_DIR FAULT_ID\n' % GUARD_FILENAME)
+    command = COMMANDS.get(argv[0]) if argv else None
+    if command is None or len(argv) - 1 != command[0]:
+        sys.stderr.write('usage: %s watch STATE_DIR FAULT_ID | watchdog STATE_DIR | backstop STATE_DIR FAULT_ID'
+                         ' | boot PERSIST_DIR\n' % GUARD_FILENAME)
         return 2
-    return watch(argv[1], argv[2])
+    return command[1](*argv[1:])
 
 
 if __name__ == '__main__':

@@ -51,10 +51,11 @@ def is_running(pid, starttime):
 
 
 def is_fault_guard(proc):
-    """Whether the process is the guard of a fault (``magsasa_chaos_guard.py watch ...``): killing it
-    would leave that fault with nothing to revert it at its deadline."""
+    """Whether the process is the guard of a fault or a state dir's watchdog (``magsasa_chaos_guard.py
+    watch|watchdog ...``): killing it would take away what reverts faults at their deadline."""
     cmdline = proc['cmdline']
-    return 'watch' in cmdline and any(os.path.basename(part) == GUARD_FILENAME for part in cmdline)
+    return bool({'watch', 'watchdog'} & set(cmdline)) and any(os.path.basename(part) == GUARD_FILENAME
+                                                              for part in cmdline)
 
 
 def process_table():

@@ -229,6 +229,31 @@ effect:
     C(ready_at) while waiting, C(downtime_seconds).
   returned: success with O(state=present)
   type: dict
+backstops:
+  description: What stands behind the guard for this fault.
+  returned: success with O(state=present) when a new fault was injected, not in check mode
+  type: dict
+  contains:
+    watchdog:
+      description: How the state directory's watchdog was started (V(process), or V(systemd:<unit>) where systemd
+        is PID 1), V(running) when one already ran, or null when it could not be started.
+      type: str
+    timer:
+      description: The transient systemd timer that reverts the fault at its deadline if nothing else did, or null
+        where systemd is not PID 1.
+      type: str
+boot_hook:
+  description: What reverts the fault after a reboot, installed with the first fault that outlives one
+    and removed with the last; null (with a warning) where the host has neither systemd as PID 1 nor C(crontab).
+  returned: success with O(state=present) when a new fault that outlives a reboot was injected, not in check mode
+  type: dict
+  contains:
+    type:
+      description: V(systemd) (a unit enabled for the next boot) or V(cron) (an C(@reboot) crontab entry).
+      type: str
+    name:
+      description: The unit name, or the crontab line.
+      type: str
 reverted:
   description: The fault ids reverted by O(state=absent).
   returned: success with O(state=absent)
@@ -266,6 +291,10 @@ class DatabaseFault(Fault):
         self.defaults = ENGINE_DEFAULTS[self.engine]
         self.server = {}
         self._client = None
+
+    def outlives_reboot(self):
+        # A stopped server stays stopped; held connections and locks die with the host.
+        return self.params['action'] == 'downtime'
 
     # -- what we talk to -------------------------------------------------------------
     def conn(self):

@@ -60,6 +60,12 @@ options:
     description:
       - The fault state directory. Defaults to C(/run/magsasa-chaos) for root, C(~/.cache/magsasa-chaos) otherwise.
     type: path
+  persist_dir:
+    description:
+      - The directory of the persistent record copies of faults that outlive a reboot. The records a previous
+        boot left there (where no boot hook reverted them) are listed and reverted with the others.
+      - Defaults to C(/var/lib/magsasa-chaos) for root, C(~/.local/state/magsasa-chaos) otherwise.
+    type: path
   revert_timeout:
     description:
       - Seconds to keep retrying a failing revert step of one fault.
@@ -119,6 +125,9 @@ faults:
       type: float
     guard_alive:
       description: Whether the guard process of the fault is running.
+      type: bool
+    previous_boot:
+      description: Whether the record was left by a previous boot (read from O(persist_dir)).
       type: bool
     plan:
       description: What the fault does, as its module described it.
@@ -190,11 +199,12 @@ state_dir:
   type: str
 '''
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
-from ansible_collections.magsasa.chaos.plugins.module_utils._fault import default_state_dir
+from ansible_collections.magsasa.chaos.plugins.module_utils._fault import default_persist_dir, default_state_dir
 
 
 class FaultInventory(object):
@@ -203,13 +213,20 @@ class FaultInventory(object):
     def __init__(self, module):
         self.module = module
         self.state_dir = module.params['state_dir'] or default_state_dir()
+        self.persist_dir = module.params['persist_dir'] or default_persist_dir()
 
     def records(self):
+        """The active records of this boot, then those a previous boot left in the persist dir."""
         kinds = set(self.module.params['kinds'])
-        return [r for r in _guard.list_records(self.state_dir) if not kinds or r.get('kind') in kinds]
+        found = [(self.state_dir, r) for r in _guard.list_records(self.state_dir)]
+        this_boot = _guard.boot_id()
+        if os.path.abspath(self.persist_dir) != os.path.abspath(self.state_dir):
+            found.extend((self.persist_dir, r) for r in _guard.list_records(self.persist_dir)
+                         if r.get('boot_id') and r.get('boot_id') != this_boot)
+        return [(d, r) for d, r in found if not kinds or r.get('kind') in kinds]
 
     @staticmethod
-    def summary(state_dir, record, now):
+    def summary(state_dir, record, now, previous_boot=False):
         guard = record.get('guard') or {}
         expires = record.get('expires_at')
         renewed_at, lease = (_guard.read_lease(state_dir, record['fault_id']) if record.get('lease_file')
@@ -221,15 +238,15 @@ class FaultInventory(object):
             lease_expires_at=_guard.lease_end(record, renewed_at, lease),
             remaining=None if deadline is None else round(max(0.0, deadline - now), 3),
             guard_alive=bool(guard.get('pid')) and _guard.process_alive(guard['pid'], guard.get('starttime')),
-            plan=record.get('plan') or {}, corrupt=record.get('corrupt'),
+            plan=record.get('plan') or {}, corrupt=record.get('corrupt'), previous_boot=previous_boot,
         )
 
     def run(self):
         params = self.module.params
         records = self.records()
         now = time.time()
-        result = dict(changed=False, faults=[self.summary(self.state_dir, r, now) for r in records], reverted=[], renewed=[],
-                      missing=[], failures=[], history=[], state_dir=self.state_dir)
+        result = dict(changed=False, faults=[self.summary(d, r, now, d != self.state_dir) for d, r in records],
+                      reverted=[], renewed=[], missing=[], failures=[], history=[], state_dir=self.state_dir)
         if params['state'] == 'query':
             result['history'] = self.history()
             return result
@@ -237,13 +254,13 @@ class FaultInventory(object):
             return self.renew(result, now)
         if params['state'] == 'absent':
             wanted = set(params['fault_ids'])
-            records = [r for r in records if r.get('fault_id') in wanted]
+            records = [(d, r) for d, r in records if r.get('fault_id') in wanted]
         if self.module.check_mode:
-            result['reverted'] = [r['fault_id'] for r in records]
+            result['reverted'] = [r['fault_id'] for _d, r in records]
             result['changed'] = bool(records)
             return result
-        for record in records:
-            entry = _guard.revert_fault(self.state_dir, record['fault_id'], 'chaos_faults:%s' % params['state'],
+        for directory, record in records:
+            entry = _guard.revert_fault(directory, record['fault_id'], 'chaos_faults:%s' % params['state'],
                                         timeout=params['revert_timeout'])
             if entry is None:
                 continue
@@ -287,6 +304,7 @@ def main():
             fault_ids=dict(type='list', elements='str', default=[]),
             kinds=dict(type='list', elements='str', default=[]),
             state_dir=dict(type='path'),
+            persist_dir=dict(type='path'),
             lease=dict(type='float'),
             revert_timeout=dict(type='float', default=60.0),
         ),

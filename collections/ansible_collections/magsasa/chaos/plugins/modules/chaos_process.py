@@ -234,6 +234,19 @@ state_dir:
   description: The fault state directory.
   returned: always
   type: str
+backstops:
+  description: What stands behind the guard for this fault.
+  returned: success with O(state=present) when a new fault was injected, not in check mode
+  type: dict
+  contains:
+    watchdog:
+      description: How the state directory's watchdog was started (V(process), or V(systemd:<unit>) where systemd
+        is PID 1), V(running) when one already ran, or null when it could not be started.
+      type: str
+    timer:
+      description: The transient systemd timer that reverts the fault at its deadline if nothing else did, or null
+        where systemd is not PID 1.
+      type: str
 reverted:
   description: The fault ids whose records were ended.
   returned: O(state=absent)

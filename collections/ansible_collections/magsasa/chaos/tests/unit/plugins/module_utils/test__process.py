@@ -139,6 +139,9 @@ def test_is_fault_guard():
     guard = dict(TABLE[0], cmdline=['/usr/bin/python3', '/run/magsasa-chaos/magsasa_chaos_guard.py', 'watch',
                                     '/run/magsasa-chaos', 'cpu-1'])
     assert _process.is_fault_guard(guard)
+    watchdog = dict(TABLE[0], cmdline=['/usr/bin/python3', '/run/magsasa-chaos/magsasa_chaos_guard.py', 'watchdog',
+                                       '/run/magsasa-chaos'])
+    assert _process.is_fault_guard(watchdog)
     assert not _process.is_fault_guard(dict(TABLE[0], cmdline=['vi', 'magsasa_chaos_guard.py']))
     assert not _process.is_fault_guard(TABLE[4])
 

@@ -244,3 +244,107 @@ def test_final_effect_file_goes_into_the_history_entry_and_is_removed(tmp_path):
     _guard.write_record(_guard.record_path(state_dir, 'f7'), dict(
         fault_id='f7', expires_at=1.0, details=dict(final_effect_file=str(tmp_path / 'never-written')), revert=[]))
     assert 'final_effect' not in _guard.revert_fault(state_dir, 'f7', 'test')
+
+
+# ---------------------------------------------------------------- the backstop
+
+NOW = 1000.0
+
+
+@pytest.mark.parametrize('record, alive, expected', [
+    # In its guard's hands: nothing to do.
+    (dict(started_at=990.0, expires_at=1100.0, guard=dict(pid=1)), True, None),
+    # The guard died: revert at once, long before the deadline.
+    (dict(started_at=990.0, expires_at=1100.0, guard=dict(pid=1)), False, 'guard-died'),
+    # Past the deadline by more than the grace: the guard is late (stuck) or gone.
+    (dict(started_at=900.0, expires_at=NOW - 1.5, guard=dict(pid=1)), True, 'guard-late-deadline'),
+    (dict(started_at=900.0, expires_at=NOW - 1.5, guard=dict(pid=1)), False, 'deadline'),
+    # Within the grace a live guard still gets its turn.
+    (dict(started_at=900.0, expires_at=NOW - 0.5, guard=dict(pid=1)), True, None),
+    # A lease that ran out first names the lease.
+    (dict(started_at=900.0, expires_at=2000.0, lease_expires_at=NOW - 2, guard=dict(pid=1)), True,
+     'guard-late-lease-expired'),
+    # A record still being written has no guard yet; after the start grace it never will.
+    (dict(started_at=NOW - 2, expires_at=1100.0), False, None),
+    (dict(started_at=NOW - 30, expires_at=1100.0), False, 'no-guard'),
+    # A corrupt record cannot be reverted by anyone: leave it for halt to report.
+    (dict(corrupt='not valid JSON', revert=[]), False, None),
+])
+def test_adoption_reason(record, alive, expected):
+    assert _guard.adoption_reason(record, NOW, alive) == expected
+
+
+@pytest.mark.parametrize('renewed_at, lease, expected', [
+    # The lease file was renewed a moment ago: the record's first lease end does not count.
+    (NOW - 1, 3.0, None),
+    # Its last renewal is older than its lease plus the grace: a late guard.
+    (NOW - 5, 3.0, 'guard-late-lease-expired'),
+])
+def test_adoption_reason_reads_the_lease_file_as_the_guard_does(renewed_at, lease, expected):
+    record = dict(started_at=900.0, expires_at=2000.0, lease=30.0, lease_expires_at=NOW - 10, lease_file=True,
+                  guard=dict(pid=1))
+    assert _guard.adoption_reason(record, NOW, True, renewed_at, lease) == expected
+
+
+def test_save_record_keeps_a_persistent_copy_that_the_revert_removes(tmp_path):
+    state_dir, persist = str(tmp_path / 'run'), str(tmp_path / 'persist')
+    os.makedirs(state_dir)
+    os.makedirs(persist)
+    scratch = tmp_path / 'scratch'
+    scratch.mkdir()
+    record = dict(fault_id='p1', expires_at=1.0, persist_dir=persist, revert=[dict(type='remove', path=str(scratch))])
+    _guard.save_record(state_dir, record)
+    assert _guard.read_record(_guard.record_path(persist, 'p1')) == record
+    assert _guard.renew_lease(state_dir, 'p1', 5, now=0.0)
+    assert _guard.read_record(_guard.record_path(persist, 'p1'))['lease'] == 5
+    assert _guard.revert_fault(state_dir, 'p1', 'test')['revert_ok']
+    assert not scratch.exists()
+    assert _guard.list_records(persist) == [] and _guard.list_records(state_dir) == []
+
+
+def test_boot_reverts_the_records_of_a_previous_boot_only(tmp_path):
+    persist = str(tmp_path)
+    scratch = tmp_path / 'scratch'
+    scratch.mkdir()
+    proc, starttime = _sleeper()
+    try:
+        # A kill step from another boot names a pid that now belongs to someone else: skipped.
+        old = dict(fault_id='old', expires_at=1.0, boot_id='another-boot', persist_dir=persist,
+                   revert=[dict(type='remove', path=str(scratch)),
+                           dict(type='kill', pid=proc.pid, starttime=starttime)])
+        current = dict(fault_id='now', expires_at=1.0, boot_id=_guard.boot_id(), persist_dir=persist, revert=[])
+        for record in (old, current):
+            _guard.write_record(_guard.record_path(persist, record['fault_id']), record)
+        assert _guard.boot(persist) == 0
+        assert proc.poll() is None, 'a kill step from another boot was executed'
+        assert not scratch.exists()
+        entry = _guard.read_record(os.path.join(persist, 'history', 'old.json'))
+        assert entry['reverted_by'] == 'boot-hook' and entry['revert_ok']
+        assert [r['result'] for r in entry['revert_results']] == ['gone with the previous boot', 'removed']
+        assert [r['fault_id'] for r in _guard.list_records(persist)] == ['now']
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_boot_unit_runs_the_persistent_guard_copy_once_at_boot():
+    text = _guard.boot_unit_text('/var/lib/magsasa-chaos', '/usr/bin/python3')
+    assert 'ExecStart=/usr/bin/python3 /var/lib/magsasa-chaos/magsasa_chaos_guard.py boot /var/lib/magsasa-chaos' in text
+    assert 'Type=oneshot' in text and 'WantedBy=multi-user.target' in text
+    assert 'After=' in text and 'docker.service' in text
+    assert _guard.boot_unit('/var/lib/magsasa-chaos') != _guard.boot_unit('/srv/chaos')
+
+
+@pytest.mark.parametrize('crontab', ['', 'MAILTO=root\n', '0 * * * * backup\n@reboot other\n'])
+def test_cron_line_is_added_and_removed_alone(crontab):
+    line = _guard.cron_line('/var/lib/magsasa-chaos', '/usr/bin/python3')
+    assert line.startswith('@reboot /usr/bin/python3 /var/lib/magsasa-chaos/magsasa_chaos_guard.py boot ')
+    other = _guard.cron_line('/srv/chaos', '/usr/bin/python3')
+    installed = crontab + line + '\n' + other + '\n'
+    assert _guard.without_cron_line(installed, '/var/lib/magsasa-chaos') == crontab + other + '\n'
+    assert _guard.without_cron_line(crontab, '/var/lib/magsasa-chaos') == crontab
+
+
+@pytest.mark.parametrize('argv', [[], ['watch', 'x'], ['watchdog'], ['backstop', 'x'], ['boot'], ['nope', 'x']])
+def test_main_refuses_a_wrong_command_line(argv):
+    assert _guard.main(argv) == 2
