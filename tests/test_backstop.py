@@ -3,6 +3,7 @@ state directory's watchdog reverts it within its stated bound; kill the watchdog
 starts a new one. Both run with a lowered OOM score. Real ansible-playbook runs, real processes,
 a real container on the local dockerd."""
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,6 @@ import pytest
 
 import hostfaults_helpers as h
 import support_containers_db as support
-from conftest import missing
 from hostfaults_helpers import state_dir, task  # noqa: F401 (state_dir is a fixture)
 
 # The watchdog polls every 0.5 s; the revert itself (SIGTERM of a worker, or a container start)
@@ -95,16 +95,36 @@ def may_lower_oom_score():
     return True
 
 
+@contextlib.contextmanager
+def raised_oom_score(score):
+    """Run the block with this process's oom_score_adj raised (anyone may raise it); what it starts
+    inherits the raised score."""
+    before = oom_score_adj(os.getpid())
+    with open('/proc/self/oom_score_adj', 'w') as handle:
+        handle.write('%d\n' % score)
+    try:
+        yield
+    finally:
+        with open('/proc/self/oom_score_adj', 'w') as handle:
+            handle.write('%d\n' % before)
+
+
 def test_guard_and_watchdog_run_with_a_lowered_oom_score(tmp_path, state_dir):
-    if not may_lower_oom_score():
-        missing('this machine withholds CAP_SYS_RESOURCE: no process may lower its oom_score_adj')
+    """Started under a raised OOM score, the guard and the watchdog lower theirs: to -900 where the
+    machine grants CAP_SYS_RESOURCE, else down to 0, while the fault's workers keep the raised score,
+    so the OOM killer picks the workers first either way."""
+    expected = -900 if may_lower_oom_score() else 0
     fault_id = 'cpu-oom-%s' % uuid.uuid4().hex[:6]
-    h.run_playbook(tmp_path, [cpu(fault_id, state_dir, duration=30)])
+    with raised_oom_score(500):
+        h.run_playbook(tmp_path, [cpu(fault_id, state_dir, duration=30)])
     record = h.wait_for_record(state_dir, fault_id)
     try:
         (watchdog,) = watchdogs(state_dir)
-        assert oom_score_adj(record['guard']['pid']) == -900
-        assert oom_score_adj(watchdog.pid) == -900
+        guard_pid = record['guard']['pid']
+        assert oom_score_adj(guard_pid) == expected
+        assert oom_score_adj(watchdog.pid) == expected
+        workers = [p for p in h.fault_processes(state_dir) if p.pid not in (guard_pid, watchdog.pid)]
+        assert workers and all(oom_score_adj(p.pid) == 500 for p in workers), workers
     finally:
         h.run_playbook(tmp_path, [task('chaos_cpu', state='absent', fault_id=fault_id, state_dir=state_dir)])
 

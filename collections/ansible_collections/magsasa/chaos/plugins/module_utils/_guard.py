@@ -254,13 +254,21 @@ def spawn_detached(argv, cwd='/', env=None):
 
 
 def lower_oom_score(pid='self', value=OOM_SCORE_ADJ):
-    """Make the OOM killer pick anything else first. Only root may lower it: returns whether it took."""
-    try:
-        with open('/proc/%s/oom_score_adj' % pid, 'w') as handle:
-            handle.write('%d\n' % value)
-        return True
-    except (IOError, OSError):
-        return False
+    """Make the OOM killer pick anything else first; returns the score that took, or None.
+
+    Going below a process's floor (0 unless a privileged process set another) needs
+    CAP_SYS_RESOURCE, which some sandboxes withhold even from root. Without it, come down to 0
+    at least: a guard started under a raised score (which every child inherits, the fault's own
+    workers included) then still ranks behind those workers.
+    """
+    for score in (value, 0):
+        try:
+            with open('/proc/%s/oom_score_adj' % pid, 'w') as handle:
+                handle.write('%d\n' % score)
+            return score
+        except (IOError, OSError):
+            continue
+    return None
 
 
 def _signal_number(value):
