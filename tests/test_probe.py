@@ -171,7 +171,8 @@ def test_outage_and_mttr_at_100ms_through_ansible_playbook(server, probe_dir, tm
     interval = 0.1
     common = {'probe_dir': directory, 'url': server.url, 'interval': interval, 'timeout': 1.0,
               'json_path': '$.status', 'json_value': 'ok'}
-    start = run_playbook(tmp_path, [dict(common, state='started', max_lifetime=90)])['results'][0]
+    # started and stopped by separate runs: owner_pid 0 keeps the sampler beyond the run that started it
+    start = run_playbook(tmp_path, [dict(common, state='started', max_lifetime=90, owner_pid=0)])['results'][0]
     assert start['changed'] is True and start['running'] is True, start
     started.append((start['pid'], start['probe_id']))
     assert _probe.pid_is_sampler(start['pid'], start['probe_id'])
@@ -391,11 +392,13 @@ def test_a_stalled_sampler_skips_ahead_instead_of_bursting(server, probe_dir):
 
 
 def test_sampler_outlives_a_sigkilled_controller_only_until_max_lifetime(server, probe_dir, tmp_path):
+    """With owner_pid 0 (not tied to its controller; by default it ends with it, see tests/test_fleet.py)
+    a sampler still ends by itself at max_lifetime."""
     directory, started = probe_dir
     probe_id = 'killed-%s' % uuid.uuid4().hex[:6]
     paths = _probe.probe_paths(directory, probe_id)
     extra_vars = {'probe_calls': [{'state': 'started', 'probe_id': probe_id, 'probe_dir': directory,
-                                   'url': server.url, 'interval': 0.05, 'max_lifetime': 6}],
+                                   'url': server.url, 'interval': 0.05, 'max_lifetime': 6, 'owner_pid': 0}],
                   'probe_hold_seconds': 60, 'probe_result_file': str(tmp_path / 'never.json'),
                   'ansible_python_interpreter': sys.executable}
     vars_file = tmp_path / 'kill-vars.json'
