@@ -455,8 +455,10 @@ class DatabaseFault(Fault):
         process the guard kills."""
         status = os.path.join(ctx.engine.state_dir, '%s.holder-status' % ctx.record['fault_id'])
         ctx.on_revert(dict(type='remove', path=status))
+        # The guard ends the hold at the fault's deadline, which moves by however long opening the
+        # connections took; the holder's own end is only the backstop for a dead guard.
         spec = dict(engine=self.engine, conn=dict(self.conn(), password=None), connections=self.params['connections'],
-                    expires_at=ctx.expires_at, status=status)
+                    expires_at=ctx.worker_deadline, status=status)
         if self.params['action'] == 'lock':
             spec['lock'] = lock_statement(self.engine, self.params['table'])
         env = dict(os.environ)
