@@ -315,3 +315,27 @@ def state_dir(tmp_path):
         yield path
     finally:
         cleanup_and_check(path)
+
+
+# A supervisord of a test's own (in ``dir``) running one program; ``command`` is the program's command line.
+SUPERVISOR_CONF = """[unix_http_server]
+file = {dir}/supervisor.sock
+
+[supervisord]
+logfile = {dir}/supervisord.log
+pidfile = {dir}/supervisord.pid
+nodaemon = true
+loglevel = info
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl = unix://{dir}/supervisor.sock
+
+[program:{program}]
+command = {command}
+autorestart = true
+startsecs = 0
+stopsignal = KILL
+"""

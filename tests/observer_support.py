@@ -17,43 +17,15 @@ from datetime import datetime
 
 import psutil
 
+from hostfaults_helpers import SUPERVISOR_CONF
+from support_containers_db import free_port  # noqa: F401 (the bench uses it from here)
+
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 BIN = os.path.dirname(sys.executable)
 SERVICE = os.path.join(TESTS, 'observer_service.py')
 
-SUPERVISOR_CONF = """[unix_http_server]
-file = {dir}/supervisor.sock
-
-[supervisord]
-logfile = {dir}/supervisord.log
-pidfile = {dir}/supervisord.pid
-nodaemon = true
-loglevel = info
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl = unix://{dir}/supervisor.sock
-
-[program:{program}]
-command = {python} {service} {port} --ready-after {ready_after}
-autorestart = true
-startsecs = 0
-stopsignal = KILL
-"""
-
 SUPERVISOR_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ (spawned|exited): '?([^' ]+)'?")
-
-
-def free_port():
-    import socket
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def wait_http(url, timeout=20.0):
@@ -81,8 +53,8 @@ class Supervised(object):
         self.conf = os.path.join(self.dir, 'supervisord.conf')
         self.log = os.path.join(self.dir, 'supervisord.log')
         with open(self.conf, 'w') as handle:
-            handle.write(SUPERVISOR_CONF.format(dir=self.dir, program=program, python=sys.executable, service=SERVICE,
-                                                port=self.port, ready_after=ready_after))
+            handle.write(SUPERVISOR_CONF.format(dir=self.dir, program=program, command='%s %s %d --ready-after %s' % (
+                sys.executable, SERVICE, self.port, ready_after)))
         self.proc = None
 
     def start(self):

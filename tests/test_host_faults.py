@@ -239,28 +239,6 @@ def test_process_stop_signal_freezes_until_the_fault_ends(tmp_path, state_dir):
         frozen.wait()
 
 
-SUPERVISOR_CONF = """[unix_http_server]
-file = {dir}/supervisor.sock
-
-[supervisord]
-logfile = {dir}/supervisord.log
-pidfile = {dir}/supervisord.pid
-nodaemon = true
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl = unix://{dir}/supervisor.sock
-
-[program:{program}]
-command = {python} -c "import time; time.sleep(300)" {program}
-autorestart = true
-startsecs = 0
-stopsignal = KILL
-"""
-
-
 def supervisorctl(conf, *args):
     out = subprocess.run([os.path.join(h.BIN, 'supervisorctl'), '-c', conf] + list(args),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=20)
@@ -271,7 +249,8 @@ def test_process_kills_supervisor_program_and_it_comes_back(tmp_path, state_dir)
     program = 'hfapi%s' % uuid.uuid4().hex[:6]
     conf = str(tmp_path / 'supervisord.conf')
     with open(conf, 'w') as handle:
-        handle.write(SUPERVISOR_CONF.format(dir=tmp_path, program=program, python=sys.executable))
+        handle.write(h.SUPERVISOR_CONF.format(dir=tmp_path, program=program,
+                                              command='%s -c "import time; time.sleep(300)" %s' % (sys.executable, program)))
     supervisord = subprocess.Popen([os.path.join(h.BIN, 'supervisord'), '-c', conf], start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, ansible_env, require, run_playbook
+from support_containers_db import free_port
 
 RENDER_DIR = REPO_ROOT / "tests" / "render"
 SCENARIO = "Signals Outage"
@@ -59,12 +59,6 @@ class Service(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_chaos(root, service_url, extra=None, env=None):
