@@ -65,8 +65,8 @@ def host_part(host, inject=None, hold=None, revert=None, residue=None, lock=None
             history.update(source)
     for entry in list(residue.get('history') or []) + list(revert.get('history') or []):
         history.update(dict((k, v) for k, v in entry.items() if v is not None))
-    error = task_error(lock) or task_error(inject) or (hold.get('reason') if hold.get('ended') in ('error', 'unreachable') else None) \
-        or task_error(hold) or task_error(revert)
+    hold_error = hold.get('reason') if hold.get('ended') in ('error', 'unreachable') else None
+    error = task_error(lock) or task_error(inject) or hold_error or task_error(hold) or task_error(revert)
     # the connection to the host failed (not the fault on it): the record says so
     unreachable = hold.get('ended') == 'unreachable' or any(r.get('unreachable') for r in (lock, inject, hold, revert))
     injected = _num(inject.get('injected_at')) if inject.get('injected_at') is not None else _num(history.get('injected_at'))
