@@ -196,7 +196,8 @@ def test_a_lost_ssh_link_ends_with_the_fault_reverted_by_its_lease(ssh_host, tmp
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     fault_pids = []
     try:
-        deadline = time.time() + 90
+        # generous: on a machine loaded by other runs, preflight alone can take a minute
+        deadline = time.time() + 180
         while time.time() < deadline and not ssh_host.active():
             assert proc.poll() is None, proc.stdout.read()[-4000:]
             time.sleep(0.1)
@@ -223,7 +224,7 @@ def test_a_lost_ssh_link_ends_with_the_fault_reverted_by_its_lease(ssh_host, tmp
             if not ssh_host.active():
                 gone = time.time() - cut
             time.sleep(0.02)
-        output = proc.communicate(timeout=120)[0]
+        output = proc.communicate(timeout=240)[0]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -235,7 +236,7 @@ def test_a_lost_ssh_link_ends_with_the_fault_reverted_by_its_lease(ssh_host, tmp
     # the guard on the target reverted the fault when the lease lapsed, not at the deadline
     history = ssh_host.history(fault_id)
     lapsed = history["reverted_at"] - cut
-    assert renewed is not None and renewed <= cut + 0.5, "no lease renewal seen around the cut (%s, cut %s)" % (renewed, cut)
+    assert renewed is not None and renewed <= cut + 1.0, "no lease renewal seen around the cut (%s, cut %s)" % (renewed, cut)
     released = history["revert_started_at"] - renewed
     print("link cut -> fault reverted by the guard %.2f s later (history), record gone after %s s; "
           "revert began %.2f s after the last renewal, lease %s s" % (lapsed, gone and round(gone, 2), released, LEASE))
