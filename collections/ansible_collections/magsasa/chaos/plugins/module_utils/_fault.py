@@ -134,6 +134,12 @@ class InjectContext(object):
     def remaining(self):
         return max(0.0, self.expires_at - time.time())
 
+    def install_program(self, program_module, filename):
+        """Copy a standalone helper program (a worker, a revert step) where this fault's revert can
+        still run it: the persistent directory when the fault outlives a reboot, else the state
+        directory. Returns its path, for the argv of a process or a ``command`` revert action."""
+        return self.engine.install_program(program_module, filename, self.record.get('persist_dir'))
+
     @property
     def worker_remaining(self):
         return max(0.0, self.worker_deadline - time.time())

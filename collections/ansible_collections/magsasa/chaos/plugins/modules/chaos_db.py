@@ -264,7 +264,6 @@ reverted:
 import json
 import os
 import signal
-import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -272,9 +271,9 @@ from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
 from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
     DockerException, container_state, docker_argument_spec, docker_client, docker_required_together, revert_action)
 from ansible_collections.magsasa.chaos.plugins.module_utils._databases import (
-    ENGINE_DEFAULTS, HOLD_CODE, PASSWORD_ENV, RESTART_LOG, DatabaseError, as_user, children_of, is_auth_error,
+    ENGINE_DEFAULTS, PASSWORD_ENV, RESTART_LOG, DatabaseError, as_user, children_of, is_auth_error,
     lock_statement, missing_driver, parse_postmaster_opts, postgres_options, postmaster_pid, process_alive,
-    process_cmdline, process_uid, query_once, read_text, server_in_dir, start_action, user_name)
+    holder_argv, process_cmdline, process_uid, query_once, read_text, server_in_dir, start_action, user_name)
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, FaultEngine, FaultError, fault_argument_spec, kill_action, spawn_detached)
 
@@ -439,9 +438,9 @@ class DatabaseFault(Fault):
             return self.hold(ctx)
         control = self.params['control']
         if control == 'container':
-            ctx.on_revert(revert_action(self.params, 'start', self.server['container_id']))
+            ctx.on_revert(revert_action(self.params, 'start', self.server['container_id'], ctx.install_program))
         else:
-            ctx.on_revert(start_action(self.server['start'], self.params['revert_timeout']))
+            ctx.on_revert(start_action(self.server['start'], self.params['revert_timeout'], ctx.install_program))
         stopped_at = time.time()
         ctx.detail(stopped_at=stopped_at, server_pid=self.server.get('server_pid'))
         try:
@@ -464,7 +463,7 @@ class DatabaseFault(Fault):
         env = dict(os.environ)
         if self.params['login_password'] is not None:
             env[PASSWORD_ENV] = self.params['login_password']
-        pid, starttime = spawn_detached([sys.executable, '-c', HOLD_CODE, json.dumps(spec)], env=env)
+        pid, starttime = spawn_detached(holder_argv(spec, ctx.install_program), env=env)
         ctx.on_revert(kill_action(pid, starttime))
         ctx.detail(holder_pid=pid)
         deadline = time.time() + 60
