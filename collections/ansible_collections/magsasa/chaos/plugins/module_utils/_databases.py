@@ -21,10 +21,12 @@ import json
 import os
 import pwd
 import shlex
+import signal
 import sys
+import time
 import traceback
 
-from ansible_collections.magsasa.chaos.plugins.module_utils import _db_hold, _db_start
+from ansible_collections.magsasa.chaos.plugins.module_utils import _db_hold, _db_start, _proc
 
 try:
     import psycopg
@@ -89,11 +91,6 @@ def postmaster_pid(text):
     return int(first)
 
 
-def stat_fields(text):
-    """The fields of ``/proc/<pid>/stat`` after the command name: [state, ppid, ...]."""
-    return text[text.rfind(')') + 2:].split()
-
-
 def split_cmdline(raw):
     """``/proc/<pid>/cmdline`` (NUL separated bytes) as a list of str."""
     return [part.decode('utf-8', 'surrogateescape') for part in raw.split(b'\0') if part]
@@ -113,12 +110,14 @@ def process_comm(pid):
         return None
 
 
-def process_alive(pid):
-    try:
-        fields = stat_fields(read_text('/proc/%d/stat' % pid))
-    except (IOError, OSError):
-        return False
-    return bool(fields) and fields[0] not in ('Z', 'X')
+def process_starttime(pid):
+    """The start time of ``pid`` (with the pid, what names the process), or None when it does not run."""
+    return _proc.starttime(pid)
+
+
+def process_alive(pid, starttime=None):
+    """Whether ``pid`` runs and, given its ``starttime``, is still the process found before (not a reused pid)."""
+    return _proc.is_running(pid, starttime)
 
 
 def process_cmdline(pid):
@@ -138,15 +137,38 @@ def all_pids():
 
 
 def children_of(pid):
+    """``(pid, starttime)`` of each live child of ``pid``."""
     found = []
     for candidate in all_pids():
-        try:
-            fields = stat_fields(read_text('/proc/%d/stat' % candidate))
-        except (IOError, OSError):
-            continue
-        if len(fields) > 1 and fields[1] == str(pid):
-            found.append(candidate)
+        stat = _proc.read_stat(candidate)
+        if stat is not None and stat['ppid'] == pid and not _proc.is_dead_state(stat['state']):
+            found.append((candidate, stat['starttime']))
     return found
+
+
+def stop_server_process(pid, starttime, mode, timeout, poll=0.05):
+    """Stop the server process ``pid`` found with ``starttime``: ``clean`` sends it SIGTERM, ``crash`` sends
+    SIGKILL to it and all its children at once (like a power cut, nothing written on the way out). Waits
+    until they are gone. A pid that no longer names that process is never signalled (DatabaseError)."""
+    if not process_alive(pid, starttime):
+        raise DatabaseError('server pid %d is no longer the server found before the fault (it exited, or its pid '
+                            'now names another process); nothing was stopped' % pid)
+    if mode == 'clean':
+        victims = [(pid, starttime)]
+        os.kill(pid, signal.SIGTERM)
+    else:
+        victims = [(pid, starttime)] + children_of(pid)
+        for victim, start in victims:
+            if process_alive(victim, start):
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                except OSError:
+                    pass
+    deadline = time.time() + timeout
+    while any(process_alive(victim, start) for victim, start in victims):
+        if time.time() >= deadline:
+            raise DatabaseError('server pid %d did not exit within stop_timeout=%ss' % (pid, timeout))
+        time.sleep(poll)
 
 
 def server_in_dir(data_dir, names):

@@ -6,7 +6,8 @@
 
 The guard runs it through a ``command`` revert action (``python3 magsasa_chaos_db_start.py SPEC_JSON``);
 this file is copied verbatim into the fault's directory like the guard, so it must stay standalone:
-Python 3.8+ standard library only, no Ansible imports.
+Python 3.8+ standard library only, no Ansible imports, apart from ``_proc``, copied next to it
+(:data:`PROGRAM_NEEDS`).
 
 SPEC_JSON holds ``what`` (for messages), ``timeout``, how to tell the server runs (``running_argv``, a
 command that exits 0 then, or ``running_in_dir`` {``dir``, ``names``}: a process of one of those names
@@ -31,7 +32,14 @@ import subprocess
 import sys
 import time
 
+try:
+    # The copy in a fault's directory imports the copy of _proc installed next to it.
+    import magsasa_chaos_proc as _proc
+except ImportError:
+    from ansible_collections.magsasa.chaos.plugins.module_utils import _proc
+
 PROGRAM_FILENAME = 'magsasa_chaos_db_start.py'
+PROGRAM_NEEDS = (_proc,)
 POLL_SECONDS = 0.2
 RESTART_EVERY = 2.0
 LOG_TAIL_BYTES = 600
@@ -62,12 +70,6 @@ def parse_spec(text):
     return spec
 
 
-def stat_is_live(text):
-    """Whether ``/proc/<pid>/stat`` text describes a live process (not a zombie, not dead)."""
-    fields = text[text.rfind(')') + 2:].split()
-    return bool(fields) and fields[0] not in ('Z', 'X')
-
-
 def log_tail(data, lines=LOG_TAIL_LINES):
     """The last ``lines`` lines of a log's last bytes, joined with `` | ``."""
     return ' | '.join(data.decode('utf-8', 'replace').strip().splitlines()[-lines:])
@@ -80,7 +82,7 @@ def still_down_message(what, timeout, last, tail=''):
 
 # ---------------------------------------------------------------- side effects
 
-def running_in_dir(wanted_dir, names, proc='/proc'):
+def running_in_dir(wanted_dir, names, proc=_proc.PROC):
     """Whether a live process named one of ``names`` has ``wanted_dir`` as its working directory."""
     wanted = os.path.realpath(wanted_dir)
     for name in os.listdir(proc):
@@ -89,10 +91,9 @@ def running_in_dir(wanted_dir, names, proc='/proc'):
         try:
             with open(os.path.join(proc, name, 'comm')) as handle:
                 comm = handle.read().strip()
-            if comm in names and os.readlink(os.path.join(proc, name, 'cwd')) == wanted:
-                with open(os.path.join(proc, name, 'stat')) as handle:
-                    if stat_is_live(handle.read()):
-                        return True
+            if comm in names and os.readlink(os.path.join(proc, name, 'cwd')) == wanted \
+                    and _proc.is_running(int(name), None, proc):
+                return True
         except OSError:
             continue
     return False

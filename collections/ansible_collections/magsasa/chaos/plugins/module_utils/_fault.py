@@ -168,6 +168,28 @@ def kill_action(pid, starttime, signal_name='SIGTERM', group=True, escalate_afte
                 escalate_after=escalate_after)
 
 
+def install_program(program_module, filename, directory):
+    """Copy a standalone module_utils program into ``directory`` as ``filename``, with the modules it
+    imports (its ``PROGRAM_NEEDS``, each under its own ``PROGRAM_FILENAME``) next to it; a file that
+    already holds the same source is left alone, a changed one is replaced atomically. Returns its path."""
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o700)
+    for needed in getattr(program_module, 'PROGRAM_NEEDS', ()):
+        install_program(needed, needed.PROGRAM_FILENAME, directory)
+    target = os.path.join(directory, filename)
+    source = inspect.getsource(program_module)
+    current = None
+    if os.path.exists(target):
+        with open(target, 'r') as handle:
+            current = handle.read()
+    if current != source:
+        tmp = '%s.tmp.%d' % (target, os.getpid())
+        with open(tmp, 'w') as handle:
+            handle.write(source)
+        os.rename(tmp, target)
+    return target
+
+
 class FaultEngine(object):
     """Runs one fault module invocation through the shared lifecycle."""
 
@@ -211,21 +233,7 @@ class FaultEngine(object):
     def install_program(self, program_module, filename, directory=None):
         """Copy a standalone module_utils program (the guard, a delayer) into the state directory (or
         ``directory``), where it outlives the task; returns its path."""
-        directory = directory or self.state_dir
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o700)
-        target = os.path.join(directory, filename)
-        source = inspect.getsource(program_module)
-        current = None
-        if os.path.exists(target):
-            with open(target, 'r') as handle:
-                current = handle.read()
-        if current != source:
-            tmp = '%s.tmp.%d' % (target, os.getpid())
-            with open(tmp, 'w') as handle:
-                handle.write(source)
-            os.rename(tmp, target)
-        return target
+        return install_program(program_module, filename, directory or self.state_dir)
 
     # -- validation ----------------------------------------------------------------
     def validate(self):

@@ -25,7 +25,9 @@ a copy of its record in a persistent directory; a boot hook (a systemd unit, or 
 crontab entry) reverts the copies left by a previous boot. The hook is installed with the first
 such record and removed with the last.
 
-It must stay standalone: Python 3.8+ standard library only, no Ansible imports.
+It must stay standalone: Python 3.8+ standard library only, no Ansible imports, apart from
+``_proc`` (process identity by pid and start time), which ``FaultEngine.install_program`` copies
+next to it (:data:`PROGRAM_NEEDS`) and which is held to the same rule.
 
 Revert actions run last-registered first, like a stack of deferred calls. Each kind:
 
@@ -57,11 +59,19 @@ import sys
 import time
 
 try:
+    # A copy run from a state directory imports the copy of _proc installed next to it.
+    import magsasa_chaos_proc as _proc
+except ImportError:
+    from ansible_collections.magsasa.chaos.plugins.module_utils import _proc
+
+try:
     import http.client as http_client
 except ImportError:  # Python 2 is not a target; keep the import error readable anyway
     http_client = None
 
 GUARD_FILENAME = 'magsasa_chaos_guard.py'
+# The modules the copied guard imports, installed next to it under their PROGRAM_FILENAME.
+PROGRAM_NEEDS = (_proc,)
 RECORD_SUFFIX = '.json'
 LEASE_SUFFIX = '.lease'
 HISTORY_DIR = 'history'
@@ -212,25 +222,9 @@ class FaultLock(object):
 
 # ---------------------------------------------------------------- processes
 
-def proc_starttime(pid):
-    """The kernel's start time of ``pid`` (clock ticks since boot) as a string, or None if gone."""
-    try:
-        with open('/proc/%d/stat' % int(pid), 'r') as handle:
-            stat = handle.read()
-    except (IOError, OSError):
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rfind(')') + 2:].split()
-    if fields and fields[0] == 'Z':
-        return None
-    return fields[19] if len(fields) > 19 else None
-
-
-def process_alive(pid, starttime=None):
-    current = proc_starttime(pid)
-    if current is None:
-        return False
-    return starttime is None or str(starttime) == current
+# The kernel's start time of a pid (a string), None when gone; and whether that same process still runs.
+proc_starttime = _proc.starttime
+process_alive = _proc.is_running
 
 
 def spawn_detached(argv, cwd='/', env=None):
@@ -271,21 +265,12 @@ def lower_oom_score(pid='self', value=OOM_SCORE_ADJ):
     return None
 
 
-def _signal_number(value):
-    if isinstance(value, int):
-        return value
-    name = str(value).upper()
-    if not name.startswith('SIG'):
-        name = 'SIG' + name
-    return int(getattr(signal, name))
-
-
 def _revert_kill(action):
     pid = int(action['pid'])
     starttime = action.get('starttime')
     if not process_alive(pid, starttime):
         return 'already gone'
-    sig = _signal_number(action.get('signal', 'SIGTERM'))
+    sig = _proc.signal_number(action.get('signal', 'SIGTERM'))
     group = bool(action.get('group'))
 
     def send(num):

@@ -263,7 +263,6 @@ reverted:
 
 import json
 import os
-import signal
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -271,9 +270,9 @@ from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
 from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
     DockerException, container_state, docker_argument_spec, docker_client, docker_required_together, revert_action)
 from ansible_collections.magsasa.chaos.plugins.module_utils._databases import (
-    ENGINE_DEFAULTS, PASSWORD_ENV, RESTART_LOG, DatabaseError, as_user, children_of, is_auth_error,
-    lock_statement, missing_driver, parse_postmaster_opts, postgres_options, postmaster_pid, process_alive,
-    holder_argv, process_cmdline, process_uid, query_once, read_text, server_in_dir, start_action, user_name)
+    ENGINE_DEFAULTS, PASSWORD_ENV, RESTART_LOG, DatabaseError, as_user, holder_argv, is_auth_error, lock_statement,
+    missing_driver, parse_postmaster_opts, postgres_options, postmaster_pid, process_cmdline, process_starttime,
+    process_uid, query_once, read_text, server_in_dir, start_action, stop_server_process, user_name)
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, FaultEngine, FaultError, fault_argument_spec, kill_action, spawn_detached)
 
@@ -390,7 +389,8 @@ class DatabaseFault(Fault):
             if not os.path.exists(pid_file):
                 raise DatabaseError('no PostgreSQL server runs in data_dir %s (no postmaster.pid)' % data_dir)
             pid = postmaster_pid(read_text(pid_file))
-            if not process_alive(pid):
+            starttime = process_starttime(pid)
+            if starttime is None:
                 raise DatabaseError('postmaster.pid in %s names pid %d, which is not running' % (data_dir, pid))
             argv = parse_postmaster_opts(read_text(os.path.join(data_dir, 'postmaster.opts')))
             user = self.params['run_as'] or user_name(os.stat(data_dir).st_uid)
@@ -404,9 +404,11 @@ class DatabaseFault(Fault):
                 start += ['-o', options]
             spec = dict(what=what, running_argv=as_user([pg_ctl, 'status', '-D', data_dir], user),
                         start_argv=as_user(start, user), start_waits=True, ready=self.readiness())
-            return dict(server_pid=pid, run_as=user, pg_ctl=pg_ctl, server_argv=argv, start=spec, data_dir=data_dir)
+            return dict(server_pid=pid, server_starttime=starttime, run_as=user, pg_ctl=pg_ctl, server_argv=argv,
+                        start=spec, data_dir=data_dir)
         pid = server_in_dir(data_dir, self.defaults['server_names'])
-        if pid is None:
+        starttime = None if pid is None else process_starttime(pid)
+        if starttime is None:
             raise DatabaseError('no %s process runs with data_dir %s' % (' or '.join(self.defaults['server_names']), data_dir))
         argv = process_cmdline(pid)
         argv[0] = os.readlink('/proc/%d/exe' % pid)
@@ -414,7 +416,8 @@ class DatabaseFault(Fault):
         spec = dict(what=what, running_in_dir=dict(dir=data_dir, names=list(self.defaults['server_names'])),
                     start_argv=as_user(argv, user), start_waits=False, log=os.path.join(data_dir, RESTART_LOG),
                     ready=self.readiness())
-        return dict(server_pid=pid, run_as=user, server_argv=argv, start=spec, data_dir=data_dir)
+        return dict(server_pid=pid, server_starttime=starttime, run_as=user, server_argv=argv, start=spec,
+                    data_dir=data_dir)
 
     def locate_systemd(self):
         unit = self.params['systemd_unit']
@@ -481,27 +484,12 @@ class DatabaseFault(Fault):
         ctx.detail(stopped_at=held['full_at'], held_connections=held['held'], refused_with=held['error'])
 
     def stop_datadir(self):
-        pid = self.server['server_pid']
         if self.engine == 'postgresql' and self.params['mode'] == 'clean':
             self.run(as_user([self.server['pg_ctl'], 'stop', '-D', self.server['data_dir'], '-m', 'fast', '-w',
                               '-t', str(self.params['stop_timeout'])], self.server['run_as']), 'pg_ctl stop -m fast')
             return
-        if self.params['mode'] == 'clean':
-            os.kill(pid, signal.SIGTERM)
-            victims = [pid]
-        else:
-            # Like a power cut: the server and all its processes at once, nothing written on the way out.
-            victims = [pid] + children_of(pid)
-            for victim in victims:
-                try:
-                    os.kill(victim, signal.SIGKILL)
-                except OSError:
-                    pass
-        deadline = time.time() + self.params['stop_timeout']
-        while any(process_alive(v) for v in victims):
-            if time.time() >= deadline:
-                raise DatabaseError('server pid %d did not exit within stop_timeout=%ss' % (pid, self.params['stop_timeout']))
-            time.sleep(0.05)
+        stop_server_process(self.server['server_pid'], self.server['server_starttime'], self.params['mode'],
+                            self.params['stop_timeout'])
 
     def stop_systemd(self):
         unit = self.params['systemd_unit']

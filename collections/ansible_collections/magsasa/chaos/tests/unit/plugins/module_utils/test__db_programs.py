@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from ansible_collections.magsasa.chaos.plugins.module_utils import _databases, _db_hold, _db_start, _docker_tls
+from ansible_collections.magsasa.chaos.plugins.module_utils import _databases, _db_hold, _db_start, _docker_tls, _fault, _proc
 
 # A stand-in server for the start program: it listens on a port and writes its pid next to it.
 LISTENER = ('import os, socket, sys, time\n'
@@ -35,17 +35,17 @@ def free_port():
     return port
 
 
-def run_program(module, *args, **kwargs):
-    return subprocess.run([sys.executable, module.__file__] + list(args), capture_output=True, text=True,
+@pytest.fixture(scope='module')
+def installed(tmp_path_factory):
+    """A directory the programs are installed into, as a fault installs them."""
+    return str(tmp_path_factory.mktemp('installed'))
+
+
+def run_program(installed, module, *args, **kwargs):
+    """Run the program as a fault installs it (copied, with what it imports next to it)."""
+    path = _fault.install_program(module, module.PROGRAM_FILENAME, installed)
+    return subprocess.run([sys.executable, path] + list(args), capture_output=True, text=True,
                           timeout=kwargs.get('timeout', 30), check=False)
-
-
-def pid_alive(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as handle:
-            return _db_start.stat_is_live(handle.read())
-    except (IOError, OSError):
-        return False
 
 
 # ---------------------------------------------------------------- the start program: pure parts
@@ -60,17 +60,6 @@ def pid_alive(pid):
 def test_start_spec_refused(spec, message):
     with pytest.raises(_db_start.SpecError, match=message):
         _db_start.parse_spec(spec)
-
-
-@pytest.mark.parametrize('text, live', [
-    ('42 (postgres) S 1 42 42 0', True),
-    ('42 (a) b) (c) R 1 42', True),
-    ('42 (mariadbd) Z 1 42', False),
-    ('42 (x) X 1', False),
-    ('', False),
-])
-def test_stat_is_live(text, live):
-    assert _db_start.stat_is_live(text) is live
 
 
 @pytest.mark.parametrize('data, tail', [
@@ -116,43 +105,43 @@ def support_wait(check, timeout=5.0):
 
 # ---------------------------------------------------------------- the start program, run for real
 
-def test_start_program_starts_a_stopped_server_and_waits_until_it_accepts(tmp_path):
+def test_start_program_starts_a_stopped_server_and_waits_until_it_accepts(tmp_path, installed):
     port, pidfile = free_port(), tmp_path / 'server.pid'
     spec = dict(what='the stand-in server', timeout=20, start_waits=False, log=str(tmp_path / 'server.log'),
                 running_argv=['sh', '-c', 'test -s "$0" && kill -0 "$(cat "$0")"', str(pidfile)],
                 start_argv=[sys.executable, '-c', LISTENER, str(port), str(pidfile)],
                 ready=dict(host='127.0.0.1', port=port))
     try:
-        out = run_program(_db_start, json.dumps(spec))
+        out = run_program(installed, _db_start, json.dumps(spec))
         assert out.returncode == 0, out.stdout + out.stderr
         assert out.stdout == 'the stand-in server is up\n'
         pid = int(pidfile.read_text())
         # It is detached (its own session) and outlives the program that started it.
-        assert pid_alive(pid) and os.getsid(pid) == pid
+        assert _proc.is_running(pid) and os.getsid(pid) == pid
         socket.create_connection(('127.0.0.1', port), timeout=2).close()
         # Run again while the server is up: it starts nothing.
-        again = run_program(_db_start, json.dumps(spec))
+        again = run_program(installed, _db_start, json.dumps(spec))
         assert again.returncode == 0 and int(pidfile.read_text()) == pid
     finally:
         if pidfile.exists():
             os.kill(int(pidfile.read_text()), signal.SIGKILL)
 
 
-def test_start_program_names_what_is_still_down(tmp_path):
+def test_start_program_names_what_is_still_down(tmp_path, installed):
     log = tmp_path / 'server.log'
     spec = dict(what='MariaDB in data_dir /nowhere', timeout=1, start_waits=True, log=str(log),
                 running_in_dir=dict(dir=str(tmp_path), names=['magsasa-none']),
                 start_argv=['sh', '-c', 'echo first; echo "cannot open /nowhere"; exit 1'],
                 ready=dict(host='127.0.0.1', port=free_port()))
-    out = run_program(_db_start, json.dumps(spec))
+    out = run_program(installed, _db_start, json.dumps(spec))
     assert out.returncode == 1
     assert out.stdout.startswith('MariaDB in data_dir /nowhere is STILL DOWN after 1s: start failed (sh -c ')
     assert out.stdout.rstrip().endswith('last log lines: first | cannot open /nowhere')
 
 
 @pytest.mark.parametrize('args', [[], ['{}', 'extra'], ['{}']])
-def test_start_program_refuses_bad_arguments(args):
-    out = run_program(_db_start, *args)
+def test_start_program_refuses_bad_arguments(args, installed):
+    out = run_program(installed, _db_start, *args)
     assert out.returncode == 2 and _db_start.PROGRAM_FILENAME in out.stderr
 
 
@@ -252,6 +241,6 @@ def test_already_done(op, message, done):
 
 
 @pytest.mark.parametrize('args', [[], ['{"op": "start"}'], ['not json']])
-def test_tls_program_refuses_bad_arguments(args):
-    out = run_program(_docker_tls, *args)
+def test_tls_program_refuses_bad_arguments(args, installed):
+    out = run_program(installed, _docker_tls, *args)
     assert out.returncode == 2 and _docker_tls.PROGRAM_FILENAME in out.stderr

@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.magsasa.chaos.plugins.module_utils import _stress_worker as worker
 
-PROGRAM = worker.__file__
+PROGRAM = worker.__file__  # stdlib only: it runs from where it lies, as installed
 
 
 @pytest.mark.parametrize('argv, expected', [

@@ -12,7 +12,12 @@ import time
 
 import pytest
 
-from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
+from ansible_collections.magsasa.chaos.plugins.module_utils import _fault, _guard
+
+
+def installed_guard(tmp_path):
+    """The guard as a fault installs it: copied, with what it imports next to it, into a directory of its own."""
+    return _fault.install_program(_guard, _guard.GUARD_FILENAME, str(tmp_path / 'installed'))
 
 
 def _sleeper():
@@ -149,7 +154,7 @@ def test_guard_process_reverts_at_the_deadline(tmp_path):
         _guard.write_record(_guard.record_path(state_dir, 'f4'), dict(
             fault_id='f4', expires_at=time.time() + 0.5, lease_expires_at=None,
             revert=[dict(type='kill', pid=proc.pid, starttime=starttime, group=True)]))
-        guard = subprocess.Popen([sys.executable, _guard.__file__, 'watch', state_dir, 'f4'])
+        guard = subprocess.Popen([sys.executable, installed_guard(tmp_path), 'watch', state_dir, 'f4'])
         assert guard.wait(timeout=10) == 0
         assert proc.wait(timeout=5) is not None
         history = _guard.read_record(os.path.join(state_dir, 'history', 'f4.json'))
@@ -200,7 +205,7 @@ def test_guard_reverts_at_once_when_a_watched_helper_dies(tmp_path):
         fault_id='f5', status='active', expires_at=time.time() + 60, lease_expires_at=None,
         details=dict(watch=[dict(name='nfqueue delayer', pid=helper.pid, starttime=helper_start)]),
         revert=[dict(type='remove', path=str(scratch))]))
-    guard = subprocess.Popen([sys.executable, _guard.__file__, 'watch', state_dir, 'f5'])
+    guard = subprocess.Popen([sys.executable, installed_guard(tmp_path), 'watch', state_dir, 'f5'])
     try:
         time.sleep(0.5)
         assert guard.poll() is None and scratch.exists()
