@@ -12,7 +12,8 @@ that runs that LOCK statement in an open transaction), writes what it holds to t
 
 This file is copied verbatim into the fault state directory like the guard, so it must stay
 standalone: Python 3.8+ standard library plus the database driver of the engine (psycopg for
-PostgreSQL, PyMySQL for MySQL/MariaDB, imported only when connecting), no Ansible imports.
+PostgreSQL, PyMySQL for MySQL/MariaDB, imported only when connecting), no Ansible imports, apart
+from ``_atomic``, copied next to it (:data:`PROGRAM_NEEDS`).
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -23,6 +24,13 @@ import os
 import sys
 import time
 
+try:
+    # The copy in a fault's directory imports the copy of _atomic installed next to it.
+    import magsasa_chaos_atomic as _atomic
+except ImportError:
+    from ansible_collections.magsasa.chaos.plugins.module_utils import _atomic
+
+PROGRAM_NEEDS = (_atomic,)
 PROGRAM_FILENAME = 'magsasa_chaos_db_hold.py'
 PASSWORD_ENV = 'MAGSASA_CHAOS_DB_PASSWORD'
 CONNECT_TIMEOUT = 5
@@ -55,14 +63,6 @@ def one_line(exc):
 def status(held, error, now):
     """What the holder writes once it holds all it could."""
     return dict(held=held, error=error, full_at=now)
-
-
-def write_json_atomic(path, data):
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename (readers never see half a file)."""
-    tmp = '%s.tmp.%d' % (path, os.getpid())
-    with open(tmp, 'w') as handle:
-        json.dump(data, handle, sort_keys=True)
-    os.rename(tmp, path)
 
 
 # ---------------------------------------------------------------- side effects
@@ -114,7 +114,7 @@ def main(argv=None):
     spec = json.loads(argv[0])
     password = os.environ.pop(PASSWORD_ENV, None)
     held, error = hold(spec, password)
-    write_json_atomic(spec['status'], status(len(held), error, time.time()))
+    _atomic.write_json_atomic(spec['status'], status(len(held), error, time.time()))
     while time.time() < spec['expires_at']:
         time.sleep(min(1.0, max(0.0, spec['expires_at'] - time.time())))
     return 0

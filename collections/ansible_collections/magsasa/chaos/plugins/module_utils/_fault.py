@@ -17,7 +17,9 @@ every fault:
 * check mode — return the plan; touch nothing.
 
 A subclass implements ``validate()``, ``identity()``, ``plan()``, ``inject(ctx)`` and, if it can
-measure what it did, ``measure(ctx)``. Inside ``inject`` it registers how to undo each step with
+measure what it did, ``measure(ctx)``; ``effective_duration()`` when its duration is derived, not
+given, and ``after_present(result)`` / ``after_absent(result)`` to report more than the engine does.
+No module rewrites its parameters or keeps a main flow of its own. Inside ``inject`` it registers how to undo each step with
 ``ctx.on_revert({...})`` *right after* doing the step (see ``_guard`` for the action types).
 """
 
@@ -33,7 +35,7 @@ import time
 import traceback
 import uuid
 
-from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
+from ansible_collections.magsasa.chaos.plugins.module_utils import _atomic, _guard
 
 FAULT_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 WORKER_GRACE_SECONDS = 10.0
@@ -111,6 +113,19 @@ class Fault(object):
         """The effect measured after injection (optional)."""
         return {}
 
+    def effective_duration(self):
+        """The seconds the fault lasts, from its parameters (default: ``duration``). A fault that derives
+        it (from an intensity preset, or a floor its own options set) overrides this instead of rewriting
+        ``duration``; the engine checks and records what this returns."""
+        return self.params['duration']
+
+    def after_present(self, result):
+        """Called with the result of ``state: present`` (new, renewed or check mode) before the module
+        exits: add to it, or fail the module with it (optional)."""
+
+    def after_absent(self, result):
+        """Called with the result of ``state: absent`` before the module exits (optional)."""
+
     def outlives_reboot(self):
         """Whether the fault's effect stays after the host reboots (a stopped container or database,
         files on disk): its record is then kept on persistent storage for the boot hook."""
@@ -183,10 +198,7 @@ def install_program(program_module, filename, directory):
         with open(target, 'r') as handle:
             current = handle.read()
     if current != source:
-        tmp = '%s.tmp.%d' % (target, os.getpid())
-        with open(tmp, 'w') as handle:
-            handle.write(source)
-        os.rename(tmp, target)
+        _atomic.write_atomic(target, source)
     return target
 
 
@@ -246,8 +258,8 @@ class FaultEngine(object):
             if params[name] is not None and params[name] <= 0:
                 self.module.fail_json(msg='%s must be greater than 0, got %s' % (name, params[name]))
         if params['state'] == 'present':
-            duration = params['duration']
-            if duration <= 0:
+            duration = self.fault.effective_duration()
+            if duration is None or duration <= 0:
                 self.module.fail_json(msg='duration must be greater than 0 seconds, got %s' % duration)
             start_at = params.get('start_at')
             if start_at is not None and start_at - time.time() > MAX_START_DELAY_SECONDS:
@@ -264,6 +276,7 @@ class FaultEngine(object):
     # -- present -------------------------------------------------------------------
     def present(self):
         params = self.module.params
+        duration = self.fault.effective_duration()
         identity = self.fault.identity()
         now = time.time()
         existing = None
@@ -290,19 +303,19 @@ class FaultEngine(object):
 
         fault_id = params['fault_id'] or '%s-%s' % (self.kind, uuid.uuid4().hex[:10])
         plan = self.fault.plan()
-        expires_at = now + params['duration']
+        expires_at = now + duration
         lease_expires_at = None if params['lease'] is None else min(expires_at, now + params['lease'])
         result = dict(changed=True, fault_id=fault_id, kind=self.kind, plan=plan, state_dir=self.state_dir,
                       started_at=now, expires_at=expires_at, lease_expires_at=lease_expires_at)
         if self.module.check_mode:
-            result['msg'] = 'check mode: would inject a %s fault for %ss' % (self.kind, params['duration'])
+            result['msg'] = 'check mode: would inject a %s fault for %ss' % (self.kind, duration)
             return result
 
         guard_script = self.ensure_state_dir()
         record = dict(
             version=_guard.RECORD_VERSION, fault_id=fault_id, kind=self.kind,
             module=self.module._name, host=socket.gethostname(), identity=identity, plan=plan,
-            started_at=now, duration=params['duration'], expires_at=expires_at,
+            started_at=now, duration=duration, expires_at=expires_at,
             lease=params['lease'], lease_expires_at=lease_expires_at, lease_file=params['lease'] is not None,
             revert_timeout=params['revert_timeout'], revert=[], details={}, status='injecting',
             boot_id=_guard.boot_id(),
@@ -336,7 +349,7 @@ class FaultEngine(object):
                                   reverted=bool(undone and undone['revert_ok']))
         record['status'] = 'active'
         record['injected_at'] = injected_at = time.time()
-        record['expires_at'] = expires_at = injected_at + params['duration']
+        record['expires_at'] = expires_at = injected_at + duration
         self.update_if_active(fault_id, status='active', injected_at=injected_at, expires_at=expires_at)
         # The timer goes to the final deadline, known only now; the guard and the watchdog covered the injection.
         backstops['timer'] = self.arm_backstop_timer(record, guard_script)
@@ -418,17 +431,12 @@ class FaultEngine(object):
         if self.module.check_mode or not targets:
             result['reverted'] = [r['fault_id'] for r in targets]
             return result
-        failures = []
-        for record in targets:
-            entry = _guard.revert_fault(self.state_dir, record['fault_id'], 'module:absent',
-                                        timeout=params['revert_timeout'])
-            if entry is None:
-                continue
-            result['reverted'].append(entry['fault_id'])
-            if 'final_effect' in entry:
-                result.setdefault('final_effects', {})[entry['fault_id']] = entry['final_effect']
-            if not entry['revert_ok']:
-                failures.extend('%s: %s' % (entry['fault_id'], r['error']) for r in entry['revert_results'] if not r['ok'])
+        done = _guard.revert_many([(self.state_dir, r['fault_id']) for r in targets], 'module:absent',
+                                  timeout=params['revert_timeout'])
+        result['reverted'] = done['reverted']
+        if done['final_effects']:
+            result['final_effects'] = done['final_effects']
+        failures = done['failures']
         result['changed'] = bool(result['reverted'])
         if failures:
             self.module.fail_json(msg='could not fully revert: %s' % '; '.join(failures), **result)
@@ -437,8 +445,12 @@ class FaultEngine(object):
     def run(self):
         self.validate()
         if self.module.params['state'] == 'present':
-            return self.present()
-        return self.absent()
+            result = self.present()
+            self.fault.after_present(result)
+        else:
+            result = self.absent()
+            self.fault.after_absent(result)
+        return result
 
 
 def run_fault_module(module, fault_class):

@@ -26,8 +26,9 @@ crontab entry) reverts the copies left by a previous boot. The hook is installed
 such record and removed with the last.
 
 It must stay standalone: Python 3.8+ standard library only, no Ansible imports, apart from
-``_proc`` (process identity by pid and start time), which ``FaultEngine.install_program`` copies
-next to it (:data:`PROGRAM_NEEDS`) and which is held to the same rule.
+``_proc`` (process identity by pid and start time) and ``_atomic`` (atomic file writes), which
+``FaultEngine.install_program`` copies next to it (:data:`PROGRAM_NEEDS`) and which are held to
+the same rule.
 
 Revert actions run last-registered first, like a stack of deferred calls. Each kind:
 
@@ -59,10 +60,11 @@ import sys
 import time
 
 try:
-    # A copy run from a state directory imports the copy of _proc installed next to it.
+    # A copy run from a state directory imports the copies installed next to it.
+    import magsasa_chaos_atomic as _atomic
     import magsasa_chaos_proc as _proc
 except ImportError:
-    from ansible_collections.magsasa.chaos.plugins.module_utils import _proc
+    from ansible_collections.magsasa.chaos.plugins.module_utils import _atomic, _proc
 
 try:
     import http.client as http_client
@@ -71,7 +73,7 @@ except ImportError:  # Python 2 is not a target; keep the import error readable 
 
 GUARD_FILENAME = 'magsasa_chaos_guard.py'
 # The modules the copied guard imports, installed next to it under their PROGRAM_FILENAME.
-PROGRAM_NEEDS = (_proc,)
+PROGRAM_NEEDS = (_proc, _atomic)
 RECORD_SUFFIX = '.json'
 LEASE_SUFFIX = '.lease'
 HISTORY_DIR = 'history'
@@ -113,10 +115,7 @@ def lease_path(state_dir, fault_id):
 
 
 def write_lease(state_dir, fault_id, lease):
-    tmp = '%s.tmp.%d' % (lease_path(state_dir, fault_id), os.getpid())
-    with open(tmp, 'w') as handle:
-        handle.write('%g' % float(lease))
-    os.rename(tmp, lease_path(state_dir, fault_id))
+    _atomic.write_atomic(lease_path(state_dir, fault_id), '%g' % float(lease))
 
 
 def read_lease(state_dir, fault_id):
@@ -150,13 +149,8 @@ def read_record(path):
 
 
 def write_record(path, record):
-    """Atomically replace the record (a reader never sees half a file)."""
-    tmp = '%s.tmp.%d' % (path, os.getpid())
-    with open(tmp, 'w') as handle:
-        json.dump(record, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(tmp, path)
+    """Atomically and durably replace the record (a reader never sees half a file)."""
+    _atomic.write_json_atomic(path, record, fsync=True, indent=1)
 
 
 def save_record(state_dir, record):
@@ -471,6 +465,23 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
     if entry['revert_ok'] and record.get('persist_dir'):
         retire_boot_hook(record['persist_dir'])
     return entry
+
+
+def revert_many(targets, reverted_by, timeout=None):
+    """Revert each ``(state_dir, fault_id)`` of ``targets`` (see :func:`revert_fault`; one already gone is
+    skipped). Returns ``dict(reverted=[fault_id...], final_effects={fault_id: effect}, failures=['fault_id:
+    error'...])``: a failed step of one fault never keeps the others from being reverted."""
+    summary = dict(reverted=[], final_effects={}, failures=[])
+    for state_dir, fault_id in targets:
+        entry = revert_fault(state_dir, fault_id, reverted_by, timeout=timeout)
+        if entry is None:
+            continue
+        summary['reverted'].append(entry['fault_id'])
+        if 'final_effect' in entry:
+            summary['final_effects'][entry['fault_id']] = entry['final_effect']
+        summary['failures'].extend('%s: %s' % (entry['fault_id'], r['error'])
+                                   for r in entry['revert_results'] if not r['ok'])
+    return summary
 
 
 def _unlink_quietly(path):
@@ -866,9 +877,7 @@ def install_boot_hook(persist_dir, python=None):
                 with open(path, 'r') as handle:
                     current = handle.read()
             if current != text:
-                with open(path + '.tmp', 'w') as handle:
-                    handle.write(text)
-                os.rename(path + '.tmp', path)
+                _atomic.write_atomic(path, text)
                 _systemctl('daemon-reload')
             _systemctl('enable', '--quiet', unit)
             return dict(type='systemd', name=unit)

@@ -13,19 +13,26 @@ guard were gone::
     python3 magsasa_chaos_stress_worker.py memory SIZE_BYTES DEADLINE
     python3 magsasa_chaos_stress_worker.py disk   MODE DATA_FILE QUOTA_BYTES DEADLINE PROGRESS_FILE
 
-It must stay standalone: Python 3.8+ standard library only, no Ansible imports. The argument
-parsing and the arithmetic are plain functions, unit-tested on their own.
+It must stay standalone: Python 3.8+ standard library only, no Ansible imports, apart from
+``_atomic``, copied next to it (:data:`PROGRAM_NEEDS`). The argument parsing and the arithmetic
+are plain functions, unit-tested on their own.
 """
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import json
 import mmap
 import os
 import sys
 import time
 
+try:
+    # The copy in a fault's directory imports the copy of _atomic installed next to it.
+    import magsasa_chaos_atomic as _atomic
+except ImportError:
+    from ansible_collections.magsasa.chaos.plugins.module_utils import _atomic
+
+PROGRAM_NEEDS = (_atomic,)
 PROGRAM_FILENAME = 'magsasa_chaos_stress_worker.py'
 DISK_BLOCK = 1024 * 1024
 DISK_MODES = ('write', 'fsync', 'read')
@@ -89,14 +96,6 @@ def next_chunk(block_size, quota, done):
     return max(0, min(block_size, quota - done))
 
 
-def write_json_atomic(path, data):
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename (readers never see half a file)."""
-    tmp = '%s.tmp.%d' % (path, os.getpid())
-    with open(tmp, 'w') as handle:
-        json.dump(data, handle, sort_keys=True)
-    os.rename(tmp, path)
-
-
 # ---------------------------------------------------------------- the workers
 
 def run_cpu(deadline, load, period, cpus):
@@ -146,7 +145,7 @@ class DiskWorker(object):
         now = time.time()
         if force or now - self.reported_at >= PROGRESS_EVERY:
             self.reported_at = now
-            write_json_atomic(self.progress, self.counters)
+            _atomic.write_json_atomic(self.progress, self.counters)
 
     def fill(self, sync_each):
         fd = os.open(self.data, os.O_WRONLY | os.O_CREAT, 0o600)

@@ -271,10 +271,11 @@ from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
     DockerException, container_state, docker_argument_spec, docker_client, docker_required_together, revert_action)
 from ansible_collections.magsasa.chaos.plugins.module_utils._databases import (
     ENGINE_DEFAULTS, PASSWORD_ENV, RESTART_LOG, DatabaseError, as_user, holder_argv, is_auth_error, lock_statement,
-    missing_driver, parse_postmaster_opts, postgres_options, postmaster_pid, process_cmdline, process_starttime,
+    missing_driver, parse_postmaster_opts, postgres_options, postmaster_pid, process_alive, process_cmdline,
+    process_starttime,
     process_uid, query_once, read_text, server_in_dir, start_action, stop_server_process, user_name)
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
-    Fault, FaultEngine, FaultError, fault_argument_spec, kill_action, spawn_detached)
+    Fault, FaultError, fault_argument_spec, kill_action, run_fault_module, spawn_detached)
 
 POLL_SECONDS = 0.2
 INTENSITY_SECONDS = dict(light=10.0, heavy=30.0)
@@ -293,6 +294,41 @@ class DatabaseFault(Fault):
     def outlives_reboot(self):
         # A stopped server stays stopped; held connections and locks die with the host.
         return self.params['action'] == 'downtime'
+
+    def effective_duration(self):
+        """The ``intensity`` preset's seconds, or ``duration``."""
+        if self.params['intensity']:
+            return INTENSITY_SECONDS[self.params['intensity']]
+        return self.params['duration']
+
+    def after_present(self, result):
+        """``downtime_seconds`` from the effect; a server still down after the revert fails the task."""
+        effect = result.get('effect') or {}
+        result['downtime_seconds'] = effect.get('downtime_seconds')
+        if effect.get('still_down'):
+            errors = guard_errors(result['state_dir'], result['fault_id'], since=result['started_at'])
+            self.fail('%s is STILL DOWN %ss after it was stopped (deadline plus revert_timeout passed)%s'
+                      % (self.describe(), effect['down_for_seconds'],
+                         '; the guard reported: %s' % '; '.join(errors) if errors else ''), **result)
+
+    def after_absent(self, result):
+        """After ``state: absent``: the downtime of the fault it ended, asked of the server when the task
+        names the engine, else taken from when the guard saw the server accept connections."""
+        if self.module.check_mode:
+            return
+        result['downtime_seconds'] = None
+        for fault_id in result['reverted']:
+            entry = _guard.read_history(result['state_dir'], fault_id) or {}
+            stopped_at = (entry.get('details') or {}).get('stopped_at')
+            if stopped_at is None or entry.get('kind') != self.kind:
+                continue
+            ready_at = entry.get('reverted_at')
+            if self.params['engine'] and not missing_driver(self.engine):
+                ready_at = wait_ready(self.engine, self.conn(), time.time() + self.params['revert_timeout'])[0]
+                if ready_at is None:
+                    self.fail('%s is STILL DOWN %.1fs after it was stopped, after reverting fault %s'
+                              % (self.describe(), time.time() - stopped_at, fault_id), **result)
+            result['downtime_seconds'] = round(ready_at - stopped_at, 3)
 
     # -- what we talk to -------------------------------------------------------------
     def conn(self):
@@ -357,7 +393,7 @@ class DatabaseFault(Fault):
                       'login_port, login_user, login_password, login_db: %s' % (self.describe(), error))
         if self.params['action'] == 'connections':
             return dict(engine=self.engine, action='connections', connections=self.params['connections'] or 'all',
-                        target=self.describe(), duration=self.params['duration'])
+                        target=self.describe(), duration=self.effective_duration())
         if self.params['action'] == 'lock':
             error = query_once(self.engine, self.conn(), table=self.params['table'])
             if error is not None:
@@ -365,13 +401,13 @@ class DatabaseFault(Fault):
                           % (self.params['table'], self.describe(), error))
             return dict(engine=self.engine, action='lock', table=self.params['table'],
                         statement=lock_statement(self.engine, self.params['table']), target=self.describe(),
-                        duration=self.params['duration'])
+                        duration=self.effective_duration())
         try:
             self.server = getattr(self, 'locate_%s' % self.params['control'])()
         except (DatabaseError, DockerException, IOError, OSError) as exc:
             self.fail('cannot find the server of %s: %s' % (self.describe(), exc))
         plan = dict(engine=self.engine, action='downtime', control=self.params['control'], mode=self.params['mode'],
-                    target=self.describe(), duration=self.params['duration'])
+                    target=self.describe(), duration=self.effective_duration())
         plan.update((k, v) for k, v in self.server.items() if k != 'start')
         return plan
 
@@ -471,7 +507,7 @@ class DatabaseFault(Fault):
         ctx.detail(holder_pid=pid)
         deadline = time.time() + 60
         while not os.path.exists(status):
-            if not _guard.process_alive(pid, starttime) or time.time() >= deadline:
+            if not process_alive(pid, starttime) or time.time() >= deadline:
                 raise FaultError('the connection holder for %s did not report how many connections it opened'
                                  % self.describe())
             time.sleep(0.05)
@@ -524,7 +560,7 @@ class DatabaseFault(Fault):
         effect['downtime_seconds'] = round(ready_at - details['stopped_at'], 3)
         # Return only once the guard has finished its revert too, so the task's result is final (this
         # reads our own state directory, not the server).
-        while not os.path.exists(history_path(state_dir, fault_id)) and time.time() < deadline:
+        while _guard.read_history(state_dir, fault_id) is None and time.time() < deadline:
             time.sleep(POLL_SECONDS)
         effect['revert_errors'] = guard_errors(state_dir, fault_id, since=ctx.started_at)
         return effect
@@ -549,47 +585,12 @@ def wait_ready(engine, conn, deadline, gave_up=None, table=None):
         time.sleep(POLL_SECONDS)
 
 
-def history_path(state_dir, fault_id):
-    return os.path.join(state_dir, _guard.HISTORY_DIR, fault_id + _guard.RECORD_SUFFIX)
-
-
 def guard_errors(state_dir, fault_id, since=0):
     """The failed revert steps of the fault's revert (if it was reverted after ``since``)."""
-    try:
-        entry = _guard.read_record(history_path(state_dir, fault_id))
-    except ValueError:
-        return []
+    entry = _guard.read_history(state_dir, fault_id)
     if not entry or entry.get('reverted_at', 0) < since:
         return []
-    return [r['error'] for r in (entry or {}).get('revert_results', []) if not r.get('ok')]
-
-
-def report_present(module, fault, result):
-    effect = result.get('effect') or {}
-    result['downtime_seconds'] = effect.get('downtime_seconds')
-    if effect.get('still_down'):
-        errors = guard_errors(result['state_dir'], result['fault_id'], since=result['started_at'])
-        module.fail_json(msg='%s is STILL DOWN %ss after it was stopped (deadline plus revert_timeout passed)%s'
-                             % (fault.describe(), effect['down_for_seconds'],
-                                '; the guard reported: %s' % '; '.join(errors) if errors else ''), **result)
-
-
-def report_absent(module, fault, result):
-    """After ``state: absent``: the downtime of the fault it ended, asked of the server when the task
-    names the engine, else taken from when the guard saw the server accept connections."""
-    result['downtime_seconds'] = None
-    for fault_id in result['reverted']:
-        entry = _guard.read_record(history_path(result['state_dir'], fault_id)) or {}
-        stopped_at = (entry.get('details') or {}).get('stopped_at')
-        if stopped_at is None or entry.get('kind') != DatabaseFault.kind:
-            continue
-        ready_at = entry.get('reverted_at')
-        if module.params['engine'] and not missing_driver(fault.engine):
-            ready_at = wait_ready(fault.engine, fault.conn(), time.time() + module.params['revert_timeout'])[0]
-            if ready_at is None:
-                module.fail_json(msg='%s is STILL DOWN %.1fs after it was stopped, after reverting fault %s'
-                                     % (fault.describe(), time.time() - stopped_at, fault_id), **result)
-        result['downtime_seconds'] = round(ready_at - stopped_at, 3)
+    return [r['error'] for r in entry.get('revert_results', []) if not r.get('ok')]
 
 
 def main():
@@ -623,15 +624,7 @@ def main():
         required_together=docker_required_together(),
         supports_check_mode=True,
     )
-    if module.params['intensity']:
-        module.params['duration'] = INTENSITY_SECONDS[module.params['intensity']]
-    engine = FaultEngine(module, DatabaseFault)
-    result = engine.run()
-    if module.params['state'] == 'present':
-        report_present(module, engine.fault, result)
-    elif not module.check_mode:
-        report_absent(module, engine.fault, result)
-    module.exit_json(**result)
+    run_fault_module(module, DatabaseFault)
 
 
 if __name__ == '__main__':

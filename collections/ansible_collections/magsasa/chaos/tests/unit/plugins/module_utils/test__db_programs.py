@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from ansible_collections.magsasa.chaos.plugins.module_utils import _databases, _db_hold, _db_start, _docker_tls, _fault, _proc
+from ansible_collections.magsasa.chaos.plugins.module_utils import _atomic, _databases, _db_hold, _db_start, _docker_tls, _fault, _proc
 
 # A stand-in server for the start program: it listens on a port and writes its pid next to it.
 LISTENER = ('import os, socket, sys, time\n'
@@ -186,17 +186,17 @@ def test_one_line(exc, line):
 
 def test_holder_status_is_written_whole(tmp_path):
     target = tmp_path / 'f.holder-status'
-    _db_hold.write_json_atomic(str(target), _db_hold.status(3, 'too many clients', 12.5))
+    _atomic.write_json_atomic(str(target), _db_hold.status(3, 'too many clients', 12.5))
     assert json.loads(target.read_text()) == dict(held=3, error='too many clients', full_at=12.5)
     assert os.listdir(str(tmp_path)) == ['f.holder-status']
 
 
-def test_holder_reports_a_refused_connection_and_keeps_the_password_off_its_command_line(tmp_path):
+def test_holder_reports_a_refused_connection_and_keeps_the_password_off_its_command_line(tmp_path, installed):
     status = tmp_path / 'status'
     spec = dict(engine='postgresql', conn=dict(host='127.0.0.1', port=free_port(), user='u', database='d'),
                 connections=3, expires_at=time.time() + 1.0, status=str(status))
-    argv = _databases.holder_argv(spec, lambda program, filename: program.__file__)
-    assert argv[1] == _db_hold.__file__ and 'password' not in argv[2]
+    argv = _databases.holder_argv(spec, lambda program, filename: _fault.install_program(program, filename, installed))
+    assert argv[1] == os.path.join(installed, 'magsasa_chaos_db_hold.py') and 'password' not in argv[2]
     env = dict(os.environ, **{_db_hold.PASSWORD_ENV: 'not-on-the-command-line'})
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
     assert out.returncode == 0, out.stderr

@@ -169,8 +169,12 @@ def test_an_installed_program_gets_proc_next_to_it_and_runs_without_the_collecti
     module = dict(_guard=_guard, _db_start=_db_start)[program]
     directory = tmp_path / 'state'
     path = _fault.install_program(module, filename, str(directory))
-    assert sorted(os.listdir(str(directory))) == sorted([filename, _proc.PROGRAM_FILENAME])
-    assert (directory / _proc.PROGRAM_FILENAME).read_text() == open(_proc.__file__).read()
+    needs = [needed.PROGRAM_FILENAME for needed in module.PROGRAM_NEEDS]
+    assert _proc.PROGRAM_FILENAME in needs
+    assert sorted(os.listdir(str(directory))) == sorted([filename] + needs)
+    for needed in module.PROGRAM_NEEDS:
+        with open(needed.__file__) as handle:
+            assert (directory / needed.PROGRAM_FILENAME).read_text() == handle.read()
     # -E -s: no PYTHONPATH, no user site; the collection is not importable, only what lies next to it.
     out = subprocess.run([sys.executable, '-E', '-s', path], capture_output=True, text=True, timeout=30,
                          cwd=str(tmp_path), check=False)

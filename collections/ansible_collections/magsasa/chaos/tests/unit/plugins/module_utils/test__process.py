@@ -81,7 +81,6 @@ def test_pick_is_random():
     assert len(picks) > 1
 
 
-
 @pytest.mark.parametrize('text, pid', [('1234\n', 1234), (' 77 ', 77), ('42\nextra\n', 42)])
 def test_parse_pidfile(text, pid):
     assert _process.parse_pidfile(text) == pid

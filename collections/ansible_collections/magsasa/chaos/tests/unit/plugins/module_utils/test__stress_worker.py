@@ -13,9 +13,14 @@ import time
 
 import pytest
 
+from ansible_collections.magsasa.chaos.plugins.module_utils import _fault
 from ansible_collections.magsasa.chaos.plugins.module_utils import _stress_worker as worker
 
-PROGRAM = worker.__file__  # stdlib only: it runs from where it lies, as installed
+
+@pytest.fixture(scope='module')
+def program(tmp_path_factory):
+    """The worker as a fault installs it: copied, with what it imports next to it."""
+    return _fault.install_program(worker, worker.PROGRAM_FILENAME, str(tmp_path_factory.mktemp('installed')))
 
 
 @pytest.mark.parametrize('argv, expected', [
@@ -77,16 +82,8 @@ def test_next_chunk(block, quota, done, chunk):
     assert worker.next_chunk(block, quota, done) == chunk
 
 
-def test_write_json_atomic_leaves_no_temporary_file(tmp_path):
-    target = tmp_path / 'progress'
-    worker.write_json_atomic(str(target), dict(written=3))
-    worker.write_json_atomic(str(target), dict(written=5))
-    assert json.loads(target.read_text()) == dict(written=5)
-    assert os.listdir(str(tmp_path)) == ['progress']
-
-
-def run_program(*args, **kwargs):
-    return subprocess.run([sys.executable, PROGRAM] + [str(a) for a in args], capture_output=True, text=True,
+def run_program(program, *args, **kwargs):
+    return subprocess.run([sys.executable, program] + [str(a) for a in args], capture_output=True, text=True,
                           timeout=kwargs.get('timeout', 30), check=False)
 
 
@@ -95,14 +92,14 @@ def run_program(*args, **kwargs):
     (['gpu', '1'], "got 'gpu'"),
     (['memory', 'lots', '1'], 'invalid literal'),
 ])
-def test_program_refuses_bad_arguments(args, message):
-    out = run_program(*args)
+def test_program_refuses_bad_arguments(program, args, message):
+    out = run_program(program, *args)
     assert out.returncode == 2 and message in out.stderr and 'usage:' in out.stderr
 
 
-def test_cpu_worker_burns_its_share_and_stops_at_its_deadline():
+def test_cpu_worker_burns_its_share_and_stops_at_its_deadline(program):
     started = time.time()
-    proc = subprocess.Popen([sys.executable, PROGRAM, 'cpu', str(started + 1.0), '50', '0.1', ''])
+    proc = subprocess.Popen([sys.executable, program, 'cpu', str(started + 1.0), '50', '0.1', ''])
     _pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.time() - started
     assert os.WEXITSTATUS(status) == 0
@@ -111,9 +108,9 @@ def test_cpu_worker_burns_its_share_and_stops_at_its_deadline():
     assert 0.05 < usage.ru_utime + usage.ru_stime < 0.5 + 0.3
 
 
-def test_memory_worker_holds_its_size_resident(tmp_path):
+def test_memory_worker_holds_its_size_resident(program):
     size = 32 * 1024 * 1024
-    proc = subprocess.Popen([sys.executable, PROGRAM, 'memory', str(size), str(time.time() + 3.0)])
+    proc = subprocess.Popen([sys.executable, program, 'memory', str(size), str(time.time() + 3.0)])
     try:
         rss = 0
         deadline = time.time() + 5
@@ -130,10 +127,10 @@ def test_memory_worker_holds_its_size_resident(tmp_path):
 
 
 @pytest.mark.parametrize('mode', ['write', 'fsync', 'read'])
-def test_disk_worker_reports_its_counters(tmp_path, mode):
+def test_disk_worker_reports_its_counters(program, tmp_path, mode):
     data, progress = tmp_path / 'data', tmp_path / 'progress'
     quota = 2 * worker.DISK_BLOCK
-    out = run_program('disk', mode, data, quota, time.time() + 0.8, progress)
+    out = run_program(program, 'disk', mode, data, quota, time.time() + 0.8, progress)
     assert out.returncode == 0, out.stderr
     counters = json.loads(progress.read_text())
     assert counters['mode'] == mode and counters['passes'] >= 1

@@ -141,6 +141,46 @@ def test_failed_revert_keeps_the_record_active_for_a_retry(tmp_path):
     assert [r['fault_id'] for r in active] == ['f3'] and active[0]['revert_failures']
 
 
+@pytest.mark.parametrize('faults, reverted, failed', [
+    ([], [], []),
+    (['ok'], ['a0'], []),
+    (['ok', 'gone', 'ok'], ['a0', 'a2'], []),
+    (['fails', 'ok'], ['a0', 'a1'], ['a0']),
+    (['ok', 'fails', 'fails'], ['a0', 'a1', 'a2'], ['a1', 'a2']),
+])
+def test_revert_many_reverts_every_fault_whatever_fails(tmp_path, faults, reverted, failed):
+    """One call for every caller that reverts several faults: a failed step of one never keeps the others
+    from being reverted, a fault already gone is skipped, and final effects and failures are collected."""
+    dirs = [tmp_path / 'one', tmp_path / 'two']
+    targets, scratches = [], []
+    for index, kind in enumerate(faults):
+        state_dir = str(dirs[index % 2])
+        fault_id = 'a%d' % index
+        targets.append((state_dir, fault_id))
+        if kind == 'gone':
+            continue
+        scratch = tmp_path / ('scratch-%d' % index)
+        scratch.mkdir()
+        scratches.append(scratch)
+        effect = tmp_path / ('effect-%d.json' % index)
+        effect.write_text('{"held": %d}' % index)
+        revert = [dict(type='remove', path=str(scratch))]
+        if kind == 'fails':
+            revert.append(dict(type='command', argv=['false']))
+        if not os.path.isdir(state_dir):
+            os.makedirs(state_dir)
+        _guard.write_record(_guard.record_path(state_dir, fault_id), dict(
+            fault_id=fault_id, expires_at=1.0, revert=revert, details=dict(final_effect_file=str(effect))))
+    done = _guard.revert_many(targets, 'test:many', timeout=0.3)
+    assert done['reverted'] == reverted
+    assert [f.split(':')[0] for f in done['failures']] == failed
+    assert all('false' in f or 'rc=' in f or 'exit' in f for f in done['failures']), done['failures']
+    assert done['final_effects'] == dict((f, dict(held=int(f[1:]))) for f in reverted)
+    assert not any(s.exists() for s in scratches)
+    still_active = sorted(r['fault_id'] for d in dirs if d.is_dir() for r in _guard.list_records(str(d)))
+    assert still_active == failed
+
+
 def test_corrupt_record_is_listed_not_fatal(tmp_path):
     (tmp_path / 'bad.json').write_text('{"fault_id": ')
     records = _guard.list_records(str(tmp_path))
