@@ -52,6 +52,19 @@ def write_atomic(path, content, mode=DEFAULT_MODE, fsync=False):
         raise
 
 
+def replace_if_changed(path, text, mode=DEFAULT_MODE):
+    """Write ``text`` to ``path`` atomically unless the file already holds exactly it; returns whether it
+    was written (an installed program or a unit file left alone keeps its mtime, and nothing reloads)."""
+    try:
+        with open(path, 'r') as handle:
+            if handle.read() == text:
+                return False
+    except (IOError, OSError, UnicodeDecodeError):
+        pass
+    write_atomic(path, text, mode=mode)
+    return True
+
+
 def write_json_atomic(path, data, mode=DEFAULT_MODE, fsync=False, indent=None):
     """Replace ``path`` with ``data`` as JSON (keys sorted) atomically, see :func:`write_atomic`."""
     write_atomic(path, json.dumps(data, indent=indent, sort_keys=True), mode=mode, fsync=fsync)

@@ -192,13 +192,7 @@ def install_program(program_module, filename, directory):
     for needed in getattr(program_module, 'PROGRAM_NEEDS', ()):
         install_program(needed, needed.PROGRAM_FILENAME, directory)
     target = os.path.join(directory, filename)
-    source = inspect.getsource(program_module)
-    current = None
-    if os.path.exists(target):
-        with open(target, 'r') as handle:
-            current = handle.read()
-    if current != source:
-        _atomic.write_atomic(target, source)
+    _atomic.replace_if_changed(target, inspect.getsource(program_module))
     return target
 
 

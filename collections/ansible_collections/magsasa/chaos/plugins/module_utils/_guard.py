@@ -871,13 +871,7 @@ def install_boot_hook(persist_dir, python=None):
         if systemd_is_init() and os.geteuid() == 0 and os.path.isdir(SYSTEMD_UNIT_DIR):
             unit = boot_unit(persist_dir)
             path = os.path.join(SYSTEMD_UNIT_DIR, unit)
-            text = boot_unit_text(persist_dir, python)
-            current = None
-            if os.path.exists(path):
-                with open(path, 'r') as handle:
-                    current = handle.read()
-            if current != text:
-                _atomic.write_atomic(path, text)
+            if _atomic.replace_if_changed(path, boot_unit_text(persist_dir, python)):
                 _systemctl('daemon-reload')
             _systemctl('enable', '--quiet', unit)
             return dict(type='systemd', name=unit)

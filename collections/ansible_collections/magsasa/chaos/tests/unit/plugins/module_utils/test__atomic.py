@@ -55,6 +55,18 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
     assert os.listdir(str(tmp_path)) == ['record.json']
 
 
+def test_replace_if_changed(tmp_path):
+    target = tmp_path / 'unit'
+    assert _atomic.replace_if_changed(str(target), 'one\n') is True
+    before = os.stat(str(target)).st_mtime_ns
+    assert _atomic.replace_if_changed(str(target), 'one\n') is False
+    assert os.stat(str(target)).st_mtime_ns == before
+    assert _atomic.replace_if_changed(str(target), 'two\n') is True and target.read_text() == 'two\n'
+    target.write_bytes(b'\xff not text')
+    assert _atomic.replace_if_changed(str(target), 'three') is True and target.read_text() == 'three'
+    assert os.listdir(str(tmp_path)) == ['unit']
+
+
 def test_temporary_paths_differ_per_thread(tmp_path):
     names = []
     thread = threading.Thread(target=lambda: names.append(_atomic.temporary_path('/x/f')))
