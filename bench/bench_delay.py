@@ -34,7 +34,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'collections'))
 
-from ansible_collections.magsasa.chaos.plugins.module_utils import _netem, _nfqueue  # noqa: E402
+from ansible_collections.magsasa.chaos.plugins.module_utils import _fault, _netem, _nfqueue  # noqa: E402
 
 DELAYS = [(10, 0), (10, 2), (50, 0), (50, 10), (200, 0), (200, 20), (500, 0), (500, 50)]
 QUEUE_NUM = 31500
@@ -163,7 +163,9 @@ class Bench(object):
         """The delayer, then the rule (the order chaos_netem injects them in)."""
         stats = os.path.join(self.tmp, 'stats-%d' % len(self.processes))
         config = dict(queue_num=QUEUE_NUM, delay_ms=delay_ms, jitter_ms=jitter_ms, exit_at=time.time() + 600)
-        delayer = popen_ns(netns, [sys.executable, _nfqueue.__file__, 'run', stats, json.dumps(config)])
+        # Installed as chaos_netem installs it: copied, with what it imports next to it.
+        program = _fault.install_program(_nfqueue, _nfqueue.PROGRAM_FILENAME, self.tmp)
+        delayer = popen_ns(netns, [sys.executable, program, 'run', stats, json.dumps(config)])
         self.processes.append(delayer)
         for _attempt in range(500):
             if os.path.exists(stats) and json.load(open(stats))['state'] == 'running':

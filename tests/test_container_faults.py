@@ -300,16 +300,27 @@ def test_bad_input_is_named(busybox_image, tmp_path, args, message):
 
 
 def test_revert_action_plain_and_tls():
+    from ansible_collections.magsasa.chaos.plugins.module_utils import _docker_tls
     from ansible_collections.magsasa.chaos.plugins.module_utils._containers import revert_action
-    plain = revert_action(dict(docker_host='tcp://10.0.0.1:2375', tls=False, validate_certs=False), 'start', 'abc')
+    installed = []
+
+    def install(program, filename):
+        installed.append((program, filename))
+        return '/state/' + filename
+
+    plain = revert_action(dict(docker_host='tcp://10.0.0.1:2375', tls=False, validate_certs=False), 'start', 'abc',
+                          install)
     assert plain == dict(type='docker', op='start', container='abc', docker_host='tcp://10.0.0.1:2375')
+    assert installed == []  # the guard's own action needs no program
     tls = revert_action(dict(docker_host='tcp://10.0.0.1:2376', tls=False, validate_certs=True, ca_path='/ca.pem',
-                             client_cert='/c.pem', client_key='/k.pem', timeout=20), 'unpause', 'abc')
-    assert tls['type'] == 'command' and tls['argv'][:2] == [sys.executable, '-c']
-    spec = json.loads(tls['argv'][3])
+                             client_cert='/c.pem', client_key='/k.pem', timeout=20), 'unpause', 'abc', install)
+    assert installed == [(_docker_tls, 'magsasa_chaos_docker_tls.py')]
+    assert tls['type'] == 'command' and tls['argv'][:2] == [sys.executable, '/state/magsasa_chaos_docker_tls.py']
+    # The record names the program and its arguments, never its source.
+    assert len(tls['argv']) == 3
+    spec = _docker_tls.parse_spec(tls['argv'][2])
     assert spec['op'] == 'unpause' and spec['container'] == 'abc' and spec['validate_certs'] is True
     assert spec['ca_path'] == '/ca.pem' and spec['client_key'] == '/k.pem'
-    compile(tls['argv'][2], '<tls revert>', 'exec')
 
 
 # ---------------------------------------------------------------- Podman, through its Docker-compatible API

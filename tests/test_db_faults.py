@@ -20,10 +20,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import support_containers_db as support  # noqa: E402
 
 sys.path.insert(0, support.COLLECTIONS)
-from ansible_collections.magsasa.chaos.plugins.module_utils import _guard  # noqa: E402
+from ansible_collections.magsasa.chaos.plugins.module_utils import _guard, _proc  # noqa: E402
 from ansible_collections.magsasa.chaos.plugins.module_utils._databases import (  # noqa: E402
     DatabaseError, is_auth_error, lock_statement, parse_postmaster_opts, postgres_options, postmaster_pid, probe_sql,
-    quote_table, split_cmdline, stat_fields)
+    quote_table, split_cmdline)
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -54,7 +54,7 @@ def test_postmaster_pid_is_the_first_line():
 
 
 def test_proc_parsers():
-    assert stat_fields('123 (post gres: (x)) S 1 123 123 0')[:2] == ['S', '1']
+    assert _proc.stat_fields('123 (post gres: (x)) S 1 123 123 0')[:2] == ['S', '1']
     assert split_cmdline(b'/usr/sbin/mariadbd\0--datadir=/d\0--port=1\0') == ['/usr/sbin/mariadbd', '--datadir=/d', '--port=1']
 
 

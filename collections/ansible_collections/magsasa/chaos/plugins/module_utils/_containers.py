@@ -21,6 +21,7 @@ import time
 import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible_collections.magsasa.chaos.plugins.module_utils import _docker_tls
 
 try:
     import docker
@@ -39,32 +40,8 @@ except ImportError:
         pass
 
 DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
-CA_BUNDLE_VARIABLES = ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE')
+CA_BUNDLE_VARIABLES = _docker_tls.CA_BUNDLE_VARIABLES
 DOCKER_OPTIONS = ('docker_host', 'tls', 'validate_certs', 'ca_path', 'client_cert', 'client_key', 'timeout')
-
-# Run by the guard (through a ``command`` revert action) when the daemon needs TLS, which the
-# guard's own stdlib ``docker`` action does not speak. Same interpreter as the module, so the
-# Docker SDK is importable.
-_TLS_REVERT_CODE = r'''
-import json, os, sys
-import docker
-from docker.errors import APIError
-from docker.tls import TLSConfig
-spec = json.loads(sys.argv[1])
-tls = TLSConfig(ca_cert=spec.get("ca_path"), verify=spec["validate_certs"],
-                client_cert=(spec["client_cert"], spec["client_key"]) if spec.get("client_cert") else None)
-if spec["validate_certs"] and spec.get("ca_path"):
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        os.environ.pop(name, None)
-client = docker.DockerClient(base_url=spec["docker_host"], tls=tls, timeout=spec["timeout"])
-container = client.containers.get(spec["container"])
-try:
-    getattr(container, spec["op"])()
-except APIError as exc:
-    if not (spec["op"] == "unpause" and "not paused" in str(exc)):
-        raise
-print("%s %s: ok" % (spec["op"], spec["container"]))
-'''
 
 
 def docker_argument_spec():
@@ -135,17 +112,20 @@ def connect(params):
     return client
 
 
-def revert_action(params, op, container_id):
+def revert_action(params, op, container_id, install):
     """The guard action that starts or unpauses ``container_id`` again.
 
     Plain ``unix://`` and ``tcp://`` daemons use the guard's stdlib ``docker`` action. A TLS daemon
-    is reached by a ``command`` action that runs the Docker SDK under this module's interpreter.
+    is reached by a ``command`` action that runs the program :mod:`_docker_tls` (the Docker SDK)
+    under this module's interpreter; ``install(program_module, filename)`` copies it where the
+    revert runs it (the fault's directory) and returns its path.
     """
     if not uses_tls(params):
         return dict(type='docker', op=op, container=container_id, docker_host=params.get('docker_host') or DEFAULT_DOCKER_HOST)
     spec = connection_spec(params)
     spec.update(op=op, container=container_id)
-    return dict(type='command', argv=[sys.executable, '-c', _TLS_REVERT_CODE, json.dumps(spec)],
+    program = install(_docker_tls, _docker_tls.PROGRAM_FILENAME)
+    return dict(type='command', argv=[sys.executable, program, json.dumps(spec, sort_keys=True)],
                 timeout=max(30, int(params.get('timeout') or 60)))
 
 

@@ -6,10 +6,11 @@
 
 * Readiness is asked of the server with its own driver (psycopg for PostgreSQL, PyMySQL for
   MySQL/MariaDB), imported guarded so a missing driver is a clear error, not an ImportError.
-* Bringing a server back is a ``command`` revert action that runs :data:`START_CODE` (stdlib
-  only) under the module's interpreter: it starts the server unless it already runs, then waits
-  until it accepts connections, retrying until its timeout and failing with a message that names
-  what is still down.
+* Bringing a server back is a ``command`` revert action that runs the program :mod:`_db_start`
+  (stdlib only, copied into the fault's directory like the guard) under the module's interpreter:
+  it starts the server unless it already runs, then waits until it accepts connections, retrying
+  until its timeout and failing with a message that names what is still down.
+* The connections and lock faults hold their connections from the program :mod:`_db_hold`.
 * The parsers (``postmaster.opts``, ``/proc``) are pure functions of text, unit-tested.
 """
 
@@ -20,8 +21,12 @@ import json
 import os
 import pwd
 import shlex
+import signal
 import sys
+import time
 import traceback
+
+from ansible_collections.magsasa.chaos.plugins.module_utils import _db_hold, _db_start, _proc
 
 try:
     import psycopg
@@ -86,11 +91,6 @@ def postmaster_pid(text):
     return int(first)
 
 
-def stat_fields(text):
-    """The fields of ``/proc/<pid>/stat`` after the command name: [state, ppid, ...]."""
-    return text[text.rfind(')') + 2:].split()
-
-
 def split_cmdline(raw):
     """``/proc/<pid>/cmdline`` (NUL separated bytes) as a list of str."""
     return [part.decode('utf-8', 'surrogateescape') for part in raw.split(b'\0') if part]
@@ -110,12 +110,14 @@ def process_comm(pid):
         return None
 
 
-def process_alive(pid):
-    try:
-        fields = stat_fields(read_text('/proc/%d/stat' % pid))
-    except (IOError, OSError):
-        return False
-    return bool(fields) and fields[0] not in ('Z', 'X')
+def process_starttime(pid):
+    """The start time of ``pid`` (with the pid, what names the process), or None when it does not run."""
+    return _proc.starttime(pid)
+
+
+def process_alive(pid, starttime=None):
+    """Whether ``pid`` runs and, given its ``starttime``, is still the process found before (not a reused pid)."""
+    return _proc.is_running(pid, starttime)
 
 
 def process_cmdline(pid):
@@ -135,15 +137,38 @@ def all_pids():
 
 
 def children_of(pid):
+    """``(pid, starttime)`` of each live child of ``pid``."""
     found = []
     for candidate in all_pids():
-        try:
-            fields = stat_fields(read_text('/proc/%d/stat' % candidate))
-        except (IOError, OSError):
-            continue
-        if len(fields) > 1 and fields[1] == str(pid):
-            found.append(candidate)
+        stat = _proc.read_stat(candidate)
+        if stat is not None and stat['ppid'] == pid and not _proc.is_dead_state(stat['state']):
+            found.append((candidate, stat['starttime']))
     return found
+
+
+def stop_server_process(pid, starttime, mode, timeout, poll=0.05):
+    """Stop the server process ``pid`` found with ``starttime``: ``clean`` sends it SIGTERM, ``crash`` sends
+    SIGKILL to it and all its children at once (like a power cut, nothing written on the way out). Waits
+    until they are gone. A pid that no longer names that process is never signalled (DatabaseError)."""
+    if not process_alive(pid, starttime):
+        raise DatabaseError('server pid %d is no longer the server found before the fault (it exited, or its pid '
+                            'now names another process); nothing was stopped' % pid)
+    if mode == 'clean':
+        victims = [(pid, starttime)]
+        os.kill(pid, signal.SIGTERM)
+    else:
+        victims = [(pid, starttime)] + children_of(pid)
+        for victim, start in victims:
+            if process_alive(victim, start):
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                except OSError:
+                    pass
+    deadline = time.time() + timeout
+    while any(process_alive(victim, start) for victim, start in victims):
+        if time.time() >= deadline:
+            raise DatabaseError('server pid %d did not exit within stop_timeout=%ss' % (pid, timeout))
+        time.sleep(poll)
 
 
 def server_in_dir(data_dir, names):
@@ -205,22 +230,13 @@ def query_once(engine, conn, timeout=2, table=None):
     """Connect and run ``SELECT 1`` (or read ``table``). Returns None when the server answered, else the error text."""
     statements = probe_sql(engine, table)
     try:
+        kwargs = _db_hold.connect_kwargs(engine, conn, conn.get('password'), timeout)
         if engine == 'postgresql':
-            kwargs = dict(host=conn['host'], port=conn['port'], user=conn['user'], dbname=conn['database'],
-                          connect_timeout=max(1, int(timeout)))
-            if conn.get('password') is not None:
-                kwargs['password'] = conn['password']
             with psycopg.connect(**kwargs) as db:
                 for statement in statements:
                     db.execute(statement)
         else:
-            kwargs = dict(host=conn['host'], port=conn['port'], user=conn['user'], connect_timeout=timeout,
-                          read_timeout=timeout, write_timeout=timeout)
-            if conn.get('password') is not None:
-                kwargs['password'] = conn['password']
-            if conn.get('database'):
-                kwargs['database'] = conn['database']
-            db = pymysql.connect(**kwargs)
+            db = pymysql.connect(read_timeout=timeout, write_timeout=timeout, **kwargs)
             try:
                 with db.cursor() as cursor:
                     for statement in statements:
@@ -228,7 +244,7 @@ def query_once(engine, conn, timeout=2, table=None):
             finally:
                 db.close()
     except Exception as exc:  # pylint: disable=broad-except
-        return ' '.join(str(exc).split()) or exc.__class__.__name__
+        return _db_hold.one_line(exc)
     return None
 
 
@@ -238,151 +254,9 @@ def is_auth_error(message):
                                              'no pg_hba.conf entry', 'role "', 'authentication failed'))
 
 
-# ---------------------------------------------------------------- bringing a server back
+# ---------------------------------------------------------------- the fault's programs
 
-# Runs in the guard through a ``command`` revert action: ``python -c START_CODE '<json spec>'``.
-# spec: what (for messages), timeout, running_argv | running_in_dir {dir, names}, start_argv,
-# start_waits (the start command returns once the server is up, like pg_ctl -w or systemctl start),
-# log (file for a detached server's output), ready {host, port}.
-START_CODE = r'''
-import json, os, socket, subprocess, sys, time
-spec = json.loads(sys.argv[1])
-deadline = time.time() + float(spec["timeout"])
-
-def server_running():
-    if spec.get("running_argv"):
-        return subprocess.call(spec["running_argv"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL) == 0
-    wanted = os.path.realpath(spec["running_in_dir"]["dir"])
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/comm" % name) as handle:
-                comm = handle.read().strip()
-            if comm in spec["running_in_dir"]["names"] and os.readlink("/proc/%s/cwd" % name) == wanted:
-                with open("/proc/%s/stat" % name) as handle:
-                    stat = handle.read()
-                if stat[stat.rfind(")") + 2:].split()[0] not in ("Z", "X"):
-                    return True
-        except OSError:
-            continue
-    return False
-
-def accepting():
-    ready = spec.get("ready")
-    if not ready:
-        return True
-    try:
-        sock = socket.create_connection((ready["host"], int(ready["port"])), timeout=1)
-    except OSError:
-        return False
-    sock.close()
-    return True
-
-def start():
-    out = open(spec["log"], "ab") if spec.get("log") else subprocess.DEVNULL
-    try:
-        proc = subprocess.Popen(spec["start_argv"], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                close_fds=True, start_new_session=True)
-    finally:
-        if out is not subprocess.DEVNULL:
-            out.close()
-    if spec.get("start_waits"):
-        try:
-            proc.wait(timeout=max(1.0, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            pass
-
-# The confirmation does not disturb the start it confirms: "running" is the pidfile or unit state
-# (pg_ctl status, systemctl is-active) or /proc; "accepting" is a TCP connect that is closed at once,
-# five times a second at most, which the starting server turns away without slowing its start.
-last = "never started"
-started = 0.0
-while True:
-    if server_running():
-        if accepting():
-            print("%s is up" % spec["what"])
-            sys.exit(0)
-        last = "running but not accepting connections yet"
-    elif time.time() - started >= 2.0:
-        started = time.time()
-        start()
-        last = "started, not accepting connections"
-        time.sleep(0.3)
-        if not server_running():
-            last = "start failed (%s)" % " ".join(spec["start_argv"])
-    if time.time() >= deadline:
-        break
-    time.sleep(0.2)
-tail = ""
-if spec.get("log") and os.path.exists(spec["log"]):
-    with open(spec["log"], "rb") as handle:
-        handle.seek(0, 2)
-        handle.seek(max(0, handle.tell() - 600))
-        tail = " last log lines: " + " | ".join(handle.read().decode("utf-8", "replace").strip().splitlines()[-4:])
-sys.stdout.write("%s is STILL DOWN after %ss: %s.%s\n" % (spec["what"], spec["timeout"], last, tail))
-sys.exit(1)
-'''
-
-
-PASSWORD_ENV = 'MAGSASA_CHAOS_DB_PASSWORD'
-
-# The connection holder of the connection exhaustion fault, started detached:
-# ``python -c HOLD_CODE '<json spec>'`` with the password in the environment (not on the command line).
-# It opens connections until it has ``connections`` of them or the server refuses one (or, with ``lock``,
-# one connection that runs that LOCK statement in an open transaction), writes what it holds to
-# ``status``, and keeps them until ``expires_at`` or until the guard kills it.
-HOLD_CODE = r'''
-import json, os, sys, time
-spec = json.loads(sys.argv[1])
-conn = spec["conn"]
-password = os.environ.pop("MAGSASA_CHAOS_DB_PASSWORD", None)
-
-def connect():
-    if spec["engine"] == "postgresql":
-        import psycopg
-        kwargs = dict(host=conn["host"], port=conn["port"], user=conn["user"], dbname=conn["database"], connect_timeout=5)
-        if password is not None:
-            kwargs["password"] = password
-        return psycopg.connect(**kwargs)
-    import pymysql
-    kwargs = dict(host=conn["host"], port=conn["port"], user=conn["user"], connect_timeout=5)
-    if password is not None:
-        kwargs["password"] = password
-    if conn.get("database"):
-        kwargs["database"] = conn["database"]
-    return pymysql.connect(**kwargs)
-
-held = []
-error = None
-if spec.get("lock"):
-    try:
-        db = connect()
-        if spec["engine"] == "postgresql":
-            db.execute("SET lock_timeout = 10000")
-            db.execute(spec["lock"])
-        else:
-            db.cursor().execute("SET SESSION lock_wait_timeout = 10")
-            db.cursor().execute(spec["lock"])
-        held.append(db)
-    except Exception as exc:
-        error = " ".join(str(exc).split())
-else:
-    limit = spec.get("connections") or 5000
-    while len(held) < limit and time.time() < spec["expires_at"]:
-        try:
-            held.append(connect())
-        except Exception as exc:
-            error = " ".join(str(exc).split())
-            break
-tmp = spec["status"] + ".tmp"
-with open(tmp, "w") as handle:
-    json.dump(dict(held=len(held), error=error, full_at=time.time()), handle)
-os.rename(tmp, spec["status"])
-while time.time() < spec["expires_at"]:
-    time.sleep(min(1.0, max(0.0, spec["expires_at"] - time.time())))
-'''
+PASSWORD_ENV = _db_hold.PASSWORD_ENV
 
 
 def lock_statement(engine, table):
@@ -392,8 +266,17 @@ def lock_statement(engine, table):
     return 'LOCK TABLES %s WRITE' % quote_table(engine, table)
 
 
-def start_action(spec, timeout):
-    """The ``command`` revert action that brings a server back (see :data:`START_CODE`)."""
+def start_action(spec, timeout, install):
+    """The ``command`` revert action that brings a server back: the program :mod:`_db_start` with its
+    spec. ``install(program_module, filename)`` copies the program where the revert runs it (the
+    fault's directory) and returns its path."""
+    program = install(_db_start, _db_start.PROGRAM_FILENAME)
     spec = dict(spec, timeout=timeout)
-    return dict(type='command', argv=[sys.executable, '-c', START_CODE, json.dumps(spec, sort_keys=True)],
+    return dict(type='command', argv=[sys.executable, program, json.dumps(spec, sort_keys=True)],
                 timeout=timeout + 15)
+
+
+def holder_argv(spec, install):
+    """The argv of the connection holder: the program :mod:`_db_hold` (installed by ``install`` as for
+    :func:`start_action`) with its spec; the password goes in its environment, see :data:`PASSWORD_ENV`."""
+    return [sys.executable, install(_db_hold, _db_hold.PROGRAM_FILENAME), json.dumps(spec, sort_keys=True)]

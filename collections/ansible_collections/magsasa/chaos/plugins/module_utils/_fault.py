@@ -17,7 +17,9 @@ every fault:
 * check mode — return the plan; touch nothing.
 
 A subclass implements ``validate()``, ``identity()``, ``plan()``, ``inject(ctx)`` and, if it can
-measure what it did, ``measure(ctx)``. Inside ``inject`` it registers how to undo each step with
+measure what it did, ``measure(ctx)``; ``effective_duration()`` when its duration is derived, not
+given, and ``after_present(result)`` / ``after_absent(result)`` to report more than the engine does.
+No module rewrites its parameters or keeps a main flow of its own. Inside ``inject`` it registers how to undo each step with
 ``ctx.on_revert({...})`` *right after* doing the step (see ``_guard`` for the action types).
 """
 
@@ -33,7 +35,7 @@ import time
 import traceback
 import uuid
 
-from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
+from ansible_collections.magsasa.chaos.plugins.module_utils import _atomic, _guard
 
 FAULT_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 WORKER_GRACE_SECONDS = 10.0
@@ -111,6 +113,19 @@ class Fault(object):
         """The effect measured after injection (optional)."""
         return {}
 
+    def effective_duration(self):
+        """The seconds the fault lasts, from its parameters (default: ``duration``). A fault that derives
+        it (from an intensity preset, or a floor its own options set) overrides this instead of rewriting
+        ``duration``; the engine checks and records what this returns."""
+        return self.params['duration']
+
+    def after_present(self, result):
+        """Called with the result of ``state: present`` (new, renewed or check mode) before the module
+        exits: add to it, or fail the module with it (optional)."""
+
+    def after_absent(self, result):
+        """Called with the result of ``state: absent`` before the module exits (optional)."""
+
     def outlives_reboot(self):
         """Whether the fault's effect stays after the host reboots (a stopped container or database,
         files on disk): its record is then kept on persistent storage for the boot hook."""
@@ -133,6 +148,12 @@ class InjectContext(object):
     @property
     def remaining(self):
         return max(0.0, self.expires_at - time.time())
+
+    def install_program(self, program_module, filename):
+        """Copy a standalone helper program (a worker, a revert step) where this fault's revert can
+        still run it: the persistent directory when the fault outlives a reboot, else the state
+        directory. Returns its path, for the argv of a process or a ``command`` revert action."""
+        return self.engine.install_program(program_module, filename, self.record.get('persist_dir'))
 
     @property
     def worker_remaining(self):
@@ -160,6 +181,19 @@ def kill_action(pid, starttime, signal_name='SIGTERM', group=True, escalate_afte
     """A revert action that stops a process we started (the same process, never a reused pid)."""
     return dict(type='kill', pid=pid, starttime=starttime, signal=signal_name, group=group,
                 escalate_after=escalate_after)
+
+
+def install_program(program_module, filename, directory):
+    """Copy a standalone module_utils program into ``directory`` as ``filename``, with the modules it
+    imports (its ``PROGRAM_NEEDS``, each under its own ``PROGRAM_FILENAME``) next to it; a file that
+    already holds the same source is left alone, a changed one is replaced atomically. Returns its path."""
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o700)
+    for needed in getattr(program_module, 'PROGRAM_NEEDS', ()):
+        install_program(needed, needed.PROGRAM_FILENAME, directory)
+    target = os.path.join(directory, filename)
+    _atomic.replace_if_changed(target, inspect.getsource(program_module))
+    return target
 
 
 class FaultEngine(object):
@@ -205,21 +239,7 @@ class FaultEngine(object):
     def install_program(self, program_module, filename, directory=None):
         """Copy a standalone module_utils program (the guard, a delayer) into the state directory (or
         ``directory``), where it outlives the task; returns its path."""
-        directory = directory or self.state_dir
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o700)
-        target = os.path.join(directory, filename)
-        source = inspect.getsource(program_module)
-        current = None
-        if os.path.exists(target):
-            with open(target, 'r') as handle:
-                current = handle.read()
-        if current != source:
-            tmp = '%s.tmp.%d' % (target, os.getpid())
-            with open(tmp, 'w') as handle:
-                handle.write(source)
-            os.rename(tmp, target)
-        return target
+        return install_program(program_module, filename, directory or self.state_dir)
 
     # -- validation ----------------------------------------------------------------
     def validate(self):
@@ -232,8 +252,8 @@ class FaultEngine(object):
             if params[name] is not None and params[name] <= 0:
                 self.module.fail_json(msg='%s must be greater than 0, got %s' % (name, params[name]))
         if params['state'] == 'present':
-            duration = params['duration']
-            if duration <= 0:
+            duration = self.fault.effective_duration()
+            if duration is None or duration <= 0:
                 self.module.fail_json(msg='duration must be greater than 0 seconds, got %s' % duration)
             start_at = params.get('start_at')
             if start_at is not None and start_at - time.time() > MAX_START_DELAY_SECONDS:
@@ -250,6 +270,7 @@ class FaultEngine(object):
     # -- present -------------------------------------------------------------------
     def present(self):
         params = self.module.params
+        duration = self.fault.effective_duration()
         identity = self.fault.identity()
         now = time.time()
         existing = None
@@ -276,19 +297,19 @@ class FaultEngine(object):
 
         fault_id = params['fault_id'] or '%s-%s' % (self.kind, uuid.uuid4().hex[:10])
         plan = self.fault.plan()
-        expires_at = now + params['duration']
+        expires_at = now + duration
         lease_expires_at = None if params['lease'] is None else min(expires_at, now + params['lease'])
         result = dict(changed=True, fault_id=fault_id, kind=self.kind, plan=plan, state_dir=self.state_dir,
                       started_at=now, expires_at=expires_at, lease_expires_at=lease_expires_at)
         if self.module.check_mode:
-            result['msg'] = 'check mode: would inject a %s fault for %ss' % (self.kind, params['duration'])
+            result['msg'] = 'check mode: would inject a %s fault for %ss' % (self.kind, duration)
             return result
 
         guard_script = self.ensure_state_dir()
         record = dict(
             version=_guard.RECORD_VERSION, fault_id=fault_id, kind=self.kind,
             module=self.module._name, host=socket.gethostname(), identity=identity, plan=plan,
-            started_at=now, duration=params['duration'], expires_at=expires_at,
+            started_at=now, duration=duration, expires_at=expires_at,
             lease=params['lease'], lease_expires_at=lease_expires_at, lease_file=params['lease'] is not None,
             revert_timeout=params['revert_timeout'], revert=[], details={}, status='injecting',
             boot_id=_guard.boot_id(),
@@ -322,7 +343,7 @@ class FaultEngine(object):
                                   reverted=bool(undone and undone['revert_ok']))
         record['status'] = 'active'
         record['injected_at'] = injected_at = time.time()
-        record['expires_at'] = expires_at = injected_at + params['duration']
+        record['expires_at'] = expires_at = injected_at + duration
         self.update_if_active(fault_id, status='active', injected_at=injected_at, expires_at=expires_at)
         # The timer goes to the final deadline, known only now; the guard and the watchdog covered the injection.
         backstops['timer'] = self.arm_backstop_timer(record, guard_script)
@@ -404,17 +425,12 @@ class FaultEngine(object):
         if self.module.check_mode or not targets:
             result['reverted'] = [r['fault_id'] for r in targets]
             return result
-        failures = []
-        for record in targets:
-            entry = _guard.revert_fault(self.state_dir, record['fault_id'], 'module:absent',
-                                        timeout=params['revert_timeout'])
-            if entry is None:
-                continue
-            result['reverted'].append(entry['fault_id'])
-            if 'final_effect' in entry:
-                result.setdefault('final_effects', {})[entry['fault_id']] = entry['final_effect']
-            if not entry['revert_ok']:
-                failures.extend('%s: %s' % (entry['fault_id'], r['error']) for r in entry['revert_results'] if not r['ok'])
+        done = _guard.revert_many([(self.state_dir, r['fault_id']) for r in targets], 'module:absent',
+                                  timeout=params['revert_timeout'])
+        result['reverted'] = done['reverted']
+        if done['final_effects']:
+            result['final_effects'] = done['final_effects']
+        failures = done['failures']
         result['changed'] = bool(result['reverted'])
         if failures:
             self.module.fail_json(msg='could not fully revert: %s' % '; '.join(failures), **result)
@@ -423,8 +439,12 @@ class FaultEngine(object):
     def run(self):
         self.validate()
         if self.module.params['state'] == 'present':
-            return self.present()
-        return self.absent()
+            result = self.present()
+            self.fault.after_present(result)
+        else:
+            result = self.absent()
+            self.fault.after_absent(result)
+        return result
 
 
 def run_fault_module(module, fault_class):

@@ -25,7 +25,10 @@ a copy of its record in a persistent directory; a boot hook (a systemd unit, or 
 crontab entry) reverts the copies left by a previous boot. The hook is installed with the first
 such record and removed with the last.
 
-It must stay standalone: Python 3.8+ standard library only, no Ansible imports.
+It must stay standalone: Python 3.8+ standard library only, no Ansible imports, apart from
+``_proc`` (process identity by pid and start time) and ``_atomic`` (atomic file writes), which
+``FaultEngine.install_program`` copies next to it (:data:`PROGRAM_NEEDS`) and which are held to
+the same rule.
 
 Revert actions run last-registered first, like a stack of deferred calls. Each kind:
 
@@ -57,11 +60,20 @@ import sys
 import time
 
 try:
+    # A copy run from a state directory imports the copies installed next to it.
+    import magsasa_chaos_atomic as _atomic
+    import magsasa_chaos_proc as _proc
+except ImportError:
+    from ansible_collections.magsasa.chaos.plugins.module_utils import _atomic, _proc
+
+try:
     import http.client as http_client
 except ImportError:  # Python 2 is not a target; keep the import error readable anyway
     http_client = None
 
 GUARD_FILENAME = 'magsasa_chaos_guard.py'
+# The modules the copied guard imports, installed next to it under their PROGRAM_FILENAME.
+PROGRAM_NEEDS = (_proc, _atomic)
 RECORD_SUFFIX = '.json'
 LEASE_SUFFIX = '.lease'
 HISTORY_DIR = 'history'
@@ -103,10 +115,7 @@ def lease_path(state_dir, fault_id):
 
 
 def write_lease(state_dir, fault_id, lease):
-    tmp = '%s.tmp.%d' % (lease_path(state_dir, fault_id), os.getpid())
-    with open(tmp, 'w') as handle:
-        handle.write('%g' % float(lease))
-    os.rename(tmp, lease_path(state_dir, fault_id))
+    _atomic.write_atomic(lease_path(state_dir, fault_id), '%g' % float(lease))
 
 
 def read_lease(state_dir, fault_id):
@@ -140,13 +149,8 @@ def read_record(path):
 
 
 def write_record(path, record):
-    """Atomically replace the record (a reader never sees half a file)."""
-    tmp = '%s.tmp.%d' % (path, os.getpid())
-    with open(tmp, 'w') as handle:
-        json.dump(record, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(tmp, path)
+    """Atomically and durably replace the record (a reader never sees half a file)."""
+    _atomic.write_json_atomic(path, record, fsync=True, indent=1)
 
 
 def save_record(state_dir, record):
@@ -212,25 +216,9 @@ class FaultLock(object):
 
 # ---------------------------------------------------------------- processes
 
-def proc_starttime(pid):
-    """The kernel's start time of ``pid`` (clock ticks since boot) as a string, or None if gone."""
-    try:
-        with open('/proc/%d/stat' % int(pid), 'r') as handle:
-            stat = handle.read()
-    except (IOError, OSError):
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rfind(')') + 2:].split()
-    if fields and fields[0] == 'Z':
-        return None
-    return fields[19] if len(fields) > 19 else None
-
-
-def process_alive(pid, starttime=None):
-    current = proc_starttime(pid)
-    if current is None:
-        return False
-    return starttime is None or str(starttime) == current
+# The kernel's start time of a pid (a string), None when gone; and whether that same process still runs.
+proc_starttime = _proc.starttime
+process_alive = _proc.is_running
 
 
 def spawn_detached(argv, cwd='/', env=None):
@@ -271,21 +259,12 @@ def lower_oom_score(pid='self', value=OOM_SCORE_ADJ):
     return None
 
 
-def _signal_number(value):
-    if isinstance(value, int):
-        return value
-    name = str(value).upper()
-    if not name.startswith('SIG'):
-        name = 'SIG' + name
-    return int(getattr(signal, name))
-
-
 def _revert_kill(action):
     pid = int(action['pid'])
     starttime = action.get('starttime')
     if not process_alive(pid, starttime):
         return 'already gone'
-    sig = _signal_number(action.get('signal', 'SIGTERM'))
+    sig = _proc.signal_number(action.get('signal', 'SIGTERM'))
     group = bool(action.get('group'))
 
     def send(num):
@@ -486,6 +465,23 @@ def revert_fault(state_dir, fault_id, reverted_by, timeout=None):
     if entry['revert_ok'] and record.get('persist_dir'):
         retire_boot_hook(record['persist_dir'])
     return entry
+
+
+def revert_many(targets, reverted_by, timeout=None):
+    """Revert each ``(state_dir, fault_id)`` of ``targets`` (see :func:`revert_fault`; one already gone is
+    skipped). Returns ``dict(reverted=[fault_id...], final_effects={fault_id: effect}, failures=['fault_id:
+    error'...])``: a failed step of one fault never keeps the others from being reverted."""
+    summary = dict(reverted=[], final_effects={}, failures=[])
+    for state_dir, fault_id in targets:
+        entry = revert_fault(state_dir, fault_id, reverted_by, timeout=timeout)
+        if entry is None:
+            continue
+        summary['reverted'].append(entry['fault_id'])
+        if 'final_effect' in entry:
+            summary['final_effects'][entry['fault_id']] = entry['final_effect']
+        summary['failures'].extend('%s: %s' % (entry['fault_id'], r['error'])
+                                   for r in entry['revert_results'] if not r['ok'])
+    return summary
 
 
 def _unlink_quietly(path):
@@ -875,15 +871,7 @@ def install_boot_hook(persist_dir, python=None):
         if systemd_is_init() and os.geteuid() == 0 and os.path.isdir(SYSTEMD_UNIT_DIR):
             unit = boot_unit(persist_dir)
             path = os.path.join(SYSTEMD_UNIT_DIR, unit)
-            text = boot_unit_text(persist_dir, python)
-            current = None
-            if os.path.exists(path):
-                with open(path, 'r') as handle:
-                    current = handle.read()
-            if current != text:
-                with open(path + '.tmp', 'w') as handle:
-                    handle.write(text)
-                os.rename(path + '.tmp', path)
+            if _atomic.replace_if_changed(path, boot_unit_text(persist_dir, python)):
                 _systemctl('daemon-reload')
             _systemctl('enable', '--quiet', unit)
             return dict(type='systemd', name=unit)

@@ -15,7 +15,8 @@ JSON stats file, rewritten every second and once more at exit.
 
 It runs detached on targets: this file is copied verbatim into the fault state directory and
 started from there (``python3 magsasa_chaos_nfqueue.py run STATS_FILE CONFIG_JSON``), so it must
-stay standalone - Python 3.8+ standard library only, no Ansible imports. The message builders
+stay standalone - Python 3.8+ standard library only, no Ansible imports, apart from ``_atomic``,
+copied next to it (:data:`PROGRAM_NEEDS`). The message builders
 and the delay arithmetic are plain functions, unit-tested on their own.
 
 On SIGTERM it accepts every packet it holds and exits: the fault's revert removes the rule first,
@@ -39,7 +40,14 @@ import struct
 import sys
 import time
 
+try:
+    # The copy in a fault's directory imports the copy of _atomic installed next to it.
+    import magsasa_chaos_atomic as _atomic
+except ImportError:
+    from ansible_collections.magsasa.chaos.plugins.module_utils import _atomic
+
 PROGRAM_FILENAME = 'magsasa_chaos_nfqueue.py'
+PROGRAM_NEEDS = (_atomic,)
 PROC_QUEUES = '/proc/net/netfilter/nfnetlink_queue'
 
 NETLINK_NETFILTER = 12
@@ -371,7 +379,7 @@ class Delayer(object):
         return result
 
     def write_stats(self, state, error=None):
-        write_json(self.stats_path, self.stats(state, error))
+        _atomic.write_json_atomic(self.stats_path, self.stats(state, error))
 
     # -- main loop ---------------------------------------------------------------------
     def on_signal(self, signum, _frame):
@@ -442,13 +450,6 @@ def describe_errno(code, queue_num):
     if code in (errno.ENOENT, errno.EOPNOTSUPP, errno.EPROTONOSUPPORT):
         return 'the kernel lacks nfnetlink_queue (modprobe nfnetlink_queue)'
     return os.strerror(code)
-
-
-def write_json(path, data):
-    tmp = '%s.tmp' % path
-    with open(tmp, 'w') as handle:
-        json.dump(data, handle, sort_keys=True)
-    os.rename(tmp, path)
 
 
 def main(argv=None):

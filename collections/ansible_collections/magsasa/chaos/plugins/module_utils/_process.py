@@ -15,25 +15,21 @@ import math
 import os
 import random
 import re
-import signal
 
+from ansible_collections.magsasa.chaos.plugins.module_utils import _proc
 from ansible_collections.magsasa.chaos.plugins.module_utils._guard import GUARD_FILENAME
 
-PROC = '/proc'
-
-
-def parse_stat(text):
-    """``/proc/<pid>/stat`` -> (state, ppid, starttime); the name may hold spaces and ')'."""
-    fields = text[text.rfind(')') + 2:].split()
-    return fields[0], int(fields[1]), fields[19]
+PROC = _proc.PROC
+# One parser of signal names for every module (``'SIGKILL'``, ``'KILL'``, ``'9'`` -> 9).
+signal_number = _proc.signal_number
 
 
 def read_process(pid):
     """One process as a dict (pid, ppid, name, cmdline, state, starttime), or None if gone."""
     base = os.path.join(PROC, str(pid))
     try:
-        with open(os.path.join(base, 'stat'), 'r') as handle:
-            state, ppid, starttime = parse_stat(handle.read())
+        with open(os.path.join(base, 'stat'), 'rb') as handle:
+            stat = _proc.parse_stat(handle.read())
         with open(os.path.join(base, 'comm'), 'r') as handle:
             name = handle.read().rstrip('\n')
         with open(os.path.join(base, 'cmdline'), 'rb') as handle:
@@ -41,13 +37,13 @@ def read_process(pid):
     except (IOError, OSError, ValueError, IndexError):
         return None
     cmdline = [part.decode('utf-8', 'replace') for part in raw.split(b'\0') if part]
-    return dict(pid=int(pid), ppid=ppid, name=name, cmdline=cmdline, state=state, starttime=starttime)
+    return dict(pid=int(pid), ppid=stat['ppid'], name=name, cmdline=cmdline, state=stat['state'],
+                starttime=stat['starttime'])
 
 
 def is_running(pid, starttime):
     """Whether the process that had ``starttime`` still runs (a zombie is dead, a reused pid is another)."""
-    proc = read_process(pid)
-    return proc is not None and proc['state'] not in ('Z', 'X') and proc['starttime'] == starttime
+    return _proc.is_running(pid, starttime, PROC)
 
 
 def is_fault_guard(proc):
@@ -151,22 +147,6 @@ def pick(pids, count=None, percent=None, rng=None):
     else:
         wanted = max(1, int(math.ceil(len(pids) * percent / 100.0)))
     return sorted((rng or random).sample(pids, wanted))
-
-
-def signal_number(value):
-    """``'SIGKILL'``, ``'KILL'``, ``'kill'`` or ``'9'`` -> 9; ValueError for anything else."""
-    text = str(value).strip()
-    if text.isdigit():
-        number = int(text)
-        if number in set(int(s) for s in signal.Signals):
-            return number
-        raise ValueError(value)
-    name = text.upper()
-    if not name.startswith('SIG'):
-        name = 'SIG' + name
-    if name in signal.Signals.__members__:
-        return int(signal.Signals[name])
-    raise ValueError(value)
 
 
 def parse_pidfile(text):

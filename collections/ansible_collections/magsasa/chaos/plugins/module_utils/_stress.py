@@ -4,9 +4,9 @@
 
 """Stress workers shared by chaos_cpu, chaos_memory and chaos_disk.
 
-Workers outlive the task, so they never run from the AnsiballZ temp files: each one is a
-``python -c <source>`` (or stress-ng) process in its own session, carrying its own deadline, so
-it stops by itself even if the guard were gone. Every worker gets ``MAGSASA_CHAOS_FAULT_ID`` and
+Workers outlive the task, so they never run from the AnsiballZ temp files: each one is the
+program :mod:`_stress_worker`, copied into the state directory like the guard (or stress-ng), in
+its own session, carrying its own deadline, so it stops by itself even if the guard were gone. Every worker gets ``MAGSASA_CHAOS_FAULT_ID`` and
 ``MAGSASA_CHAOS_STATE_DIR`` in its environment, which tells an operator (and the tests) whose it is.
 
 The pure helpers (duty cycle, size and meminfo parsing, CPU lists, byte budgets) are separate
@@ -22,6 +22,7 @@ import os
 import sys
 import time
 
+from ansible_collections.magsasa.chaos.plugins.module_utils import _stress_worker
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import kill_action, spawn_detached
 
 try:
@@ -33,106 +34,10 @@ except ImportError:
 
 MIB = 1024 * 1024
 CPU_PERIOD = 0.1
-DISK_BLOCK = MIB
-DISK_MODES = ('write', 'fsync', 'read')
+DISK_BLOCK = _stress_worker.DISK_BLOCK
+DISK_MODES = _stress_worker.DISK_MODES
 INTENSITY_CPU_WORKERS = {'light': 2, 'medium': 4, 'heavy': 8}
 INTENSITY_MEMORY_MB = {'light': 256, 'medium': 512, 'heavy': 1024}
-
-# One worker per process. argv: deadline load_percent period cpu_list
-CPU_WORKER_SOURCE = r'''# magsasa-chaos cpu worker
-import os, sys, time
-deadline = float(sys.argv[1])
-load = float(sys.argv[2]) / 100.0
-period = float(sys.argv[3])
-cpus = [int(c) for c in sys.argv[4].split(",") if c]
-if cpus:
-    os.sched_setaffinity(0, cpus)
-busy = load * period
-while True:
-    now = time.time()
-    if now >= deadline:
-        break
-    window = min(period, deadline - now)
-    window_end = time.monotonic() + window
-    # Count our own CPU time, not wall time: when other work shares the CPU, we still
-    # consume load % of it instead of spinning on a clock while descheduled.
-    cpu_start = time.process_time()
-    quota = busy * window / period
-    while time.process_time() - cpu_start < quota and time.monotonic() < window_end:
-        pass
-    rest = window_end - time.monotonic()
-    if rest > 0:
-        time.sleep(rest)
-'''
-
-# argv: size_bytes deadline. Writes one byte in every page so all of it is resident.
-MEMORY_WORKER_SOURCE = r'''# magsasa-chaos memory worker
-import mmap, sys, time
-size = int(sys.argv[1])
-deadline = float(sys.argv[2])
-page = mmap.PAGESIZE
-held = bytearray(size)
-held[::page] = b"\x01" * len(range(0, size, page))
-while True:
-    left = deadline - time.time()
-    if left <= 0:
-        break
-    time.sleep(min(left, 1.0))
-'''
-
-# argv: mode data_file quota_bytes deadline progress_file. Reports its counters every ~0.5 s.
-DISK_WORKER_SOURCE = r'''# magsasa-chaos disk worker
-import json, os, sys, time
-mode, data, quota, deadline, progress = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
-block = os.urandom(1024 * 1024)
-counters = {"mode": mode, "written": 0, "read": 0, "fsyncs": 0, "passes": 0}
-last = [0.0]
-def report(force=False):
-    now = time.time()
-    if force or now - last[0] >= 0.5:
-        last[0] = now
-        with open(progress + ".tmp", "w") as handle:
-            json.dump(counters, handle)
-        os.rename(progress + ".tmp", progress)
-def fill(sync_each):
-    fd = os.open(data, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        done = 0
-        while done < quota and time.time() < deadline:
-            wrote = os.write(fd, block[:min(len(block), quota - done)])
-            done += wrote
-            counters["written"] += wrote
-            if sync_each:
-                os.fsync(fd)
-                counters["fsyncs"] += 1
-            report()
-        if not sync_each:
-            os.fdatasync(fd)
-    finally:
-        os.close(fd)
-def read_back():
-    fd = os.open(data, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        while time.time() < deadline:
-            chunk = os.read(fd, len(block))
-            if not chunk:
-                break
-            counters["read"] += len(chunk)
-            report()
-    finally:
-        os.close(fd)
-if mode == "read":
-    fill(False)
-while time.time() < deadline:
-    if mode == "read":
-        read_back()
-    else:
-        fill(mode == "fsync")
-    counters["passes"] += 1
-    report(True)
-report(True)
-'''
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -238,8 +143,11 @@ def start_worker(ctx, argv, name):
     return dict(pid=pid, starttime=starttime, name=name)
 
 
-def python_worker_argv(source, *args):
-    return [sys.executable, '-c', source] + [str(a) for a in args]
+def python_worker_argv(ctx, kind, *args):
+    """The argv of a Python worker (``cpu``, ``memory`` or ``disk``): the worker program, installed in
+    the fault's directory, with its arguments."""
+    program = ctx.install_program(_stress_worker, _stress_worker.PROGRAM_FILENAME)
+    return [sys.executable, program, kind] + [str(a) for a in args]
 
 
 def stress_ng_cpu_argv(stress_ng, workers, load_percent, timeout, cpus=None):

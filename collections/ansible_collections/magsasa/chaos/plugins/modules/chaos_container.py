@@ -360,7 +360,8 @@ class ContainerFault(Fault):
             # A container Docker removes when it stops (--rm) cannot be started again: nothing to register.
             entry['auto_remove'] = bool((info.get('HostConfig') or {}).get('AutoRemove'))
             if action in RESTORED_BY_GUARD or not entry['auto_remove']:
-                ctx.on_revert(revert_action(params, RESTORED_BY_GUARD.get(action, 'start'), target['id']))
+                ctx.on_revert(revert_action(params, RESTORED_BY_GUARD.get(action, 'start'), target['id'],
+                                            ctx.install_program))
             entry['injected_at'] = time.time()
             self.hit(action, target, state)
             done.append(entry)

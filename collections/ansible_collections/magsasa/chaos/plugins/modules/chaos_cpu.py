@@ -256,7 +256,7 @@ class CpuFault(Fault):
                 _stress.wait_for_children(processes[0]['pid'], workers)
         else:
             for index in range(workers):
-                argv = _stress.python_worker_argv(_stress.CPU_WORKER_SOURCE, ctx.worker_deadline, load,
+                argv = _stress.python_worker_argv(ctx, 'cpu', ctx.worker_deadline, load,
                                                   _stress.CPU_PERIOD, _stress.format_cpu_list(cpus))
                 processes.append(_stress.start_worker(ctx, argv, 'cpu-worker-%d' % index))
                 ctx.detail(engine='python', processes=processes)

@@ -263,8 +263,6 @@ reverted:
 
 import json
 import os
-import signal
-import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -272,11 +270,12 @@ from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
 from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
     DockerException, container_state, docker_argument_spec, docker_client, docker_required_together, revert_action)
 from ansible_collections.magsasa.chaos.plugins.module_utils._databases import (
-    ENGINE_DEFAULTS, HOLD_CODE, PASSWORD_ENV, RESTART_LOG, DatabaseError, as_user, children_of, is_auth_error,
-    lock_statement, missing_driver, parse_postmaster_opts, postgres_options, postmaster_pid, process_alive,
-    process_cmdline, process_uid, query_once, read_text, server_in_dir, start_action, user_name)
+    ENGINE_DEFAULTS, PASSWORD_ENV, RESTART_LOG, DatabaseError, as_user, holder_argv, is_auth_error, lock_statement,
+    missing_driver, parse_postmaster_opts, postgres_options, postmaster_pid, process_alive, process_cmdline,
+    process_starttime,
+    process_uid, query_once, read_text, server_in_dir, start_action, stop_server_process, user_name)
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
-    Fault, FaultEngine, FaultError, fault_argument_spec, kill_action, spawn_detached)
+    Fault, FaultError, fault_argument_spec, kill_action, run_fault_module, spawn_detached)
 
 POLL_SECONDS = 0.2
 INTENSITY_SECONDS = dict(light=10.0, heavy=30.0)
@@ -295,6 +294,41 @@ class DatabaseFault(Fault):
     def outlives_reboot(self):
         # A stopped server stays stopped; held connections and locks die with the host.
         return self.params['action'] == 'downtime'
+
+    def effective_duration(self):
+        """The ``intensity`` preset's seconds, or ``duration``."""
+        if self.params['intensity']:
+            return INTENSITY_SECONDS[self.params['intensity']]
+        return self.params['duration']
+
+    def after_present(self, result):
+        """``downtime_seconds`` from the effect; a server still down after the revert fails the task."""
+        effect = result.get('effect') or {}
+        result['downtime_seconds'] = effect.get('downtime_seconds')
+        if effect.get('still_down'):
+            errors = guard_errors(result['state_dir'], result['fault_id'], since=result['started_at'])
+            self.fail('%s is STILL DOWN %ss after it was stopped (deadline plus revert_timeout passed)%s'
+                      % (self.describe(), effect['down_for_seconds'],
+                         '; the guard reported: %s' % '; '.join(errors) if errors else ''), **result)
+
+    def after_absent(self, result):
+        """After ``state: absent``: the downtime of the fault it ended, asked of the server when the task
+        names the engine, else taken from when the guard saw the server accept connections."""
+        if self.module.check_mode:
+            return
+        result['downtime_seconds'] = None
+        for fault_id in result['reverted']:
+            entry = _guard.read_history(result['state_dir'], fault_id) or {}
+            stopped_at = (entry.get('details') or {}).get('stopped_at')
+            if stopped_at is None or entry.get('kind') != self.kind:
+                continue
+            ready_at = entry.get('reverted_at')
+            if self.params['engine'] and not missing_driver(self.engine):
+                ready_at = wait_ready(self.engine, self.conn(), time.time() + self.params['revert_timeout'])[0]
+                if ready_at is None:
+                    self.fail('%s is STILL DOWN %.1fs after it was stopped, after reverting fault %s'
+                              % (self.describe(), time.time() - stopped_at, fault_id), **result)
+            result['downtime_seconds'] = round(ready_at - stopped_at, 3)
 
     # -- what we talk to -------------------------------------------------------------
     def conn(self):
@@ -359,7 +393,7 @@ class DatabaseFault(Fault):
                       'login_port, login_user, login_password, login_db: %s' % (self.describe(), error))
         if self.params['action'] == 'connections':
             return dict(engine=self.engine, action='connections', connections=self.params['connections'] or 'all',
-                        target=self.describe(), duration=self.params['duration'])
+                        target=self.describe(), duration=self.effective_duration())
         if self.params['action'] == 'lock':
             error = query_once(self.engine, self.conn(), table=self.params['table'])
             if error is not None:
@@ -367,13 +401,13 @@ class DatabaseFault(Fault):
                           % (self.params['table'], self.describe(), error))
             return dict(engine=self.engine, action='lock', table=self.params['table'],
                         statement=lock_statement(self.engine, self.params['table']), target=self.describe(),
-                        duration=self.params['duration'])
+                        duration=self.effective_duration())
         try:
             self.server = getattr(self, 'locate_%s' % self.params['control'])()
         except (DatabaseError, DockerException, IOError, OSError) as exc:
             self.fail('cannot find the server of %s: %s' % (self.describe(), exc))
         plan = dict(engine=self.engine, action='downtime', control=self.params['control'], mode=self.params['mode'],
-                    target=self.describe(), duration=self.params['duration'])
+                    target=self.describe(), duration=self.effective_duration())
         plan.update((k, v) for k, v in self.server.items() if k != 'start')
         return plan
 
@@ -391,7 +425,8 @@ class DatabaseFault(Fault):
             if not os.path.exists(pid_file):
                 raise DatabaseError('no PostgreSQL server runs in data_dir %s (no postmaster.pid)' % data_dir)
             pid = postmaster_pid(read_text(pid_file))
-            if not process_alive(pid):
+            starttime = process_starttime(pid)
+            if starttime is None:
                 raise DatabaseError('postmaster.pid in %s names pid %d, which is not running' % (data_dir, pid))
             argv = parse_postmaster_opts(read_text(os.path.join(data_dir, 'postmaster.opts')))
             user = self.params['run_as'] or user_name(os.stat(data_dir).st_uid)
@@ -405,9 +440,11 @@ class DatabaseFault(Fault):
                 start += ['-o', options]
             spec = dict(what=what, running_argv=as_user([pg_ctl, 'status', '-D', data_dir], user),
                         start_argv=as_user(start, user), start_waits=True, ready=self.readiness())
-            return dict(server_pid=pid, run_as=user, pg_ctl=pg_ctl, server_argv=argv, start=spec, data_dir=data_dir)
+            return dict(server_pid=pid, server_starttime=starttime, run_as=user, pg_ctl=pg_ctl, server_argv=argv,
+                        start=spec, data_dir=data_dir)
         pid = server_in_dir(data_dir, self.defaults['server_names'])
-        if pid is None:
+        starttime = None if pid is None else process_starttime(pid)
+        if starttime is None:
             raise DatabaseError('no %s process runs with data_dir %s' % (' or '.join(self.defaults['server_names']), data_dir))
         argv = process_cmdline(pid)
         argv[0] = os.readlink('/proc/%d/exe' % pid)
@@ -415,7 +452,8 @@ class DatabaseFault(Fault):
         spec = dict(what=what, running_in_dir=dict(dir=data_dir, names=list(self.defaults['server_names'])),
                     start_argv=as_user(argv, user), start_waits=False, log=os.path.join(data_dir, RESTART_LOG),
                     ready=self.readiness())
-        return dict(server_pid=pid, run_as=user, server_argv=argv, start=spec, data_dir=data_dir)
+        return dict(server_pid=pid, server_starttime=starttime, run_as=user, server_argv=argv, start=spec,
+                    data_dir=data_dir)
 
     def locate_systemd(self):
         unit = self.params['systemd_unit']
@@ -439,9 +477,9 @@ class DatabaseFault(Fault):
             return self.hold(ctx)
         control = self.params['control']
         if control == 'container':
-            ctx.on_revert(revert_action(self.params, 'start', self.server['container_id']))
+            ctx.on_revert(revert_action(self.params, 'start', self.server['container_id'], ctx.install_program))
         else:
-            ctx.on_revert(start_action(self.server['start'], self.params['revert_timeout']))
+            ctx.on_revert(start_action(self.server['start'], self.params['revert_timeout'], ctx.install_program))
         stopped_at = time.time()
         ctx.detail(stopped_at=stopped_at, server_pid=self.server.get('server_pid'))
         try:
@@ -464,12 +502,12 @@ class DatabaseFault(Fault):
         env = dict(os.environ)
         if self.params['login_password'] is not None:
             env[PASSWORD_ENV] = self.params['login_password']
-        pid, starttime = spawn_detached([sys.executable, '-c', HOLD_CODE, json.dumps(spec)], env=env)
+        pid, starttime = spawn_detached(holder_argv(spec, ctx.install_program), env=env)
         ctx.on_revert(kill_action(pid, starttime))
         ctx.detail(holder_pid=pid)
         deadline = time.time() + 60
         while not os.path.exists(status):
-            if not _guard.process_alive(pid, starttime) or time.time() >= deadline:
+            if not process_alive(pid, starttime) or time.time() >= deadline:
                 raise FaultError('the connection holder for %s did not report how many connections it opened'
                                  % self.describe())
             time.sleep(0.05)
@@ -482,27 +520,12 @@ class DatabaseFault(Fault):
         ctx.detail(stopped_at=held['full_at'], held_connections=held['held'], refused_with=held['error'])
 
     def stop_datadir(self):
-        pid = self.server['server_pid']
         if self.engine == 'postgresql' and self.params['mode'] == 'clean':
             self.run(as_user([self.server['pg_ctl'], 'stop', '-D', self.server['data_dir'], '-m', 'fast', '-w',
                               '-t', str(self.params['stop_timeout'])], self.server['run_as']), 'pg_ctl stop -m fast')
             return
-        if self.params['mode'] == 'clean':
-            os.kill(pid, signal.SIGTERM)
-            victims = [pid]
-        else:
-            # Like a power cut: the server and all its processes at once, nothing written on the way out.
-            victims = [pid] + children_of(pid)
-            for victim in victims:
-                try:
-                    os.kill(victim, signal.SIGKILL)
-                except OSError:
-                    pass
-        deadline = time.time() + self.params['stop_timeout']
-        while any(process_alive(v) for v in victims):
-            if time.time() >= deadline:
-                raise DatabaseError('server pid %d did not exit within stop_timeout=%ss' % (pid, self.params['stop_timeout']))
-            time.sleep(0.05)
+        stop_server_process(self.server['server_pid'], self.server['server_starttime'], self.params['mode'],
+                            self.params['stop_timeout'])
 
     def stop_systemd(self):
         unit = self.params['systemd_unit']
@@ -537,7 +560,7 @@ class DatabaseFault(Fault):
         effect['downtime_seconds'] = round(ready_at - details['stopped_at'], 3)
         # Return only once the guard has finished its revert too, so the task's result is final (this
         # reads our own state directory, not the server).
-        while not os.path.exists(history_path(state_dir, fault_id)) and time.time() < deadline:
+        while _guard.read_history(state_dir, fault_id) is None and time.time() < deadline:
             time.sleep(POLL_SECONDS)
         effect['revert_errors'] = guard_errors(state_dir, fault_id, since=ctx.started_at)
         return effect
@@ -562,47 +585,12 @@ def wait_ready(engine, conn, deadline, gave_up=None, table=None):
         time.sleep(POLL_SECONDS)
 
 
-def history_path(state_dir, fault_id):
-    return os.path.join(state_dir, _guard.HISTORY_DIR, fault_id + _guard.RECORD_SUFFIX)
-
-
 def guard_errors(state_dir, fault_id, since=0):
     """The failed revert steps of the fault's revert (if it was reverted after ``since``)."""
-    try:
-        entry = _guard.read_record(history_path(state_dir, fault_id))
-    except ValueError:
-        return []
+    entry = _guard.read_history(state_dir, fault_id)
     if not entry or entry.get('reverted_at', 0) < since:
         return []
-    return [r['error'] for r in (entry or {}).get('revert_results', []) if not r.get('ok')]
-
-
-def report_present(module, fault, result):
-    effect = result.get('effect') or {}
-    result['downtime_seconds'] = effect.get('downtime_seconds')
-    if effect.get('still_down'):
-        errors = guard_errors(result['state_dir'], result['fault_id'], since=result['started_at'])
-        module.fail_json(msg='%s is STILL DOWN %ss after it was stopped (deadline plus revert_timeout passed)%s'
-                             % (fault.describe(), effect['down_for_seconds'],
-                                '; the guard reported: %s' % '; '.join(errors) if errors else ''), **result)
-
-
-def report_absent(module, fault, result):
-    """After ``state: absent``: the downtime of the fault it ended, asked of the server when the task
-    names the engine, else taken from when the guard saw the server accept connections."""
-    result['downtime_seconds'] = None
-    for fault_id in result['reverted']:
-        entry = _guard.read_record(history_path(result['state_dir'], fault_id)) or {}
-        stopped_at = (entry.get('details') or {}).get('stopped_at')
-        if stopped_at is None or entry.get('kind') != DatabaseFault.kind:
-            continue
-        ready_at = entry.get('reverted_at')
-        if module.params['engine'] and not missing_driver(fault.engine):
-            ready_at = wait_ready(fault.engine, fault.conn(), time.time() + module.params['revert_timeout'])[0]
-            if ready_at is None:
-                module.fail_json(msg='%s is STILL DOWN %.1fs after it was stopped, after reverting fault %s'
-                                     % (fault.describe(), time.time() - stopped_at, fault_id), **result)
-        result['downtime_seconds'] = round(ready_at - stopped_at, 3)
+    return [r['error'] for r in entry.get('revert_results', []) if not r.get('ok')]
 
 
 def main():
@@ -636,15 +624,7 @@ def main():
         required_together=docker_required_together(),
         supports_check_mode=True,
     )
-    if module.params['intensity']:
-        module.params['duration'] = INTENSITY_SECONDS[module.params['intensity']]
-    engine = FaultEngine(module, DatabaseFault)
-    result = engine.run()
-    if module.params['state'] == 'present':
-        report_present(module, engine.fault, result)
-    elif not module.check_mode:
-        report_absent(module, engine.fault, result)
-    module.exit_json(**result)
+    run_fault_module(module, DatabaseFault)
 
 
 if __name__ == '__main__':

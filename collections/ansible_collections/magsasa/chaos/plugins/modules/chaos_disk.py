@@ -283,7 +283,7 @@ class DiskFault(Fault):
         for index, (mode, quota) in enumerate(zip(self.worker_modes(), self.quotas())):
             data = os.path.join(scratch, '%s-%d.dat' % (mode, index))
             progress = os.path.join(scratch, '%s-%d.progress' % (mode, index))
-            argv = _stress.python_worker_argv(_stress.DISK_WORKER_SOURCE, mode, data, quota, ctx.worker_deadline, progress)
+            argv = _stress.python_worker_argv(ctx, 'disk', mode, data, quota, ctx.worker_deadline, progress)
             worker = _stress.start_worker(ctx, argv, 'disk-%s-%d' % (mode, index))
             worker.update(mode=mode, quota_bytes=quota, progress=progress)
             processes.append(worker)

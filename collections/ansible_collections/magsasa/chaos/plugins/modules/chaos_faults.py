@@ -259,16 +259,11 @@ class FaultInventory(object):
             result['reverted'] = [r['fault_id'] for _d, r in records]
             result['changed'] = bool(records)
             return result
-        for directory, record in records:
-            entry = _guard.revert_fault(directory, record['fault_id'], 'chaos_faults:%s' % params['state'],
-                                        timeout=params['revert_timeout'])
-            if entry is None:
-                continue
-            result['reverted'].append(entry['fault_id'])
-            if 'final_effect' in entry:
-                result.setdefault('final_effects', {})[entry['fault_id']] = entry['final_effect']
-            result['failures'].extend('%s: %s' % (entry['fault_id'], r['error'])
-                                      for r in entry['revert_results'] if not r['ok'])
+        done = _guard.revert_many([(d, r['fault_id']) for d, r in records], 'chaos_faults:%s' % params['state'],
+                                  timeout=params['revert_timeout'])
+        result.update(reverted=done['reverted'], failures=done['failures'])
+        if done['final_effects']:
+            result['final_effects'] = done['final_effects']
         result['changed'] = bool(result['reverted'])
         result['history'] = self.history()
         return result

@@ -234,7 +234,7 @@ class MemoryFault(Fault):
 
     def inject(self, ctx):
         size_bytes = int(self.size_mb * _stress.MIB)
-        argv = _stress.python_worker_argv(_stress.MEMORY_WORKER_SOURCE, size_bytes, ctx.worker_deadline)
+        argv = _stress.python_worker_argv(ctx, 'memory', size_bytes, ctx.worker_deadline)
         worker = _stress.start_worker(ctx, argv, 'memory-worker')
         ctx.detail(processes=[worker], size_bytes=size_bytes)
         if _stress.HAS_PSUTIL:

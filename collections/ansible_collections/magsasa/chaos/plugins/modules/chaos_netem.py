@@ -423,7 +423,7 @@ import zlib
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, FaultError, fault_argument_spec, fault_required_if, kill_action, run_fault_module, spawn_detached)
-from ansible_collections.magsasa.chaos.plugins.module_utils import _guard, _netem, _nfqueue
+from ansible_collections.magsasa.chaos.plugins.module_utils import _guard, _netem, _nfqueue, _proc
 
 MISSING_QDISC = 'Specified qdisc kind is unknown'
 PROC_ANCESTORS = 32
@@ -448,8 +448,6 @@ def find_ssh_connection():
         try:
             with open('/proc/%d/environ' % pid, 'rb') as handle:
                 environ = handle.read().split(b'\0')
-            with open('/proc/%d/stat' % pid, 'r') as handle:
-                stat = handle.read()
         except (IOError, OSError):
             break
         for entry in environ:
@@ -457,7 +455,9 @@ def find_ssh_connection():
                 parsed = _netem.parse_ssh_connection(entry.split(b'=', 1)[1].decode('utf-8', 'replace'))
                 if parsed:
                     return parsed, 'SSH_CONNECTION of process %d' % pid
-        pid = int(stat[stat.rfind(')') + 2:].split()[1])
+        pid = _proc.parent(pid)
+        if pid is None:
+            break
     return None, 'none'
 
 

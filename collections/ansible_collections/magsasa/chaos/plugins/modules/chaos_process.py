@@ -315,11 +315,17 @@ class ProcessFault(Fault):
         if self.signal in STOP_SIGNALS and params['wait_for_restart']:
             self.fail('`wait_for_restart` does not apply to the stop `signal` %s: the processes are frozen, '
                       'not restarted' % params['signal'])
-        if params['duration'] < params['wait_for_restart'] + 5:
-            if params['wait_for_restart'] + 5 > params['max_duration']:
-                self.fail('`wait_for_restart` %s needs a duration over max_duration %s; raise max_duration'
-                          % (params['wait_for_restart'], params['max_duration']))
-            params['duration'] = params['wait_for_restart'] + 5
+
+    def effective_duration(self):
+        """At least ``wait_for_restart`` plus 5 s, so the fault outlasts the wait for the restart."""
+        params = self.params
+        floor = params['wait_for_restart'] + 5
+        if params['duration'] >= floor:
+            return params['duration']
+        if floor > params['max_duration']:
+            self.fail('`wait_for_restart` %s needs a duration over max_duration %s; raise max_duration'
+                      % (params['wait_for_restart'], params['max_duration']))
+        return floor
 
     def select(self):
         """Find the processes now; refuse an empty selection or one holding a protected process."""

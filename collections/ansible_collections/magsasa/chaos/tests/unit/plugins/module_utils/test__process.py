@@ -28,11 +28,6 @@ def pids(procs):
     return sorted(p['pid'] for p in procs)
 
 
-def test_parse_stat_with_spaces_and_parens_in_name():
-    text = '4242 (my (odd) name) S 17 4242 4242 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0'
-    assert _process.parse_stat(text) == ('S', 17, '98765')
-
-
 @pytest.mark.parametrize('name, expected', [
     ('gunicorn', [10, 11, 12]),
     ('sleep', [20]),
@@ -84,18 +79,6 @@ def test_pick_sizes(count, percent, size):
 def test_pick_is_random():
     picks = set(tuple(_process.pick(list(range(20)), 1, rng=random.Random(seed))) for seed in range(30))
     assert len(picks) > 1
-
-
-@pytest.mark.parametrize('value, number', [('SIGKILL', 9), ('KILL', 9), ('kill', 9), ('9', 9), ('SIGTERM', 15),
-                                           ('hup', 1)])
-def test_signal_number(value, number):
-    assert _process.signal_number(value) == number
-
-
-@pytest.mark.parametrize('value', ['SIGNOPE', '999', 'kil', ''])
-def test_signal_number_rejects(value):
-    with pytest.raises(ValueError):
-        _process.signal_number(value)
 
 
 @pytest.mark.parametrize('text, pid', [('1234\n', 1234), (' 77 ', 77), ('42\nextra\n', 42)])

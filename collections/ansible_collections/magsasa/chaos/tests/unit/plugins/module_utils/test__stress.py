@@ -108,9 +108,3 @@ def test_stress_ng_cpu_argv():
     full = _stress.stress_ng_cpu_argv('stress-ng', 1, 100, 5)
     assert '--taskset' not in full and '--cpu-load-slice' not in full
     assert _stress.stress_ng_cpu_argv('stress-ng', 1, 1, 5)[5:7] == ['--cpu-load-slice', '1']
-
-
-@pytest.mark.parametrize('source', [_stress.CPU_WORKER_SOURCE, _stress.MEMORY_WORKER_SOURCE,
-                                    _stress.DISK_WORKER_SOURCE])
-def test_worker_sources_compile(source):
-    compile(source, '<worker>', 'exec')

@@ -12,7 +12,12 @@ import time
 
 import pytest
 
-from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
+from ansible_collections.magsasa.chaos.plugins.module_utils import _fault, _guard
+
+
+def installed_guard(tmp_path):
+    """The guard as a fault installs it: copied, with what it imports next to it, into a directory of its own."""
+    return _fault.install_program(_guard, _guard.GUARD_FILENAME, str(tmp_path / 'installed'))
 
 
 def _sleeper():
@@ -136,6 +141,46 @@ def test_failed_revert_keeps_the_record_active_for_a_retry(tmp_path):
     assert [r['fault_id'] for r in active] == ['f3'] and active[0]['revert_failures']
 
 
+@pytest.mark.parametrize('faults, reverted, failed', [
+    ([], [], []),
+    (['ok'], ['a0'], []),
+    (['ok', 'gone', 'ok'], ['a0', 'a2'], []),
+    (['fails', 'ok'], ['a0', 'a1'], ['a0']),
+    (['ok', 'fails', 'fails'], ['a0', 'a1', 'a2'], ['a1', 'a2']),
+])
+def test_revert_many_reverts_every_fault_whatever_fails(tmp_path, faults, reverted, failed):
+    """One call for every caller that reverts several faults: a failed step of one never keeps the others
+    from being reverted, a fault already gone is skipped, and final effects and failures are collected."""
+    dirs = [tmp_path / 'one', tmp_path / 'two']
+    targets, scratches = [], []
+    for index, kind in enumerate(faults):
+        state_dir = str(dirs[index % 2])
+        fault_id = 'a%d' % index
+        targets.append((state_dir, fault_id))
+        if kind == 'gone':
+            continue
+        scratch = tmp_path / ('scratch-%d' % index)
+        scratch.mkdir()
+        scratches.append(scratch)
+        effect = tmp_path / ('effect-%d.json' % index)
+        effect.write_text('{"held": %d}' % index)
+        revert = [dict(type='remove', path=str(scratch))]
+        if kind == 'fails':
+            revert.append(dict(type='command', argv=['false']))
+        if not os.path.isdir(state_dir):
+            os.makedirs(state_dir)
+        _guard.write_record(_guard.record_path(state_dir, fault_id), dict(
+            fault_id=fault_id, expires_at=1.0, revert=revert, details=dict(final_effect_file=str(effect))))
+    done = _guard.revert_many(targets, 'test:many', timeout=0.3)
+    assert done['reverted'] == reverted
+    assert [f.split(':')[0] for f in done['failures']] == failed
+    assert all('false' in f or 'rc=' in f or 'exit' in f for f in done['failures']), done['failures']
+    assert done['final_effects'] == dict((f, dict(held=int(f[1:]))) for f in reverted)
+    assert not any(s.exists() for s in scratches)
+    still_active = sorted(r['fault_id'] for d in dirs if d.is_dir() for r in _guard.list_records(str(d)))
+    assert still_active == failed
+
+
 def test_corrupt_record_is_listed_not_fatal(tmp_path):
     (tmp_path / 'bad.json').write_text('{"fault_id": ')
     records = _guard.list_records(str(tmp_path))
@@ -149,7 +194,7 @@ def test_guard_process_reverts_at_the_deadline(tmp_path):
         _guard.write_record(_guard.record_path(state_dir, 'f4'), dict(
             fault_id='f4', expires_at=time.time() + 0.5, lease_expires_at=None,
             revert=[dict(type='kill', pid=proc.pid, starttime=starttime, group=True)]))
-        guard = subprocess.Popen([sys.executable, _guard.__file__, 'watch', state_dir, 'f4'])
+        guard = subprocess.Popen([sys.executable, installed_guard(tmp_path), 'watch', state_dir, 'f4'])
         assert guard.wait(timeout=10) == 0
         assert proc.wait(timeout=5) is not None
         history = _guard.read_record(os.path.join(state_dir, 'history', 'f4.json'))
@@ -200,7 +245,7 @@ def test_guard_reverts_at_once_when_a_watched_helper_dies(tmp_path):
         fault_id='f5', status='active', expires_at=time.time() + 60, lease_expires_at=None,
         details=dict(watch=[dict(name='nfqueue delayer', pid=helper.pid, starttime=helper_start)]),
         revert=[dict(type='remove', path=str(scratch))]))
-    guard = subprocess.Popen([sys.executable, _guard.__file__, 'watch', state_dir, 'f5'])
+    guard = subprocess.Popen([sys.executable, installed_guard(tmp_path), 'watch', state_dir, 'f5'])
     try:
         time.sleep(0.5)
         assert guard.poll() is None and scratch.exists()
