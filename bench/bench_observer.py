@@ -196,7 +196,20 @@ class ContainerCase(Case):
                          str(READY_AFTER)],
             name=NAME, detach=True, restart_policy={'Name': 'always'}, ports={'8000/tcp': ('127.0.0.1', self.port)},
             volumes={obs.TESTS: {'bind': '/svc', 'mode': 'ro'}})
+        # Recorded as they come, not asked for afterwards: the daemon replays only its last 256 events of
+        # all containers, which a busy machine overwrites within the length of one experiment.
+        self.events = []
+        self.stream = self.client.api.events(decode=True, filters={'container': self.container.id, 'type': 'container'})
+        self.listener = threading.Thread(target=self.listen, daemon=True)
+        self.listener.start()
         self.quiet()
+
+    def listen(self):
+        try:
+            for event in self.stream:
+                self.events.append(event)
+        except Exception:  # the stream closed at teardown
+            pass
 
     def quiet(self):
         obs.wait_http(self.url, timeout=30)
@@ -217,10 +230,8 @@ class ContainerCase(Case):
 
     def recovery(self, since):
         """Docker's 'die' event and its next 'start' event, by the daemon's clock."""
-        events = self.client.api.events(since='%.6f' % (since - 0.5), until='%.6f' % time.time(), decode=True,
-                                        filters={'container': self.container.id, 'type': 'container'})
         died = None
-        for event in events:
+        for event in [e for e in self.events if e['timeNano'] / 1e9 >= since - 0.5]:
             action = event.get('Action') or event.get('status')
             if action == 'die' and died is None:
                 died = event['timeNano'] / 1e9
@@ -230,6 +241,7 @@ class ContainerCase(Case):
 
     def teardown(self):
         self.container.remove(force=True)
+        self.stream.close()
 
 
 def obs_docker_time(value):
