@@ -68,9 +68,21 @@ def process_scenario(name, duration=6, **parameters):
 
 
 def outage_after(probe, since, until):
-    """The first outage the passive probe saw that started in [since, until]."""
-    spans = probe.outages(since, until)
-    return spans[0] if spans else None
+    """``(first failed sample, next good one)`` of the longest outage the passive probe saw that started
+    in [since, until]. The longest, not the first: on a loaded machine a single slow answer (over the
+    probe's timeout) just before the kill is an outage of its own, and would stand in for the real one."""
+    spans, down_since = [], None
+    for sent, ok in list(probe.samples):
+        if sent < since:
+            continue
+        if not ok and down_since is None:
+            if sent > until:
+                break
+            down_since = sent
+        elif ok and down_since is not None:
+            spans.append((down_since, sent))
+            down_since = None
+    return max(spans, key=lambda span: span[1] - span[0]) if spans else None
 
 
 def wait_until(predicate, timeout, step=0.05):
@@ -239,6 +251,13 @@ class ContainerCase(Case):
                 return died, event['timeNano'] / 1e9
         return None
 
+    def listening(self, since):
+        """When the service in the container listened again (its own log line, the host's clock)."""
+        stamps = [float(line.rsplit(' at ', 1)[1]) for line in self.container.logs().decode().splitlines()
+                  if line.startswith('listening on ')]
+        later = [stamp for stamp in stamps if stamp >= since]
+        return later[0] if later else None
+
     def teardown(self):
         self.container.remove(force=True)
         self.stream.close()
@@ -401,15 +420,19 @@ def one_run(case, kind, probe, machine, directory, run):
         killed_at = record['window']['fault_start']
     time.sleep(0.3)  # the passive probe's first good sample after the service is back
     window = case.recovery(since)
-    result = dict(kind=kind, run=run + 1, killed_at=killed_at, window=window,
+    listening = case.listening(killed_at) if hasattr(case, 'listening') else None
+    outage = outage_after(probe, killed_at - 0.5, killed_at + 2)
+    result = dict(kind=kind, run=run + 1, killed_at=killed_at, window=window, listening=listening,
                   log=None if window is None else window[1] - window[0],
-                  probe=outage_after(probe, killed_at - 0.5, killed_at + 2), controller=controller,
+                  outage=outage, probe=None if outage is None else outage[1] - outage[0], controller=controller,
                   machine_cores=None if window is None else machine.busy_cores(*window),
                   ours_cores=None if window is None or controller is None else controller_cores(controller, *window))
-    print('  run %d %-7s kill +0.000, recovery window +%s..+%s: %s s; probe outage %s s; machine busy %s cores, '
-          'our controller %s cores%s' % (
+    print('  run %d %-7s kill +0.000, recovery window +%s..+%s: %s s;%s probe outage +%s..+%s: %s s; '
+          'machine busy %s cores, our controller %s cores%s' % (
               run + 1, kind, fmt(window and window[0] - killed_at), fmt(window and window[1] - killed_at),
-              fmt(result['log']), fmt(result['probe']), fmt(result['machine_cores'], 2),
+              fmt(result['log']), ' service listening +%s;' % fmt(listening - killed_at) if listening else '',
+              fmt(outage and outage[0] - killed_at), fmt(outage and outage[1] - killed_at),
+              fmt(result['probe']), fmt(result['machine_cores'], 2),
               fmt(result['ours_cores'], 2), '; ' + fmt_controller(controller) if controller else ''), file=sys.stderr)
     return result
 
