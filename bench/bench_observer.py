@@ -314,7 +314,10 @@ class DatabaseCase(Case):
         victims = [pid] + [child.pid for child in psutil.Process(pid).children()]
         killed_at = time.time()
         for victim in victims:
-            os.kill(victim, signal.SIGKILL)
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:  # a backend of one of the probe's connections, ended meanwhile
+                pass
         wait_until(lambda: not any(psutil.pid_exists(v) and psutil.Process(v).status() != psutil.STATUS_ZOMBIE
                                    for v in victims), 10)
         time.sleep(max(0.0, killed_at + DB_DOWN - time.time()))
