@@ -529,13 +529,19 @@ def print_recovery_table(results, runs):
                 label, source, len(present(r[key] for r in out['without'])), len(present(r[key] for r in out['with'])),
                 fmt(without), spread(r[key] for r in out['without']), fmt(with_), spread(r[key] for r in out['with']),
                 fmt(ratio, 2), '%.2f-%.2f' % interval if interval else 'n/a', within_target(without, with_)))
-    print('\nWhat ran while the target recovered (medians over the recovery windows of the source above)\n')
-    print('| case | machine busy cores without | machine busy cores with | our controller cores with |')
-    print('|---|---|---|---|')
+    print('\nWhat ran while the target recovered (over the recovery windows of the source above; medians, max). '
+          'Our controller\'s share of the busy CPU bounds how much it can have slowed a CPU-starved recovery.\n')
+    print('| case | machine busy cores without | machine busy cores with | our controller cores with | '
+          'our share of the busy CPU |')
+    print('|---|---|---|---|---|')
     for label, _source, out in results:
-        print('| %s | %s | %s | %s |' % (label, fmt(median(r['machine_cores'] for r in out['without']), 2),
-                                         fmt(median(r['machine_cores'] for r in out['with']), 2),
-                                         fmt(median(r['ours_cores'] for r in out['with']), 2)))
+        shares = [r['ours_cores'] / r['machine_cores'] for r in out['with']
+                  if r['ours_cores'] is not None and r['machine_cores']]
+        print('| %s | %s | %s | %s (max %s) | %s (max %s) |' % (
+            label, fmt(median(r['machine_cores'] for r in out['without']), 2),
+            fmt(median(r['machine_cores'] for r in out['with']), 2), fmt(median(r['ours_cores'] for r in out['with']), 2),
+            fmt(max(present(r['ours_cores'] for r in out['with'])) if shares else None, 2),
+            '%.1f %%' % (100 * median(shares)) if shares else 'n/a', '%.1f %%' % (100 * max(shares)) if shares else 'n/a'))
     print('\nController CPU per experiment (ansible-playbook and every process it waited for)\n')
     print('| case | runs | wall s | CPU s | hold s | hold CPU s | hold CPU % of one core |')
     print('|---|---|---|---|---|---|---|')
