@@ -24,6 +24,11 @@ A second table states the probe's own load: the target's latency seen by the ben
 our sampler probes it at 1 Hz and at 10 Hz.
 
     .venv/bin/python bench/bench_observer.py [--runs 8] [--cases supervisor,pidfile,container,database,probe-load]
+    .venv/bin/python bench/bench_observer.py --runs 6 --cases container-factors
+
+``container-factors`` (not in the default set) isolates the parts of an experiment one at a time for the
+container crash: the bench's kill alone, the same kill while our 10 Hz probe runs, and the crash done by
+``chaos_container`` itself (kill path, guard, watchdog, event-stream wait) without ansible-playbook.
 
 A printed table, not a timed test: numbers depend on the machine and on what else runs.
 """
@@ -559,6 +564,66 @@ SOURCES = {'supervisor': "supervisord's log", 'pidfile': "restart loop's log", '
            'database': "PostgreSQL's log (start to ready)"}
 
 
+# --------------------------------------------------------------------------- one part of ours at a time
+
+FACTORS = ('bench kill', 'bench kill + our 10 Hz probe', 'kill by chaos_container')
+
+
+def container_factors(directory, runs):
+    """The container crash with one part of our experiment at a time, interleaved (rotating order):
+    the bench's kill alone, the same kill while our resilience_probe sampler probes the published port
+    at 10 Hz (as an experiment runs it), and the crash done by ``chaos_container`` itself (run directly,
+    ``start_at`` 2 s ahead as the role schedules it: its kill path, guard, watchdog and event-stream
+    wait). Docker's die-to-start, so a part that slows the restart shows without the controller's noise."""
+    import support_containers_db as support
+    case = ContainerCase()
+    case.setup(directory)
+    probes = os.path.join(directory, 'probes')
+    out = dict((factor, []) for factor in FACTORS)
+    try:
+        case.quiet()
+        case.kill()
+        for run in range(runs):
+            for factor in FACTORS[run % 3:] + FACTORS[:run % 3]:
+                case.quiet()
+                probe_id = 'factor-%d' % run
+                if factor == FACTORS[1]:
+                    _probe.launch({'type': 'http', 'url': case.url, 'interval': 0.1, 'timeout': 5.0, 'max_lifetime': 300,
+                                   'probe_id': probe_id, 'expected_status': [200],
+                                   'concurrency': _probe.default_concurrency(0.1, 5.0)}, probes)
+                    time.sleep(2)
+                since = time.time()
+                if factor == FACTORS[2]:
+                    result = support.run_module('chaos_container', dict(
+                        name=NAME, action='crash', duration=6, wait_for_recovery=30, start_at=time.time() + 2,
+                        state_dir=os.path.join(directory, 'faults')))
+                    if result.get('failed'):
+                        raise RuntimeError('chaos_container failed: %s' % result.get('msg'))
+                    time.sleep(max(0.0, result['expires_at'] + 0.5 - time.time()))  # the guard's end: a no-op start
+                else:
+                    case.kill()
+                case.quiet()
+                if factor == FACTORS[1]:
+                    _probe.stop(probes, probe_id)
+                window = case.recovery(since)
+                out[factor].append(None if window is None else window[1] - window[0])
+                print('  run %d %-30s die to start %s s' % (run + 1, factor, fmt(out[factor][-1])), file=sys.stderr)
+    finally:
+        case.teardown()
+    print('\nOne part of ours at a time: container crash, Docker die to start (%d runs each, rotating order; '
+          'medians in seconds)\n' % runs)
+    print('| kill | n | median | spread | ratio to the bench kill | 90 % bootstrap |')
+    print('|---|---|---|---|---|---|')
+    alone = median(out[FACTORS[0]])
+    for factor in FACTORS:
+        value = median(out[factor])
+        interval = ratio_interval(out[FACTORS[0]], out[factor])
+        print('| %s | %d | %s | %s | %s | %s |' % (
+            factor, len(present(out[factor])), fmt(value), spread(out[factor]),
+            fmt(value / alone if value is not None and alone else None, 2),
+            '%.2f-%.2f' % interval if interval and factor != FACTORS[0] else ''))
+
+
 # --------------------------------------------------------------------------- the probe's own load
 
 def client_latencies(url, seconds, rate=5.0):
@@ -631,7 +696,7 @@ def main():
     results = []
     try:
         for name in args.cases.split(','):
-            if name == 'probe-load':
+            if name in ('probe-load', 'container-factors'):
                 continue
             case = CASES[name]()
             print('== %s' % case.label, file=sys.stderr)
@@ -644,6 +709,10 @@ def main():
                 case.teardown()
         if results:
             print_recovery_table(results, args.runs)
+        if 'container-factors' in args.cases.split(','):
+            print('== container crash, one part of ours at a time', file=sys.stderr)
+            os.makedirs(os.path.join(directory, 'factors'))
+            container_factors(os.path.join(directory, 'factors'), args.runs)
         if 'probe-load' in args.cases.split(','):
             probe_load(directory, args.load_seconds)
     finally:
