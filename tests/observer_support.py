@@ -188,7 +188,8 @@ def run_experiment(directory, scenario, target_url, fault_defaults, state_dir, e
 
     ``controller``: ``wall_seconds`` and ``cpu_seconds`` of the whole ansible-playbook run (from
     wait4, so every reaped descendant counts and the detached guard and probe do not), and
-    ``hold_cpu_seconds`` / ``hold_seconds`` over the experiment's hold phase, sampled from /proc.
+    ``hold_cpu_seconds`` / ``hold_seconds`` over the experiment's hold phase, sampled from /proc
+    every 0.1 s (``samples``: ``[(time, cumulative CPU seconds)]``, for any other window).
     """
     directory = str(directory)
     reports = os.path.join(directory, 'reports-%d' % int(time.time() * 1e6))
@@ -214,7 +215,7 @@ def run_experiment(directory, scenario, target_url, fault_defaults, state_dir, e
                 cpu = tree_cpu_seconds(root)
                 if cpu is not None:
                     samples.append((time.time(), cpu))
-                done.wait(0.2)
+                done.wait(0.1)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         deadline = started + timeout
@@ -238,7 +239,7 @@ def run_experiment(directory, scenario, target_url, fault_defaults, state_dir, e
         record = json.load(handle)['experiments'][0]
     record['_output'] = output
     record['_rc'] = proc.returncode
-    controller = dict(wall_seconds=wall, cpu_seconds=usage.ru_utime + usage.ru_stime)
+    controller = dict(wall_seconds=wall, cpu_seconds=usage.ru_utime + usage.ru_stime, samples=samples)
     start = record['window']['fault_start']
     if start is not None:
         end = start + float(scenario['duration'])
