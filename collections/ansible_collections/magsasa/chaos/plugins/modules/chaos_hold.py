@@ -19,7 +19,7 @@ description:
     prints the host's clock and rewrites the fault's lease file; the fault's guard reads that file.
     No Python is started on the target for a renewal.
   - Over the C(ansible.builtin.local) and C(community.docker.docker) connections (without become) one shell is started on
-    the target for the whole hold and renews once for each line the holder sends it every O(tick): a pipe write per
+    the target for the whole hold and renews once for each line the holder sends it every O(tick), a pipe write per
     tick instead of a process start (a C(docker exec)) per host per tick. The shell renews nothing by itself, so a
     holder or controller that dies (the pipe closes) or a link that is lost (no line arrives) lets the lease lapse
     exactly as before. Over other connections every tick runs the shell line as one command.
