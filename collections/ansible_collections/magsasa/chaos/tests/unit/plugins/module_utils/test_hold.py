@@ -64,7 +64,7 @@ def test_renewal_loop_reports_a_failed_renewal_with_its_status_and_message(tmp_p
     (tmp_path / 'f1.json').write_text('{}')
     (tmp_path / 'f1.lease').mkdir()  # a lease path that cannot be written
     out = subprocess.run(['sh', '-c', _hold.renewal_loop(_hold.renewal_command(str(tmp_path), 'f1', 3))],
-                         input='\n', capture_output=True, text=True, timeout=10).stdout
+                         input='\n', capture_output=True, text=True, timeout=10, check=True).stdout
     text, rc = _hold.split_answer(out)
     assert rc not in (0, None) and 'f1.lease' in text, out
 
