@@ -213,12 +213,14 @@ def experiment(record_dir, inventory, state_root, targets, duration, forks, extr
     extra = {'chaos_suite_scenarios': [scenario], 'chaos_suite_groups': {'b': [scenario['name']]}, 'chaos_group': 'b'}
     extra.update(extra_vars)
     run_env = env(CHAOS_REPORT_OUTPUT_DIR=record_dir, **extra_env)
-    execs = timeline = None
+    execs = None
+    # the timeline always: the hold's CPU is measured from the hold task's start, after the previous
+    # steps' workers were reaped (their CPU lands in the controller's children times when they are)
+    timeline = os.path.join(record_dir + '.timeline')
+    run_env.update(BENCH_TIMELINE_FILE=timeline,
+                   ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, 'bench', 'callback_plugins'),
+                   ANSIBLE_CALLBACKS_ENABLED='magsasa.chaos.chaos_report,bench_timeline')
     if profile_with:
-        timeline = os.path.join(record_dir + '.timeline')
-        run_env.update(BENCH_TIMELINE_FILE=timeline,
-                       ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, 'bench', 'callback_plugins'),
-                       ANSIBLE_CALLBACKS_ENABLED='magsasa.chaos.chaos_report,bench_timeline')
         execs = DockerExecs(profile_with)
     started = time.time()
     try:
@@ -239,12 +241,15 @@ def experiment(record_dir, inventory, state_root, targets, duration, forks, extr
             entries.append(json.load(handle))
     injected = [e['injected_at'] for e in entries]
     held = [e['revert_started_at'] - e['injected_at'] for e in entries]
-    hold_cpu = cpu_between(samples, max(injected) + 1.0, min(e['revert_started_at'] for e in entries) - 0.5)
+    lines = load_timeline(timeline)
+    hold = [line['at'] for line in lines if line['event'] in ('start', 'end') and line['task'].endswith(HOLD_TASK)]
+    hold_cpu = cpu_between(samples, max([max(injected)] + hold[:1]) + 1.0,
+                           min([min(e['revert_started_at'] for e in entries)] + hold[-1:]) - 0.5)
     row = dict(n=len(targets), rc=rc, status=record.get('status'), wall=wall, spread=max(injected) - min(injected), held_min=min(held),
                held_max=max(held), cpu=hold_cpu,
                lapsed=sum(1 for e in entries if e['reverted_by'] == 'guard:lease-expired'))
     if profile_with:
-        row['profile'] = profile(load_timeline(timeline), events, started, started + wall)
+        row['profile'] = profile(lines, events, started, started + wall)
     return row
 
 

@@ -193,7 +193,8 @@ class ActionModule(ActionBase):
         # of the controller's process group does not reach this one: it must notice by itself that
         # its controller is gone, and stop renewing, or the faults would outlive the controller.
         controller = os.getppid()
-        channel = self._open_channel(command)
+        # a slice renews about once: a channel would cost its start and its close on top of that one renewal
+        channel = self._open_channel(command) if slice_end is None else None
         # the first answer waits for the channel to start (a docker exec under load), later ones
         # only for one round trip; past the lease a late answer renews nothing useful anyway
         answer_timeout = max(float(self._play_context.timeout or 10), lease)
