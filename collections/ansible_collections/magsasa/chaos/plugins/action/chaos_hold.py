@@ -126,7 +126,9 @@ class ActionModule(ActionBase):
         this connection has no known command line for it (or become is in play): then every tick
         runs ``command`` over the connection."""
         connection = self._connection
-        name = getattr(connection, '_load_name', None) or getattr(connection, 'transport', '')
+        # transport is the name the connection was asked for ('local', 'community.docker.docker');
+        # _load_name of a collection plugin is its Python module path
+        name = getattr(connection, 'transport', None) or getattr(connection, '_load_name', '')
         if name not in self._CHANNEL_CONNECTIONS or getattr(connection, 'become', None) is not None:
             return None
         shell = self._play_context.executable or '/bin/sh'
