@@ -137,8 +137,38 @@ def held(fleet, names, record):
     return entries
 
 
+class DockerExecs:
+    """dockerd's own exec_create events for some containers, while a run lasts."""
+
+    def __init__(self, names):
+        self.names = set(names)
+        self.events = []
+        self.proc = subprocess.Popen([require("docker"), "events", "--format", "{{json .}}", "--filter", "type=container",
+                                      "--filter", "event=exec_create"], stdout=subprocess.PIPE, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            event = json.loads(line)
+            name = event.get("Actor", {}).get("Attributes", {}).get("name")
+            if name in self.names:
+                self.events.append((event["timeNano"] / 1e9, name))
+
+    def stop(self):
+        time.sleep(0.5)  # the last events
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.reader.join(timeout=5)
+        return self.events
+
+
 def test_five_hosts_are_injected_and_held_together(fleet, tmp_path):
-    result = fleet.run(tmp_path, suite(memory_scenario("Fleet Memory", duration=5)), args=("--forks", "10"))
+    execs = DockerExecs(fleet.names[:5])
+    try:
+        result = fleet.run(tmp_path, suite(memory_scenario("Fleet Memory", duration=5)), args=("--forks", "10"))
+    finally:
+        events = execs.stop()
     assert result.returncode == 0, result.stdout[-4000:]
     record = records(tmp_path)[0]
     assert record["status"] == "completed", record
@@ -147,6 +177,10 @@ def test_five_hosts_are_injected_and_held_together(fleet, tmp_path):
     assert max(injected) - min(injected) <= 2.0, injected
     for name, entry in entries.items():
         assert abs(entry["revert_started_at"] - entry["injected_at"] - 5) <= 1.0, (name, entry)
+        # one renewal channel per host for the whole hold, not a docker exec per tick (5 ticks here)
+        during = [at for at, host in events if host == name
+                  and entry["injected_at"] + 0.5 <= at <= entry["revert_started_at"] - 0.5]
+        assert len(during) <= 1, (name, len(during), "docker execs during a 5 s hold")
     assert fleet.history(fleet.names[5], record["fault"]["fault_ids"][0]) is None, "the spare host was faulted"
     assert [p["host"] for p in record["hosts"]] == fleet.names[:5]
     assert all(p["ended"] == "deadline" and p["status"] == "ok" for p in record["hosts"]), record["hosts"]

@@ -3,8 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """Pure helpers of the hold (the action plugin magsasa.chaos.chaos_hold): the shell line that
-renews a lease over any connection, reading the target's clock from it, and naming how a fault
-that is gone ended from its history entry."""
+renews a lease over any connection, the shell loop that runs it once per line its holder sends
+(one long-lived channel per host instead of a command per tick), reading the target's clock and
+the line's status from their output, and naming how a fault that is gone ended from its history
+entry."""
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
@@ -12,6 +14,7 @@ __metaclass__ = type
 import shlex
 
 GONE_MARKER = 'MAGSASA_CHAOS_FAULT_GONE'
+TICK_END_MARKER = 'MAGSASA_CHAOS_TICK_END'
 CLOCK_COMMAND = 'date +%s.%N'
 
 # reverted_by of a history entry -> how the host's part of the experiment ended
@@ -31,6 +34,26 @@ def renewal_command(state_dir, fault_id, lease):
     path = shlex.quote('%s/%s.lease' % (state_dir.rstrip('/'), fault_id))
     return '%s; if [ -e %s ]; then printf %%s %s > %s; else echo %s; fi' % (
         CLOCK_COMMAND, record, shlex.quote('%g' % float(lease)), path, GONE_MARKER)
+
+
+def renewal_loop(command):
+    """A POSIX shell loop that runs ``command`` once for every line it reads on stdin and ends each
+    answer with the end marker and the command's exit status. It renews nothing by itself: only a
+    line from the holder does, so when the controller dies or the link is lost (stdin closes or
+    stays silent) the renewals stop and the lease lapses as it would with a command per tick."""
+    return 'while IFS= read -r _; do { %s; } 2>&1; echo %s $?; done' % (command, TICK_END_MARKER)
+
+
+def split_answer(output):
+    """``(stdout, rc)`` of one answer of :func:`renewal_loop` (its text up to the end marker), or
+    ``(output, None)`` when the end marker is missing."""
+    head, marker, tail = output.rpartition(TICK_END_MARKER)
+    if not marker:
+        return output, None
+    try:
+        return head, int(tail.split()[0])
+    except (IndexError, ValueError):
+        return head, None
 
 
 def parse_clock(stdout):

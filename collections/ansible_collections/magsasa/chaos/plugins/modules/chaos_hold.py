@@ -18,6 +18,11 @@ description:
     that host until its deadline. Every O(tick) it runs one shell line over the host's existing connection that
     prints the host's clock and rewrites the fault's lease file; the fault's guard reads that file.
     No Python is started on the target for a renewal.
+  - Over the C(ansible.builtin.local) and C(community.docker.docker) connections (without become) one shell is started on
+    the target for the whole hold and renews once for each line the holder sends it every O(tick), a pipe write per
+    tick instead of a process start (a C(docker exec)) per host per tick. The shell renews nothing by itself, so a
+    holder or controller that dies (the pipe closes) or a link that is lost (no line arrives) lets the lease lapse
+    exactly as before. Over other connections every tick runs the shell line as one command.
   - Ends early when O(stop_file) appears (written by another host's holder or by the controller), when the probe's
     O(samples_file) breaches O(stop_conditions), or when the fault is gone (lease lapsed, reverted by the guard or from
     outside). An ending other than the deadline writes O(stop_file) so the holders of the other hosts stop too.
@@ -69,7 +74,9 @@ options:
         forks than targets, so every host's lease is renewed by a round of short holds.
     type: float
   stop_file:
-    description: A file on the controller whose appearance ends the hold; holders that end abnormally write it.
+    description:
+      - A file on the controller whose appearance ends the hold; holders that end abnormally write it (creating its
+        directory when missing). C(~) is expanded.
     type: str
   samples_file:
     description: The background probe's samples (JSON lines) on the controller, for O(stop_conditions).

@@ -7,6 +7,7 @@ __metaclass__ = type
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -28,6 +29,55 @@ def test_renewal_rewrites_the_lease_the_guard_reads_and_never_revives_a_gone_fau
     out = subprocess.run(['sh', '-c', _hold.renewal_command(state, 'f1', 3)], capture_output=True, text=True,
                          check=True).stdout
     assert _hold.GONE_MARKER in out and not os.path.exists(_guard.lease_path(state, 'f1'))
+
+
+def test_renewal_loop_renews_once_per_line_and_ends_when_its_input_closes(tmp_path):
+    state = str(tmp_path)
+    (tmp_path / 'f1.json').write_text('{}')
+    _guard.write_lease(state, 'f1', 30)
+    lease = _guard.lease_path(state, 'f1')
+    loop = subprocess.Popen(['sh', '-c', _hold.renewal_loop(_hold.renewal_command(state, 'f1', 3))],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        answers = []
+        for _line in range(2):
+            os.utime(lease, (1000, 1000))
+            loop.stdin.write('\n')
+            loop.stdin.flush()
+            answer = loop.stdout.readline() + loop.stdout.readline()
+            answers.append(_hold.split_answer(answer))
+            assert _guard.read_lease(state, 'f1')[0] > 1000
+        assert all(rc == 0 and _hold.parse_clock(out) is not None for out, rc in answers), answers
+        # silence renews nothing: the lease keeps its old mtime until the next line
+        os.utime(lease, (1000, 1000))
+        time.sleep(0.3)
+        assert _guard.read_lease(state, 'f1')[0] == 1000
+        loop.stdin.close()
+        assert loop.wait(timeout=5) == 0
+    finally:
+        if loop.poll() is None:
+            loop.kill()
+            loop.wait()
+
+
+def test_renewal_loop_reports_a_failed_renewal_with_its_status_and_message(tmp_path):
+    (tmp_path / 'f1.json').write_text('{}')
+    (tmp_path / 'f1.lease').mkdir()  # a lease path that cannot be written
+    out = subprocess.run(['sh', '-c', _hold.renewal_loop(_hold.renewal_command(str(tmp_path), 'f1', 3))],
+                         input='\n', capture_output=True, text=True, timeout=10, check=True).stdout
+    text, rc = _hold.split_answer(out)
+    assert rc not in (0, None) and 'f1.lease' in text, out
+
+
+@pytest.mark.parametrize('output, expected', [
+    ('1700000000.5\nMAGSASA_CHAOS_TICK_END 0\n', ('1700000000.5\n', 0)),
+    ('1700000000.5\nsh: 1: cannot create x: Is a directory\nMAGSASA_CHAOS_TICK_END 2\n',
+     ('1700000000.5\nsh: 1: cannot create x: Is a directory\n', 2)),
+    ('1700000000.5\n', ('1700000000.5\n', None)),
+    ('MAGSASA_CHAOS_TICK_END\n', ('', None)),
+])
+def test_split_answer(output, expected):
+    assert _hold.split_answer(output) == expected
 
 
 def test_renewal_quotes_paths():
