@@ -26,27 +26,16 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psutil
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.dirname(sys.executable)
-IMAGE = os.environ.get('MAGSASA_BASE_IMAGE', 'magsasa/debian-base:bookworm')
-STATE_IN_HOST = '/var/lib/fleet-chaos'
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b'{"status": "ok"}'
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+sys.path.insert(0, os.path.join(ROOT, 'tests'))
+from harness.containers import (  # noqa: E402 (the tests' harness: the same container hosts as tests/test_fleet.py)
+    STATE_IN_HOST, inventory_hosts, remove_container_hosts, start_container_hosts)
+from harness.services import Service  # noqa: E402
 
 
 def env(**extra):
@@ -111,22 +100,14 @@ def main():
     client = docker.from_env()
     root = tempfile.mkdtemp(prefix='fleet-bench-')
     names = ['fleet-bench-%d' % n for n in range(1, max(sizes) + 1)]
-    server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = Service()
     rows = []
     try:
-        for name in names:
-            state = os.path.join(root, 'state', name)
-            os.makedirs(state)
-            client.containers.run(IMAGE, ['sleep', 'infinity'], name=name, detach=True, init=True,
-                                  volumes={state: {'bind': STATE_IN_HOST, 'mode': 'rw'}})
-        hosts = dict((n, {'ansible_connection': 'community.docker.docker', 'ansible_host': n,
-                          'ansible_python_interpreter': '/usr/bin/python3'}) for n in names)
+        start_container_hosts(client, names, root)
         inventory = os.path.join(root, 'inventory.yml')
         with open(inventory, 'w') as handle:
-            yaml.safe_dump({'all': {'hosts': hosts, 'vars': {
-                'chaos_environment': 'local', 'chaos_target_url': 'http://127.0.0.1:%d/' % server.server_address[1],
-                'chaos_max_hosts': max(sizes)}}}, handle)
+            yaml.safe_dump({'all': {'hosts': inventory_hosts(names), 'vars': {
+                'chaos_environment': 'local', 'chaos_target_url': target.url, 'chaos_max_hosts': max(sizes)}}}, handle)
         for size in sizes:
             targets = names[:size]
             scenario = {'name': 'Bench Memory %d' % size, 'type': 'memory', 'intensity': 'light',
@@ -167,13 +148,11 @@ def main():
         if opts.smoke:
             smoke(root)
     finally:
-        server.shutdown()
-        for name in names:
-            try:
-                client.containers.get(name).remove(force=True)
-            except Exception:  # already gone
-                pass
+        target.close()
+        left = remove_container_hosts(client, names)
         shutil.rmtree(root, ignore_errors=True)
+        if left:
+            raise SystemExit('container hosts left behind: %s' % left)
 
 
 def smoke(root):

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import stat
-import subprocess
 import tempfile
 import threading
 import time
@@ -20,7 +19,8 @@ import xml.etree.ElementTree as ET
 import psutil
 import pytest
 
-from conftest import REPO_ROOT, ansible_env, require, require_image, require_postgres_bin_dir, run_playbook
+from harness import (REPO_ROOT, ansible_env, require, require_image, require_postgres_bin_dir, run_playbook,
+                     start_playbook)
 
 PROBE_INTERVAL = 0.05
 # The experiment's own probe interval (chaos_experiment_probe_interval's default).
@@ -61,9 +61,7 @@ def chaos_playbook(demo_state_dir, fault_state, reports, extra, args=(), backgro
                   "chaos_experiment_tick": 2, "chaos_experiment_lease": 8, "chaos_suite_pause_between": 1}, **extra)
     env = ansible_env(MAGSASA_DEMO_STATE_DIR=demo_state_dir, CHAOS_REPORT_OUTPUT_DIR=str(reports))
     if background:
-        command = [require("ansible-playbook"), "playbooks/chaos.yml", "-i", "inventories/local", "-e", json.dumps(extra)]
-        return subprocess.Popen(command, cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        return start_playbook("chaos.yml", extra, args=("-i", "inventories/local"), env=env, merge_stderr=True)
     return run_playbook("chaos.yml", extra, args=("-i", "inventories/local") + tuple(args), env=env, timeout=600)
 
 

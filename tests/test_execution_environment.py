@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, require
+from harness import REPO_ROOT, require
 
 pytestmark = pytest.mark.timeout(300)
 COLLECTION = REPO_ROOT / "collections" / "ansible_collections" / "magsasa" / "chaos"
