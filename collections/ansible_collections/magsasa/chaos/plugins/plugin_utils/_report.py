@@ -190,6 +190,28 @@ def md_code(value, in_table=False):
     return Markup('%s%s%s' % (fence, text, fence))
 
 
+_MARKUP_CHARS = frozenset('<>&')
+
+
+def md_text(value, in_table=True, limit=MAX_TEXT):
+    """Untrusted prose that may mark commands the Markdown way (`make demo`): the marked spans become
+    code spans (shown verbatim), the rest is escaped as by ``md_escape``. Text with an odd number of
+    backticks has no spans, and a span holding ``<``, ``>`` or ``&`` stays escaped text, so no markup
+    character reaches the page unescaped."""
+    parts = plain_text(value, limit).split('`')
+    if len(parts) % 2 == 0:
+        return Markup(md_escape('`'.join(parts), limit=0))
+    rendered = []
+    for index, part in enumerate(parts):
+        if index % 2 == 0:
+            rendered.append(md_escape(part, limit=0))
+        elif part.strip() and not _MARKUP_CHARS & set(part):
+            rendered.append(md_code(part, in_table=in_table))
+        else:
+            rendered.append(md_escape('`%s`' % part, limit=0))
+    return Markup(''.join(rendered))
+
+
 def xml_text(value):
     """Text that is legal in XML 1.0 (ElementTree escapes markup but keeps control characters)."""
     if value is None:
@@ -705,7 +727,8 @@ def render_markdown(report, template_text=None):
     """Render the report view model through a Jinja2 template (the shipped one when None).
 
     Expressions are escaped for Markdown automatically; the template gets the view model as
-    `report` and the helpers `md` (escape), `num` (format a number) and the marks.
+    `report` and the helpers `md` (escape), `text` (escape, `marked` spans as code), `num`
+    (format a number), `code` and the marks.
     """
     if template_text is None:
         template_text = load_default_template()
@@ -714,6 +737,7 @@ def render_markdown(report, template_text=None):
     env.filters['md'] = lambda value: Markup(md_escape(value, limit=0))
     env.filters['num'] = fmt_number
     env.filters['code'] = md_code
+    env.filters['text'] = md_text
     template = env.from_string(template_text)
     return template.render(report=report, marks={'pass': MARK_PASS, 'fail': MARK_FAIL, 'none': MARK_NONE,
                                                  'expected': MARK_EXPECTED})
