@@ -2,7 +2,8 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The run's outcome for the chaos_suite role: the report's own judgement (plugin_utils/_report.py)."""
+"""What the roles share with the report (plugin_utils/_report.py): the run's outcome as the report
+judges it, and the secret keys no record keeps."""
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import experiment_outcome, plain_text
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import experiment_outcome, plain_text, redact
 
 ERRORED = ('ERROR',)
 VIOLATED = ('FAIL', 'ABORTED')
@@ -42,8 +43,15 @@ def failing_experiments(records, violations=False):
     return found
 
 
+def without_secrets(params):
+    """``params`` without the keys the report treats as secret (at any depth), URLs without credentials."""
+    if not isinstance(params, Mapping):
+        raise AnsibleFilterError('magsasa.chaos.without_secrets: the input must be a dict, got %s' % type(params).__name__)
+    return redact(dict(params))
+
+
 class FilterModule(object):
-    """The run's outcome."""
+    """The run's outcome and what a record may keep."""
 
     def filters(self):
-        return {'failing_experiments': failing_experiments}
+        return {'failing_experiments': failing_experiments, 'without_secrets': without_secrets}

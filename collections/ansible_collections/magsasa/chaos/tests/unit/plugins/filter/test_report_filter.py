@@ -8,7 +8,7 @@ __metaclass__ = type
 import pytest
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.magsasa.chaos.plugins.filter.report import failing_experiments
+from ansible_collections.magsasa.chaos.plugins.filter.report import failing_experiments, without_secrets
 
 PASSED = {'name': 'A', 'status': 'completed', 'slo': {'verdict': 'pass', 'checks': []}}
 VIOLATED = {'name': 'B', 'status': 'completed',
@@ -47,3 +47,25 @@ def test_nothing_fails_a_run_that_passed(records):
 def test_bad_input_is_named(records, violations, message):
     with pytest.raises(AnsibleFilterError, match=message):
         failing_experiments(records, violations)
+
+
+@pytest.mark.parametrize('key, secret', [
+    ('login_password', True), ('passwd', True), ('passphrase', True), ('login_pass', True), ('pass', True),
+    ('client_secret', True), ('api_token', True), ('webhook_url', True), ('api_key', True), ('apikey', True),
+    ('private_key', True), ('ssh_key', True), ('key', True), ('credentials', True), ('auth_header', True),
+    ('cookie', True), ('session_id', True),
+    ('passed', False), ('name', False), ('pidfile', False), ('signal', False), ('monkey', False),
+    ('keep_samples', False), ('duration', False), ('table', False),
+])
+def test_without_secrets_drops_secret_keys(key, secret):
+    assert (key in without_secrets({key: 'x', 'duration': 5})) is not secret
+
+
+def test_without_secrets_goes_deep_and_strips_url_credentials():
+    params = {'login': {'login_password': 'hunter2', 'host': 'db'}, 'url': 'https://user:pw@example.invalid/x'}
+    assert without_secrets(params) == {'login': {'host': 'db'}, 'url': 'https://***@example.invalid/x'}
+
+
+def test_without_secrets_wants_a_dict():
+    with pytest.raises(AnsibleFilterError, match='the input must be a dict, got list'):
+        without_secrets(['login_password'])
