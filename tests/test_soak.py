@@ -45,17 +45,25 @@ def row(**values):
     # Within the slack: RSS may wobble by 10 % + 8 MB.
     ([row(demo_rss_mb=100.0), row(demo_rss_mb=100.0), row(demo_rss_mb=117.0)], []),
     ([row(demo_rss_mb=100.0), row(demo_rss_mb=100.0), row(demo_rss_mb=119.0)], ['demo_rss_mb']),
+    # A PostgreSQL worker that comes and goes is a moment, not a leak: the floor of the last three runs is judged.
+    ([row(demo_fds=93), row(demo_fds=94), row(demo_fds=114), row(demo_fds=104), row(demo_fds=94), row(demo_fds=104)],
+     []),
+    ([row(demo_fds=93), row(demo_fds=94), row(demo_fds=100), row(demo_fds=112), row(demo_fds=113), row(demo_fds=115)],
+     ['demo_fds']),
+    # What a fault leaves behind counts in any run, even when a later run cleans it up.
+    ([row(), row(), row(run_tables=1), row(), row()], ['run_tables']),
+    ([row(), row(), row(containers=1), row()], ['containers']),
 ])
 def test_grown(rows, expected):
     assert soak.grown(rows) == expected
 
 
 def test_render_names_every_column_and_the_verdict():
-    rows = [dict(row(), iter=1, wall_s=1.0, verdict='PASS', history=2, host_tables=0, host_qdiscs=0)]
+    rows = [dict(row(), iter=1, wall_s=1.0, verdict='PASS', history=2, host_tables=0, host_qdiscs=0, host_containers=0)]
     text = soak.render(rows, soak.verdict_of(rows))
     header = text.splitlines()[0]
     for title in ('wall s', 'demo procs', 'demo fds', 'demo RSS MB', 'ctl RSS MB', 'fault procs left', 'state files',
-                  'run nft tables', 'run qdiscs', 'containers'):
+                  'run nft tables', 'run qdiscs', 'demo containers down', 'host containers'):
         assert title in header
     assert text.endswith('verdict: nothing grows')
 

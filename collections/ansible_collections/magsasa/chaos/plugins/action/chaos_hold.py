@@ -15,7 +15,7 @@ import os
 import shlex
 import time
 
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
@@ -100,6 +100,13 @@ class ActionModule(ActionBase):
                 break
             try:
                 res, sent, back = self._remote(command)
+            except AnsibleConnectionFailure as exc:
+                # the link is gone (a dead SSH connection, a host down): renewals stop here, and the
+                # target's guard reverts the fault when the last lease it was given runs out
+                ended = 'unreachable'
+                reason = '%s (renewals stopped; the guard on the host reverts the fault when its %g s lease lapses)' % (
+                    to_text(exc), lease) if fault_id else to_text(exc)
+                break
             except AnsibleError as exc:
                 ended, reason = 'error', to_text(exc)
                 break
@@ -149,7 +156,7 @@ class ActionModule(ActionBase):
                 ended, reason = 'stop-condition', breach
                 break
             time.sleep(max(0.0, min(t for t in (now + tick, wake, slice_end) if t is not None) - time.time()))
-        if ended in ('error', 'reverted-outside', 'lease-lapsed', 'stop-condition', 'guard'):
+        if ended in ('error', 'unreachable', 'reverted-outside', 'lease-lapsed', 'stop-condition', 'guard'):
             _write_stop(stop_file, '%s on %s: %s' % (ended, task_vars.get('inventory_hostname'), reason))
         result.update(changed=False, ended=ended, reason=reason, clock_offset=offset, renewals=renewals,
                       held_from=began, held_until=time.time(), history=history_summary(history),

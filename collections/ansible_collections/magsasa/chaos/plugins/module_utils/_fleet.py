@@ -11,7 +11,7 @@ __metaclass__ = type
 
 # hold endings that end the experiment early, and what the experiment's status becomes
 ABORTING = {'stop-condition': 'aborted', 'reverted-outside': 'aborted'}
-FAILING = ('error', 'lease-lapsed', 'guard')
+FAILING = ('error', 'unreachable', 'lease-lapsed', 'guard')
 
 
 def select_targets(matched, in_play, max_hosts, pattern):
@@ -65,8 +65,10 @@ def host_part(host, inject=None, hold=None, revert=None, residue=None, lock=None
             history.update(source)
     for entry in list(residue.get('history') or []) + list(revert.get('history') or []):
         history.update(dict((k, v) for k, v in entry.items() if v is not None))
-    error = task_error(lock) or task_error(inject) or (hold.get('reason') if hold.get('ended') == 'error' else None) \
-        or task_error(hold) or task_error(revert)
+    hold_error = hold.get('reason') if hold.get('ended') in ('error', 'unreachable') else None
+    error = task_error(lock) or task_error(inject) or hold_error or task_error(hold) or task_error(revert)
+    # the connection to the host failed (not the fault on it): the record says so
+    unreachable = hold.get('ended') == 'unreachable' or any(r.get('unreachable') for r in (lock, inject, hold, revert))
     injected = _num(inject.get('injected_at')) if inject.get('injected_at') is not None else _num(history.get('injected_at'))
     reverted = _num(history.get('reverted_at'))
     # the hold ends when the revert begins; the revert's own duration is shown apart
@@ -74,7 +76,7 @@ def host_part(host, inject=None, hold=None, revert=None, residue=None, lock=None
     ended = hold.get('ended')
     by = history.get('reverted_by') or ''
     if error:
-        ended = 'error'
+        ended = 'unreachable' if unreachable else 'error'
     elif ended in (None, 'slice', 'stopped', 'deadline', 'instant'):
         if by.startswith('chaos_faults:absent') and ended not in ('deadline', 'instant'):
             ended = 'revert'

@@ -132,7 +132,9 @@ RETURN = r'''
 ended:
   description:
     - How the hold ended on this host - V(deadline), V(slice), V(stopped) (the stop file appeared),
-      V(stop-condition), V(lease-lapsed), V(guard), V(reverted-outside) or V(error).
+      V(stop-condition), V(lease-lapsed), V(guard), V(reverted-outside), V(controller-gone), V(error), or
+      V(unreachable) (the connection to the host failed; renewals stop and the host's guard reverts the fault
+      when its lease lapses).
   returned: always
   type: str
 reason:

@@ -60,7 +60,9 @@ def test_host_part_puts_the_window_in_the_controller_clock():
     ({'ended': 'lease-lapsed', 'reason': 'the lease lapsed'}, 'guard:lease-expired', 'lease-lapsed', 'failed'),
     ({'ended': 'stopped', 'reason': 'stop-condition on web2'}, 'chaos_faults:absent', 'revert', 'ok'),
     ({'ended': 'stop-condition', 'reason': 'stop condition breached'}, 'chaos_faults:absent', 'stop-condition', 'ok'),
-    ({'ended': 'error', 'reason': 'ssh: connection refused'}, None, 'error', 'failed'),
+    ({'ended': 'error', 'reason': 'renewing the lease failed (rc 1): read-only file system'}, None, 'error', 'failed'),
+    ({'ended': 'unreachable', 'reason': 'ssh: connect to host 10.0.0.3 port 22: Connection timed out'}, None,
+     'unreachable', 'failed'),
     ({'ended': 'reverted-outside', 'reason': 'halt'}, 'chaos_faults:absent_all', 'reverted-outside', 'ok'),
     ({'ended': 'guard', 'reason': 'signal'}, 'guard:signal-15', 'guard', 'failed'),
 ])
@@ -72,8 +74,24 @@ def test_host_part_says_how_the_host_ended(hold, revert_by, ended, status):
 
 def test_an_unreachable_host_is_a_failed_part_with_the_connection_error():
     part = _fleet.host_part('web3', inject={'unreachable': True, 'msg': 'docker: container fleet-3 is not running'})
-    assert part['status'] == 'failed' and part['ended'] == 'error'
+    assert part['status'] == 'failed' and part['ended'] == 'unreachable'
     assert part['reason'] == 'unreachable: docker: container fleet-3 is not running'
+
+
+def test_a_link_lost_during_the_hold_keeps_the_holds_connection_error():
+    lost = 'Failed to connect to the host via ssh: ssh: connect to host 10.0.0.3 port 22: Connection timed out'
+    part = _fleet.host_part('web3', inject={'injected_at': 1.0}, hold={'ended': 'unreachable', 'reason': lost},
+                            revert={'unreachable': True, 'msg': 'Data could not be sent to remote host'},
+                            residue={'unreachable': True, 'msg': 'Data could not be sent to remote host'})
+    assert (part['status'], part['ended'], part['reason']) == ('failed', 'unreachable', lost)
+    assert part['reverted_at'] is None and part['reverted_by'] is None
+
+
+def test_a_host_lost_only_at_the_rollback_is_unreachable():
+    part = _fleet.host_part('web3', inject={'injected_at': 1.0}, hold={'ended': 'deadline'},
+                            revert={'unreachable': True, 'msg': 'ssh: connect to host web3 port 22: No route to host'})
+    assert (part['status'], part['ended']) == ('failed', 'unreachable')
+    assert part['reason'] == 'unreachable: ssh: connect to host web3 port 22: No route to host'
 
 
 @pytest.mark.parametrize('parts, status, reason', [
