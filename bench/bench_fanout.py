@@ -36,27 +36,16 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psutil
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.dirname(sys.executable)
-IMAGE = os.environ.get('MAGSASA_BASE_IMAGE', 'magsasa/debian-base:bookworm')
-STATE_IN_HOST = '/var/lib/fleet-chaos'
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b'{"status": "ok"}'
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+sys.path.insert(0, os.path.join(ROOT, 'tests'))
+from harness.containers import (  # noqa: E402 (the tests' harness: the same container hosts as tests/test_fleet.py)
+    STATE_IN_HOST, remove_container_hosts, start_container_hosts)
+from harness.services import Service  # noqa: E402
 
 
 def env(**extra):
@@ -295,16 +284,11 @@ def main():
     root = tempfile.mkdtemp(prefix=opts.prefix + '-')
     os.chmod(root, 0o711)  # the demo's PostgreSQL runs as postgres and must reach its data dir
     names = ['%s-%d' % (opts.prefix, n) for n in range(1, max(sizes or [0]) + 1)]
-    server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = Service()
     state_root = os.path.join(root, 'state')
-    url = 'http://127.0.0.1:%d/' % server.server_address[1]
+    url = target.url
     try:
-        for name in names:
-            state = os.path.join(state_root, name)
-            os.makedirs(state)
-            client.containers.run(IMAGE, ['sleep', 'infinity'], name=name, detach=True, init=True,
-                                  volumes={state: {'bind': STATE_IN_HOST, 'mode': 'rw'}})
+        start_container_hosts(client, names, root)
         inventory = write_inventory(root, 'inventory.yml', url, dict(
             (n, {'ansible_connection': 'community.docker.docker', 'ansible_host': n}) for n in names))
         rows = []
@@ -324,13 +308,11 @@ def main():
         if opts.smoke:
             smoke(root, opts.profile)
     finally:
-        server.shutdown()
-        for name in names:
-            try:
-                client.containers.get(name).remove(force=True)
-            except Exception:  # already gone
-                pass
+        target.close()
+        left = remove_container_hosts(client, names)
         shutil.rmtree(root, ignore_errors=True)
+        if left:
+            raise SystemExit('container hosts left behind: %s' % left)
 
 
 def smoke(root, with_profile):

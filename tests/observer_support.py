@@ -17,8 +17,8 @@ from datetime import datetime
 
 import psutil
 
-from hostfaults_helpers import SUPERVISOR_CONF
-from support_containers_db import free_port  # noqa: F401 (the bench uses it from here)
+from harness import ansible_env, free_port, playbook_command
+from harness.faults import SUPERVISOR_CONF
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -197,12 +197,9 @@ def run_experiment(directory, scenario, target_url, fault_defaults, state_dir, e
                   'chaos_group': 'one', 'chaos_experiment_state_dir': state_dir,
                   'chaos_experiment_baseline_seconds': 2}
     extra_vars.update(extra or {})
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'collections'), ANSIBLE_NOCOLOR='1',
-               CHAOS_REPORT_OUTPUT_DIR=reports, PATH=BIN + os.pathsep + os.environ.get('PATH', ''))
+    env = ansible_env(CHAOS_REPORT_OUTPUT_DIR=reports)
     log_path = os.path.join(directory, 'ansible-%d.log' % int(time.time() * 1e6))
-    command = [os.path.join(BIN, 'ansible-playbook'), 'playbooks/chaos.yml',
-               '-i', inventory(directory, target_url, fault_defaults), '-e', json.dumps(extra_vars)]
+    command = playbook_command('chaos.yml', inventory(directory, target_url, fault_defaults), extra_vars)
     samples = []
     with open(log_path, 'w') as log:
         started = time.time()

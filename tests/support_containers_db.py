@@ -14,19 +14,15 @@ import signal
 import socket
 import subprocess
 import tempfile
-import textwrap
 import time
 import uuid
 
-import pytest
 
-from conftest import missing
+from harness import (  # noqa: F401 (run_module: the tests use it from here)
+    REPO_ROOT, free_port, missing, require, require_docker, run_module, run_play, wait_for)
+from harness.faults import wait_history
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS = os.path.join(ROOT, 'collections')
-MODULES = os.path.join(COLLECTIONS, 'ansible_collections', 'magsasa', 'chaos', 'plugins', 'modules')
-VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
-PYTHON = os.path.join(VENV_BIN, 'python')
+ROOT = str(REPO_ROOT)
 BUSYBOX_IMAGE = 'magsasa-test/busybox:latest'
 # The newest PostgreSQL server on this machine (15 on Debian 12, 16 on GitHub's ubuntu-24.04).
 PG_BIN = (sorted(glob.glob('/usr/lib/postgresql/*/bin'), key=lambda p: int(p.split('/')[-2]) if p.split('/')[-2].isdigit() else 0)
@@ -35,70 +31,13 @@ MARIADBD = '/usr/sbin/mariadbd'
 DB_PASSWORD = 'chaos-Secret-42'
 
 
-def require(ok, what):
-    """Skip when a real part is missing, except in CI where that is a failure."""
-    if not ok:
-        missing('%s is missing' % what)
-
-
 def unique(prefix):
     return '%s-%s' % (prefix, uuid.uuid4().hex[:8])
 
 
-def free_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-def env():
-    result = dict(os.environ)
-    result.update(ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
-                  PYTHONPATH=COLLECTIONS, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
-    return result
-
-
-def run_module(name, args, timeout=120):
-    """Run a module file directly (as AnsiballZ would) and return its JSON result."""
-    with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as handle:
-        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
-    try:
-        proc = subprocess.run([PYTHON, os.path.join(MODULES, name + '.py'), handle.name], env=env(),
-                              capture_output=True, text=True, timeout=timeout)
-    finally:
-        os.unlink(handle.name)
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError('module %s printed no JSON (rc %d): %s %s' % (name, proc.returncode, proc.stdout, proc.stderr))
-
-
-def write_playbook(directory, tasks):
-    """A localhost playbook around ``tasks`` (YAML text), run with the venv interpreter."""
-    path = os.path.join(directory, 'play.yml')
-    with open(path, 'w') as handle:
-        handle.write(textwrap.dedent('''\
-            - name: Chaos test
-              hosts: localhost
-              connection: local
-              gather_facts: false
-              vars:
-                ansible_python_interpreter: %s
-              tasks:
-            ''') % PYTHON)
-        handle.write(textwrap.indent(textwrap.dedent(tasks), '    '))
-    return path
-
-
-def playbook_argv(path):
-    return [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', 'localhost,', path]
-
-
 def run_playbook(directory, tasks, timeout=180):
-    path = write_playbook(directory, tasks)
-    return subprocess.run(playbook_argv(path), env=env(), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    """Run the tasks (YAML text) on localhost; the CompletedProcess, output as a user sees it."""
+    return run_play(directory, tasks, timeout=timeout)
 
 
 def read_json(path):
@@ -109,9 +48,7 @@ def read_json(path):
 def history(state_dir, fault_id, timeout=15):
     """The revert history entry of a fault, once the guard (or a module) has written it: the effect of a
     revert shows in the world a moment before its history entry is written."""
-    path = os.path.join(state_dir, 'history', fault_id + '.json')
-    assert wait_for(lambda: os.path.exists(path), timeout), 'no revert history for %s' % fault_id
-    return read_json(path)
+    return wait_history(state_dir, fault_id, timeout)
 
 
 # ---------------------------------------------------------------- docker
@@ -120,10 +57,10 @@ def docker(*args, check=True):
     return subprocess.run(['docker'] + list(args), capture_output=True, text=True, check=check, timeout=60)
 
 
-def docker_available():
-    if not shutil.which('docker'):
-        return False
-    return subprocess.run(['docker', 'info'], capture_output=True, timeout=30).returncode == 0
+def require_dockerd():
+    """The docker CLI and a reachable dockerd (the tests drive both)."""
+    require('docker', 'apt-get install docker.io')
+    require_docker()
 
 
 def ensure_busybox_image():
@@ -183,16 +120,6 @@ def http_get(ip, port=8080, timeout=1.0):
     finally:
         sock.close()
     return data.decode('utf-8', 'replace')
-
-
-def wait_for(predicate, timeout, interval=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def parse_docker_time(value):
@@ -574,13 +501,15 @@ class MariaServer(DbServer):
         return open(path).read()[-1500:] if os.path.exists(path) else ''
 
 
-def postgres_available():
-    return os.path.exists(os.path.join(PG_BIN, 'pg_ctl')) and _has_user('postgres') and os.geteuid() == 0
+def require_postgres():
+    if not (os.path.exists(os.path.join(PG_BIN, 'pg_ctl')) and _has_user('postgres') and os.geteuid() == 0):
+        missing('PostgreSQL 15 (postgresql package) and root is missing')
 
 
-def mariadb_available():
-    return os.path.exists(MARIADBD) and shutil.which('mariadb-install-db') is not None and _has_user('mysql') \
-        and os.geteuid() == 0
+def require_mariadb():
+    if not (os.path.exists(MARIADBD) and shutil.which('mariadb-install-db') is not None and _has_user('mysql')
+            and os.geteuid() == 0):
+        missing('MariaDB (mariadb-server package) and root is missing')
 
 
 def _has_user(name):

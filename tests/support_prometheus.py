@@ -17,8 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import require
-from support_containers_db import free_port
+from harness import free_port, require
 
 SCRAPE_CONFIG = """\
 global:

@@ -9,7 +9,6 @@ The rendered survey specs and workflow nodes (plain dicts to the modules) are ch
 what AWX accepts and what the playbooks read.
 """
 
-import json
 import os
 import socket
 import subprocess
@@ -17,7 +16,8 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, ansible_env, require
+import harness
+from harness import REPO_ROOT, ansible_env, require, run_playbook
 
 pytestmark = pytest.mark.timeout(300)
 TOKEN = "awx-token-do-not-print-4f1c"
@@ -49,19 +49,17 @@ def vault(tmp_path_factory):
 
 def apply(vault, url, start_at=None):
     secrets, password = vault
-    command = [require("ansible-playbook"), str(APPLY), "--check", "-e", "@%s" % secrets,
-               "--vault-password-file", str(password), "-e", "chaos_awx_controller_url=%s" % url]
+    args = ["--check", "-e", "@%s" % secrets, "--vault-password-file", str(password)]
     if start_at:
-        command += ["--start-at-task", start_at]
-    env = dict(ansible_env(), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
-    result = subprocess.run(command, cwd=str(REPO_ROOT), env=env, capture_output=True, text=True, timeout=240)
+        args += ["--start-at-task", start_at]
+    result = run_playbook(APPLY, {"chaos_awx_controller_url": url}, args, timeout=240, env=ansible_env(json=True))
     assert TOKEN not in result.stdout + result.stderr
     return result
 
 
 def task_results(result):
-    data = json.loads(result.stdout)
-    return {t["task"]["name"]: t["hosts"]["localhost"] for play in data["plays"] for t in play["tasks"]}
+    """{task name: the localhost result} of a JSON-callback run."""
+    return {entry["_task"]: entry for entry in harness.task_results(result)}
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +148,7 @@ def test_missing_url_or_token_is_refused_before_any_request(vault, tmp_path):
     outcome = task_results(result)["The controller URL and token are required"]
     assert result.returncode != 0 and outcome["failed"]
     secrets, password = vault
-    env = ansible_env()
-    no_token = subprocess.run([require("ansible-playbook"), str(APPLY), "--check",
-                               "-e", "chaos_awx_controller_url=https://awx.example.com"],
-                              cwd=str(REPO_ROOT), env=env, capture_output=True, text=True, timeout=240)
+    no_token = run_playbook(APPLY, {"chaos_awx_controller_url": "https://awx.example.com"}, ["--check"], timeout=240)
     assert no_token.returncode != 0
     assert "The controller URL and token are required" in no_token.stdout
     assert "awx.example.com/api" not in no_token.stdout + no_token.stderr

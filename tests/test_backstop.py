@@ -13,9 +13,9 @@ import uuid
 import psutil
 import pytest
 
-import hostfaults_helpers as h
 import support_containers_db as support
-from hostfaults_helpers import state_dir, task  # noqa: F401 (state_dir is a fixture)
+from harness import faults as h
+from harness.faults import task
 
 # The watchdog polls every 0.5 s; the revert itself (SIGTERM of a worker, or a container start)
 # comes on top. These are the bounds the README states, plus room for a busy shared machine.
@@ -56,7 +56,7 @@ def wait_until(predicate, timeout, interval=0.02):
 
 def test_watchdog_reverts_a_cpu_fault_whose_guard_was_sigkilled(tmp_path, state_dir):
     fault_id = 'cpu-orphan-%s' % uuid.uuid4().hex[:6]
-    injected = h.run_playbook(tmp_path, [cpu(fault_id, state_dir, duration=90)])[0]
+    injected = h.run_tasks(tmp_path, [cpu(fault_id, state_dir, duration=90)])[0]
     assert injected['changed'] and injected['backstops']['watchdog'] in ('process', 'running'), injected
     record = h.wait_for_record(state_dir, fault_id)
     guard = record['guard']['pid']
@@ -116,7 +116,7 @@ def test_guard_and_watchdog_run_with_a_lowered_oom_score(tmp_path, state_dir):
     expected = -900 if may_lower_oom_score() else 0
     fault_id = 'cpu-oom-%s' % uuid.uuid4().hex[:6]
     with raised_oom_score(500):
-        h.run_playbook(tmp_path, [cpu(fault_id, state_dir, duration=30)])
+        h.run_tasks(tmp_path, [cpu(fault_id, state_dir, duration=30)])
     record = h.wait_for_record(state_dir, fault_id)
     try:
         (watchdog,) = watchdogs(state_dir)
@@ -126,14 +126,14 @@ def test_guard_and_watchdog_run_with_a_lowered_oom_score(tmp_path, state_dir):
         workers = [p for p in h.fault_processes(state_dir) if p.pid not in (guard_pid, watchdog.pid)]
         assert workers and all(oom_score_adj(p.pid) == 500 for p in workers), workers
     finally:
-        h.run_playbook(tmp_path, [task('chaos_cpu', state='absent', fault_id=fault_id, state_dir=state_dir)])
+        h.run_tasks(tmp_path, [task('chaos_cpu', state='absent', fault_id=fault_id, state_dir=state_dir)])
 
 
 def test_watchdog_reverts_at_the_deadline_when_the_guard_is_stuck(tmp_path, state_dir):
     """A guard that is alive but stopped (SIGSTOP): the watchdog reverts 1 s past the deadline.
     The CPU workers carry their own deadline, so the revert is timed by its history entry."""
     fault_id = 'cpu-stuck-%s' % uuid.uuid4().hex[:6]
-    h.run_playbook(tmp_path, [cpu(fault_id, state_dir, duration=10)])
+    h.run_tasks(tmp_path, [cpu(fault_id, state_dir, duration=10)])
     record = h.wait_for_record(state_dir, fault_id)
     guard = psutil.Process(record['guard']['pid'])
     guard.suspend()
@@ -152,7 +152,7 @@ def test_watchdog_reverts_at_the_deadline_when_the_guard_is_stuck(tmp_path, stat
 
 @pytest.fixture
 def httpd_container():
-    support.require(support.docker_available(), 'a running dockerd')
+    support.require_dockerd()
     support.ensure_busybox_image()
     name = support.unique('survive-ct')
     support.run_httpd_container(name, restart='no', healthcheck=False)
@@ -166,7 +166,7 @@ def httpd_container():
 def test_watchdog_starts_a_stopped_container_whose_guard_was_sigkilled(tmp_path, state_dir, httpd_container):
     persist = str(tmp_path / 'persist')
     fault_id = 'ct-orphan-%s' % uuid.uuid4().hex[:6]
-    h.run_playbook(tmp_path, [task('chaos_container', name=httpd_container, action='stop', stop_timeout=1,
+    h.run_tasks(tmp_path, [task('chaos_container', name=httpd_container, action='stop', stop_timeout=1,
                                    duration=90, fault_id=fault_id, state_dir=state_dir, persist_dir=persist)])
     record = h.wait_for_record(state_dir, fault_id)
     assert support.inspect(httpd_container)['State']['Status'] == 'exited'
@@ -193,7 +193,7 @@ def test_halt_reverts_what_a_previous_boot_left_where_no_boot_hook_ran(tmp_path,
                  persist_dir=str(persist), revert=[dict(type='remove', path=str(left_on_disk))])
     with open(str(persist / 'disk-stale.json'), 'w') as handle:
         json.dump(stale, handle)
-    listed, halted, again = h.run_playbook(tmp_path, [
+    listed, halted, again = h.run_tasks(tmp_path, [
         task('chaos_faults', 'list', state='query', state_dir=state_dir, persist_dir=str(persist)),
         task('chaos_faults', 'halt', state='absent_all', state_dir=state_dir, persist_dir=str(persist)),
         task('chaos_faults', 'halt again', state='absent_all', state_dir=state_dir, persist_dir=str(persist)),

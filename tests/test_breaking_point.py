@@ -15,7 +15,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, ansible_env, require, run_playbook
+from harness import REPO_ROOT, ansible_env, require, run_playbook
 
 MIB = 1024 * 1024
 TMPFS_MB = 64
@@ -32,7 +32,7 @@ def service(tmp_path_factory):
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % TMPFS_MB, "magsasa-breaking", str(mnt)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
-        from conftest import missing
+        from harness import missing
         missing("cannot mount a tmpfs: %s" % mounted.stderr.strip())
     proc = None
     try:

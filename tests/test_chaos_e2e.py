@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import stat
-import subprocess
 import tempfile
 import threading
 import time
@@ -20,7 +19,8 @@ import xml.etree.ElementTree as ET
 import psutil
 import pytest
 
-from conftest import REPO_ROOT, ansible_env, require, require_image, require_postgres_bin_dir, run_playbook
+from harness import (REPO_ROOT, ansible_env, require, require_image, require_postgres_bin_dir, run_playbook,
+                     start_playbook)
 
 PROBE_INTERVAL = 0.05
 # The experiment's own probe interval (chaos_experiment_probe_interval's default).
@@ -54,16 +54,14 @@ def demo():
         assert down.returncode == 0, down.stdout + down.stderr
 
 
-def chaos_playbook(demo_state_dir, fault_state, reports, extra, args=(), background=False):
+def chaos_playbook(demo_state_dir, fault_state, reports, extra, args=(), background=False, env=None):
     """Run chaos.yml against the demo whose state dir is given, with this test's fault state dir
     and report dir, and short timings."""
     extra = dict({"chaos_experiment_state_dir": str(fault_state), "chaos_experiment_baseline_seconds": 2,
                   "chaos_experiment_tick": 2, "chaos_experiment_lease": 8, "chaos_suite_pause_between": 1}, **extra)
-    env = ansible_env(MAGSASA_DEMO_STATE_DIR=demo_state_dir, CHAOS_REPORT_OUTPUT_DIR=str(reports))
+    env = ansible_env(MAGSASA_DEMO_STATE_DIR=demo_state_dir, CHAOS_REPORT_OUTPUT_DIR=str(reports), **(env or {}))
     if background:
-        command = [require("ansible-playbook"), "playbooks/chaos.yml", "-i", "inventories/local", "-e", json.dumps(extra)]
-        return subprocess.Popen(command, cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        return start_playbook("chaos.yml", extra, args=("-i", "inventories/local"), env=env, merge_stderr=True)
     return run_playbook("chaos.yml", extra, args=("-i", "inventories/local") + tuple(args), env=env, timeout=600)
 
 
@@ -82,8 +80,8 @@ def run(demo, tmp_path):
     fault_state = tmp_path / "faults"
     reports = tmp_path / "reports"
 
-    def chaos(extra, args=(), background=False):
-        return chaos_playbook(demo["state_dir"], fault_state, reports, extra, args, background)
+    def chaos(extra, args=(), background=False, env=None):
+        return chaos_playbook(demo["state_dir"], fault_state, reports, extra, args, background, env)
 
     chaos.fault_state = fault_state
     chaos.reports = reports
@@ -331,10 +329,13 @@ def test_impossible_slos_fail_the_run_and_list_the_violations(run):
         "chaos_suite_groups": {"e2e": ["E2E Tight"]}, "chaos_group": "e2e", "chaos_fail_on_violation": True,
         "chaos_slo": {"mttr_seconds": 0.01, "max_error_rate_percent": 0, "min_availability_percent": 100,
                       "max_latency_degradation_ms": 500, "max_recovery_seconds": 0.01},
-    })
+    }, env={"ANSIBLE_CALLBACKS_ENABLED": "magsasa.chaos.chaos_report,ansible.posix.timer"})
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert "chaos_report: FAIL" in output
+    # the chaos_suite role failed the run; the callback listed after the report's still got its end
+    assert "chaos: 1 experiment(s) failed the run: E2E Tight: FAIL" in result.stdout, output[-3000:]
+    assert "Playbook run took" in result.stdout, output[-3000:]
     record = results(run.reports)["experiments"][0]
     failed = sorted(c["metric"] for c in record["slo"]["checks"] if not c["passed"])
     assert failed == ["availability_percent", "error_rate_percent", "mttr_seconds", "recovery_seconds"], record["slo"]

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO_ROOT, missing, require, require_docker
+from harness import REPO_ROOT, missing, require, require_docker
 
 SCRIPT = REPO_ROOT / ".ci" / "install-system"
 BASE_IMAGE = "magsasa/debian-base:bookworm"

@@ -7,81 +7,25 @@ left exited or paused, and removes them.
 
 import json
 import os
-import random
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import support_containers_db as support  # noqa: E402
-
-sys.path.insert(0, support.COLLECTIONS)
-from ansible_collections.magsasa.chaos.plugins.module_utils import _guard  # noqa: E402
-from ansible_collections.magsasa.chaos.plugins.module_utils._containers import parse_docker_time  # noqa: E402
-from ansible_collections.magsasa.chaos.plugins.modules.chaos_container import (  # noqa: E402
-    label_filters, matches, pick, signal_valid)
+import support_containers_db as support
+from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
+from ansible_collections.magsasa.chaos.plugins.module_utils._containers import parse_docker_time
+from harness import require, start_playbook, write_play
 
 pytestmark = pytest.mark.timeout(120)
-
-
-# ---------------------------------------------------------------- pure helpers
-
-@pytest.mark.parametrize('labels, service, project, expected', [
-    (None, None, None, []),
-    ({'app': 'web', 'tier': 'front'}, None, None, ['app=web', 'tier=front']),
-    (None, 'api', None, ['com.docker.compose.service=api']),
-    ({'x': 1}, 'api', 'shop', ['com.docker.compose.project=shop', 'com.docker.compose.service=api', 'x=1']),
-])
-def test_label_filters(labels, service, project, expected):
-    assert label_filters(labels, service, project) == expected
-
-
-@pytest.mark.parametrize('name, cid, expected', [
-    ('web', None, True), ('we', None, False), (None, 'abc123', True), (None, 'abd', False), ('web', 'abc', True),
-])
-def test_matches_exact_name_and_id_prefix(name, cid, expected):
-    assert matches({'Names': ['/web'], 'Id': 'abc123def'}, name, cid) is expected
-
-
-@pytest.mark.parametrize('count, percent, total, expected', [
-    (None, None, 5, 5), (2, None, 5, 2), (9, None, 5, 5), (None, 50, 5, 3), (None, 1, 5, 1), (None, 100, 4, 4),
-    (1, None, 0, 0),
-])
-def test_pick_sizes(count, percent, total, expected):
-    candidates = list(range(total))
-    picked = pick(candidates, count, percent, random.Random(7))
-    assert len(picked) == expected
-    assert len(set(picked)) == expected and set(picked) <= set(candidates)
-
-
-def test_pick_is_random():
-    picks = set(tuple(pick(list(range(10)), 1, None, random.Random(seed))) for seed in range(30))
-    assert len(picks) > 3
-
-
-@pytest.mark.parametrize('value, expected', [
-    ('2026-11-29T18:38:47.325992509Z', 1795977527.325992509),
-    ('2026-11-29T18:38:47Z', 1795977527.0),
-    ('2026-11-29T20:38:47.5+02:00', 1795977527.5),
-    ('0001-01-01T00:00:00Z', 0.0),
-])
-def test_parse_docker_time(value, expected):
-    assert parse_docker_time(value) == pytest.approx(expected, abs=1e-6)
-
-
-@pytest.mark.parametrize('name, ok', [('SIGTERM', True), ('hup', True), ('SIGNOPE', False), ('9', False)])
-def test_signal_valid(name, ok):
-    assert signal_valid(name) is ok
 
 
 # ---------------------------------------------------------------- real dockerd
 
 @pytest.fixture(scope='session')
 def busybox_image():
-    support.require(support.docker_available(), 'a running dockerd')
+    support.require_dockerd()
     return support.ensure_busybox_image()
 
 
@@ -168,7 +112,7 @@ def test_stop_is_undone_by_the_guard_when_ansible_playbook_is_killed(lab, tmp_pa
     name = lab.container(restart='no', healthcheck=False)
     assert support.wait_for(lambda: serves(name), 10)
     started_before = parse_docker_time(support.inspect(name)['State']['StartedAt'])
-    path = support.write_playbook(str(tmp_path), '''\
+    path, inventory = write_play(str(tmp_path), '''\
         - name: Stop the container
           magsasa.chaos.chaos_container:
             name: %s
@@ -180,8 +124,7 @@ def test_stop_is_undone_by_the_guard_when_ansible_playbook_is_killed(lab, tmp_pa
           ansible.builtin.pause:
             seconds: 60
         ''' % (name, lab.state_dir))
-    proc = subprocess.Popen(support.playbook_argv(path), env=support.env(), cwd=support.ROOT, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = start_playbook(path, inventory=inventory)
     try:
         assert support.wait_for(lambda: support.inspect(name)['State']['Status'] == 'exited', 30), 'never stopped'
         assert support.wait_for(lambda: _guard.list_records(lab.state_dir), 5)
@@ -328,7 +271,7 @@ def test_revert_action_plain_and_tls():
 @pytest.fixture(scope='session')
 def podman(tmp_path_factory):
     """A Podman API service of our own on a socket in a temp dir (runc, cgroupfs: no systemd here)."""
-    support.require(support.shutil.which('podman') is not None, 'podman (Debian package podman)')
+    require('podman', 'Debian package podman')
     support.ensure_busybox_image()
     base = tmp_path_factory.mktemp('podman')
     service = support.PodmanService(str(base))
@@ -389,7 +332,7 @@ def test_podman_stop_is_started_again_by_the_guard(podman, tmp_path):
 def test_tls_docker_host_pause_is_undone_by_the_guard_over_tls(lab, tmp_path):
     """docker_host over TLS with client certificates: the guard cannot use its stdlib action and runs the
     Docker SDK through a command action instead; the container must still be unpaused at the deadline."""
-    support.require(support.shutil.which('openssl') is not None, 'openssl')
+    require('openssl')
     proxy = support.DockerTlsProxy(str(tmp_path)).start()
     try:
         name = lab.container(healthcheck=False)

@@ -10,91 +10,31 @@ remains and no fault of it is left active.
 import json
 import os
 import socket
-import sys
 import threading
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import support_containers_db as support  # noqa: E402
-
-sys.path.insert(0, support.COLLECTIONS)
-from ansible_collections.magsasa.chaos.plugins.module_utils import _guard, _proc  # noqa: E402
-from ansible_collections.magsasa.chaos.plugins.module_utils._databases import (  # noqa: E402
-    DatabaseError, is_auth_error, lock_statement, parse_postmaster_opts, postgres_options, postmaster_pid, probe_sql,
-    quote_table, split_cmdline)
+import support_containers_db as support
+from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
+from ansible_collections.magsasa.chaos.plugins.module_utils._databases import postmaster_pid
 
 pytestmark = pytest.mark.timeout(150)
-
-
-# ---------------------------------------------------------------- pure helpers
-
-def test_postmaster_opts_round_trip_to_pg_ctl_options():
-    text = '/usr/lib/postgresql/15/bin/postgres "-D" "/srv/pg data" "-p" "5433" "-c" "listen_addresses=127.0.0.1"\n'
-    argv = parse_postmaster_opts(text)
-    assert argv == ['/usr/lib/postgresql/15/bin/postgres', '-D', '/srv/pg data', '-p', '5433', '-c',
-                    'listen_addresses=127.0.0.1']
-    assert postgres_options(argv) == '-p 5433 -c listen_addresses=127.0.0.1'
-
-
-@pytest.mark.parametrize('argv, expected', [
-    (['postgres', '-D/x', '-k', '/tmp/a b'], "-k '/tmp/a b'"),
-    (['postgres', '--pgdata=/x', '-p', '1'], '-p 1'),
-    (['postgres', '--pgdata', '/x'], ''),
-])
-def test_postgres_options_drop_the_data_dir(argv, expected):
-    assert postgres_options(argv) == expected
-
-
-def test_postmaster_pid_is_the_first_line():
-    assert postmaster_pid('4242\n/srv/pg\n1700000000\n5432\n') == 4242
-    with pytest.raises(DatabaseError):
-        postmaster_pid('garbage\n')
-
-
-def test_proc_parsers():
-    assert _proc.stat_fields('123 (post gres: (x)) S 1 123 123 0')[:2] == ['S', '1']
-    assert split_cmdline(b'/usr/sbin/mariadbd\0--datadir=/d\0--port=1\0') == ['/usr/sbin/mariadbd', '--datadir=/d', '--port=1']
-
-
-@pytest.mark.parametrize('message, auth', [
-    ('connection failed: FATAL:  password authentication failed for user "chaos"', True),
-    ("(1045, \"Access denied for user 'chaos'@'127.0.0.1' (using password: YES)\")", True),
-    ('connection refused', False),
-])
-def test_is_auth_error(message, auth):
-    assert is_auth_error(message) is auth
-
-
-@pytest.mark.parametrize('engine, table, quoted', [
-    ('postgresql', 'writes', '"writes"'), ('postgresql', 'app.or"ders', '"app"."or""ders"'),
-    ('mysql', 'shop.orders', '`shop`.`orders`'), ('mysql', 'we`ird', '`we``ird`'),
-])
-def test_quote_table(engine, table, quoted):
-    assert quote_table(engine, table) == quoted
-
-
-def test_lock_and_probe_statements():
-    assert lock_statement('postgresql', 'writes') == 'LOCK TABLE "writes" IN ACCESS EXCLUSIVE MODE'
-    assert lock_statement('mysql', 'writes') == 'LOCK TABLES `writes` WRITE'
-    assert probe_sql('postgresql') == ['SELECT 1']
-    assert probe_sql('mysql', 'writes') == ['SET SESSION lock_wait_timeout = 1', 'SELECT 1 FROM `writes` LIMIT 1']
 
 
 # ---------------------------------------------------------------- real servers
 
 @pytest.fixture
 def postgres():
-    support.require(support.postgres_available(), 'PostgreSQL 15 (postgresql package) and root')
+    support.require_postgres()
     server = support.PostgresServer()
     yield from _serve(server)
 
 
 @pytest.fixture
 def postgres_in_container():
-    support.require(support.postgres_available(), 'PostgreSQL 15 (postgresql package) and root')
-    support.require(support.docker_available(), 'a running dockerd')
+    support.require_postgres()
+    support.require_dockerd()
     support.ensure_busybox_image()
     server = support.PostgresContainerServer()
     yield from _serve(server)
@@ -103,8 +43,8 @@ def postgres_in_container():
 
 @pytest.fixture
 def mariadb_in_container():
-    support.require(support.mariadb_available(), 'MariaDB (mariadb-server package) and root')
-    support.require(support.docker_available(), 'a running dockerd')
+    support.require_mariadb()
+    support.require_dockerd()
     support.ensure_busybox_image()
     server = support.MariaContainerServer()
     yield from _serve(server)
@@ -113,7 +53,7 @@ def mariadb_in_container():
 
 @pytest.fixture
 def mariadb():
-    support.require(support.mariadb_available(), 'MariaDB (mariadb-server package) and root')
+    support.require_mariadb()
     server = support.MariaServer()
     yield from _serve(server)
 

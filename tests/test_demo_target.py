@@ -20,7 +20,7 @@ import uuid
 import psutil
 import pytest
 
-from conftest import missing, play_recap, require, require_docker, require_postgres_bin_dir, run_playbook
+from harness import missing, play_recap, require, require_docker, require_postgres_bin_dir, run_playbook
 
 DEMO_JSON_KEYS = {
     "mode", "api_url", "health_url", "api_host", "api_port", "pg_host", "pg_port", "pg_data_dir",

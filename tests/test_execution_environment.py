@@ -4,17 +4,20 @@ execution-environment.yml, and ansible-builder's introspection of the collection
 needs. No image is built here (no registry); `ansible-builder build` does that where there is one.
 """
 
+import re
 import subprocess
 
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, require
+from harness import REPO_ROOT, require
 
 pytestmark = pytest.mark.timeout(300)
 COLLECTION = REPO_ROOT / "collections" / "ansible_collections" / "magsasa" / "chaos"
 # What the modules and plugins import (see the collection's requirements.txt for which needs what).
-PYTHON_NEEDS = ["psutil", "docker", "requests", "psycopg[binary]", "PyMySQL", "boto3"]
+PYTHON_NEEDS = ["psutil", "docker", "psycopg[binary]", "PyMySQL", "boto3", "prometheus-client"]
+# The name each need is imported by.
+IMPORT_NAMES = {"psycopg[binary]": "psycopg", "PyMySQL": "pymysql", "prometheus-client": "prometheus_client"}
 SYSTEM_NEEDS = ["openssh-clients [platform:rpm]", "openssh-client [platform:dpkg]", "stress-ng", "iproute [platform:rpm]",
                 "iproute2 [platform:dpkg]", "nftables"]
 
@@ -47,8 +50,9 @@ def test_built_collection_declares_its_python_and_system_needs(tmp_path):
     assert system == SYSTEM_NEEDS
     # Every Python need is something the collection really imports.
     sources = "\n".join(p.read_text() for p in (COLLECTION / "plugins").rglob("*.py"))
-    for module in ("psutil", "docker", "psycopg", "pymysql", "boto3"):
-        assert "import %s" % module in sources, module
+    for need in PYTHON_NEEDS:
+        module = IMPORT_NAMES.get(need, need)
+        assert re.search(r"^\s*(import|from) %s\b" % re.escape(module), sources, re.MULTILINE), need
 
 
 def test_ansible_builder_create_writes_a_context_that_carries_the_collection(tmp_path):

@@ -8,10 +8,9 @@ import signal
 import time
 import uuid
 
-import pytest
 
-import hostfaults_helpers as h
-from hostfaults_helpers import state_dir, task  # noqa: F401 (state_dir is a fixture)
+from harness import faults as h, stop_playbook
+from harness.faults import task
 
 # Guard poll (0.2 s) + SIGTERM of the workers + a busy shared machine.
 GUARD_SLACK = 1.5
@@ -35,7 +34,7 @@ def test_killed_controller_fault_ends_at_deadline_and_at_lease_end(tmp_path, sta
     one at its deadline, one (with a lease nobody renews) at its lease end, long before its deadline."""
     short = 'cpu-deadline-%s' % uuid.uuid4().hex[:6]
     leased = 'cpu-lease-%s' % uuid.uuid4().hex[:6]
-    proc = h.start_playbook(tmp_path, [
+    proc = h.start_tasks(tmp_path, [
         cpu(short, state_dir, duration=8),
         cpu(leased, state_dir, duration=300, lease=4, load_percent=15),
         {'name': 'hold', 'ansible.builtin.wait_for': {'timeout': 300}},
@@ -46,7 +45,7 @@ def test_killed_controller_fault_ends_at_deadline_and_at_lease_end(tmp_path, sta
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
     finally:
-        h.stop_playbook(proc)
+        stop_playbook(proc)
     short_workers = h.worker_pids(short_record)
     leased_workers = h.worker_pids(leased_record)
     assert h.alive(short_workers) and h.alive(leased_workers), 'faults should outlive the controller'
@@ -70,7 +69,7 @@ def test_lease_renewal_idempotence_check_mode_and_absent(tmp_path, state_dir):
     flag = str(tmp_path / 'release')
     check = cpu(other, state_dir, duration=30, workers=2)
     check['check_mode'] = True
-    proc = h.start_playbook(tmp_path, [
+    proc = h.start_tasks(tmp_path, [
         cpu(fault_id, state_dir, duration=60, lease=5),
         {'name': 'a second', 'ansible.builtin.wait_for': {'timeout': 1}},
         cpu(fault_id, state_dir, duration=60, lease=30),
@@ -93,9 +92,9 @@ def test_lease_renewal_idempotence_check_mode_and_absent(tmp_path, state_dir):
             pass
         assert h.wait_gone(workers, 30)
         gone_at = time.time()
-        results = h.finish_playbook(proc)
+        results = h.finish_tasks(proc)
     finally:
-        h.stop_playbook(proc)
+        stop_playbook(proc)
     injected, _wait, renewed, _wait2, listed, checked, _hold, absent, absent_again = results
     assert injected['changed'] and injected['lease_expires_at'] is not None
     assert renewed['changed'] is False and renewed['renewed'] is True
@@ -122,7 +121,7 @@ def test_lease_renewal_idempotence_check_mode_and_absent(tmp_path, state_dir):
 
 
 def test_present_with_identical_fault_is_unchanged(tmp_path, state_dir):
-    first, second = h.run_playbook(tmp_path, [
+    first, second = h.run_tasks(tmp_path, [
         task('chaos_memory', 'first', size_mb=32, duration=30, state_dir=state_dir),
         task('chaos_memory', 'second', size_mb=32, duration=30, state_dir=state_dir),
     ])
@@ -132,13 +131,13 @@ def test_present_with_identical_fault_is_unchanged(tmp_path, state_dir):
         assert len(h.records(state_dir)) == 1
         assert len(h.fault_processes(state_dir)) == 3  # the guard, the state dir's watchdog, one memory worker
     finally:
-        h.run_playbook(tmp_path, [task('chaos_memory', state='absent', state_dir=state_dir)])
+        h.run_tasks(tmp_path, [task('chaos_memory', state='absent', state_dir=state_dir)])
 
 
 def test_chaos_faults_lists_and_reverts_everything(tmp_path, state_dir):
     mount = tmp_path / 'mount'
     mount.mkdir()
-    results = h.run_playbook(tmp_path, [
+    results = h.run_tasks(tmp_path, [
         cpu('cpu-all', state_dir, duration=60),
         task('chaos_memory', size_mb=64, duration=60, state_dir=state_dir),
         task('chaos_disk', path=str(mount), total_mb=8, min_free_mb=64, duration=60, state_dir=state_dir),
@@ -168,7 +167,7 @@ def test_deadline_during_injection_leaves_no_worker_and_no_record(tmp_path, stat
     written back after the guard moved it to the history."""
     fault = cpu('cpu-blink', state_dir, duration=0.3, workers=4)
     fault['ignore_errors'] = True
-    result = h.run_playbook(tmp_path, [fault])[0]
+    result = h.run_tasks(tmp_path, [fault])[0]
     if result.get('failed'):
         assert 'reached its deadline while it was being injected' in result['msg'], result
     entry = h.wait_history(state_dir, 'cpu-blink')

@@ -6,14 +6,12 @@ a bind mount, so the test reads the hosts' own revert history (not the report) a
 faults disappear without going through the connection it measures.
 """
 
-import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,11 +20,11 @@ import psutil
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, ansible_env, require, require_image
+from harness import (REPO_ROOT, Service, ansible_env, playbook_command, require, require_image, run_playbook,
+                     start_playbook)
+from harness.containers import BASE_IMAGE, STATE_IN_HOST, inventory_hosts, remove_container_hosts, start_container_hosts
 
-BASE_IMAGE = os.environ.get("MAGSASA_BASE_IMAGE", "magsasa/debian-base:bookworm")
 HOSTS = 6
-STATE_IN_HOST = "/var/lib/fleet-chaos"
 FAST = {"chaos_experiment_baseline_seconds": 1, "chaos_experiment_recovery_samples": 2,
         "chaos_suite_pause_between": 0, "chaos_experiment_state_dir": STATE_IN_HOST}
 
@@ -49,8 +47,7 @@ class Fleet:
         return [str(p) for name in (names or self.names) for p in self.state(name).glob("*.json")]
 
     def write_inventory(self, **group_vars):
-        hosts = {name: {"ansible_connection": "community.docker.docker", "ansible_host": name,
-                        "ansible_python_interpreter": "/usr/bin/python3"} for name in self.names}
+        hosts = inventory_hosts(self.names)
         inventory = {"all": {
             "vars": dict({"chaos_environment": "local", "chaos_target_url": self.url, "chaos_max_hosts": 20}, **group_vars),
             "children": {"fleet": {"hosts": dict((n, {}) for n in self.names[:5])},
@@ -60,27 +57,11 @@ class Fleet:
         return self.inventory
 
     def command(self, extra, args=(), playbook=None):
-        extra = dict(FAST, **extra)
-        return [require("ansible-playbook"), playbook or str(REPO_ROOT / "playbooks" / "chaos.yml"),
-                "-i", str(self.inventory), "-e", json.dumps(extra)] + list(args)
+        return playbook_command(playbook or "chaos.yml", self.inventory, dict(FAST, **extra), args)
 
     def run(self, reports, extra, args=(), env=None, timeout=300):
-        env = env or ansible_env(CHAOS_REPORT_OUTPUT_DIR=str(reports))
-        return subprocess.run(self.command(extra, args), cwd=str(REPO_ROOT), env=env, capture_output=True,
-                              text=True, timeout=timeout)
-
-
-class Target(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b'{"status": "ok"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        return run_playbook("chaos.yml", dict(FAST, **extra), args, inventory=self.inventory, timeout=timeout,
+                            env=env or ansible_env(CHAOS_REPORT_OUTPUT_DIR=reports))
 
 
 @pytest.fixture(scope="module")
@@ -89,26 +70,17 @@ def fleet():
     root = tempfile.mkdtemp(prefix="fleet-test-")
     prefix = "fleet-%s" % uuid.uuid4().hex[:6]
     names = ["%s-%d" % (prefix, n) for n in range(1, HOSTS + 1)]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Target)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = Service()
     try:
-        for name in names:
-            state = Path(root) / "state" / name
-            state.mkdir(parents=True)
-            client.containers.run(BASE_IMAGE, ["sleep", "infinity"], name=name, detach=True, init=True,
-                                  volumes={str(state): {"bind": STATE_IN_HOST, "mode": "rw"}})
-        fleet = Fleet(root, names, "http://127.0.0.1:%d/" % server.server_address[1])
+        start_container_hosts(client, names, root)
+        fleet = Fleet(root, names, target.url)
         fleet.write_inventory()
         yield fleet
     finally:
-        server.shutdown()
-        for name in names:
-            try:
-                client.containers.get(name).remove(force=True)
-            except Exception:  # already gone
-                pass
+        target.close()
+        left = remove_container_hosts(client, names)
         shutil.rmtree(root, ignore_errors=True)
-        assert not client.containers.list(all=True, filters={"name": prefix}), "fleet containers left behind"
+        assert not left, "fleet containers left behind: %s" % left
 
 
 def memory_scenario(name, targets="fleet", duration=5, size_mb=16):
@@ -245,8 +217,8 @@ def test_a_killed_controller_leaves_every_fault_reverted_within_5_seconds(fleet,
     home.mkdir()
     scenario = memory_scenario("Fleet Killed", targets=",".join(names), duration=120)
     env = ansible_env(CHAOS_REPORT_OUTPUT_DIR=str(tmp_path / "reports"), HOME=str(home))
-    proc = subprocess.Popen(fleet.command(suite(scenario)), cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = start_playbook("chaos.yml", dict(FAST, **suite(scenario)), inventory=fleet.inventory, env=env,
+                          merge_stderr=True)
     try:
         deadline = time.time() + 90
         while time.time() < deadline and len(fleet.active(names)) < 3:
@@ -287,9 +259,8 @@ def test_a_killed_controller_leaves_every_fault_reverted_within_5_seconds(fleet,
 def test_an_unreachable_host_fails_its_experiment_and_the_suite_goes_on(fleet, tmp_path):
     victim = fleet.names[4]
     scenarios = suite(memory_scenario("Fleet Lost Host", duration=8), memory_scenario("Fleet After Loss", duration=3))
-    command = fleet.command(scenarios)
-    proc = subprocess.Popen(command, cwd=str(REPO_ROOT), env=ansible_env(CHAOS_REPORT_OUTPUT_DIR=str(tmp_path)),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = start_playbook("chaos.yml", dict(FAST, **scenarios), inventory=fleet.inventory,
+                          env=ansible_env(CHAOS_REPORT_OUTPUT_DIR=tmp_path), merge_stderr=True)
     client = require_image(BASE_IMAGE)
     try:
         deadline = time.time() + 90
@@ -304,9 +275,8 @@ def test_an_unreachable_host_fails_its_experiment_and_the_suite_goes_on(fleet, t
             proc.wait()
         client.containers.get(victim).start()
         # the stopped host lost its guard with its processes: its record is reverted by halt.yml
-        halted = subprocess.run([require("ansible-playbook"), str(REPO_ROOT / "playbooks" / "halt.yml"), "-i",
-                                 str(fleet.inventory), "--limit", victim, "-e", "chaos_state_dir=" + STATE_IN_HOST],
-                                cwd=str(REPO_ROOT), env=ansible_env(), capture_output=True, text=True, timeout=120)
+        halted = run_playbook("halt.yml", {"chaos_state_dir": STATE_IN_HOST}, ["--limit", victim],
+                              inventory=fleet.inventory, timeout=120)
         assert halted.returncode == 0, halted.stdout[-2000:]
         assert not fleet.active([victim]), fleet.active([victim])
     assert proc.returncode != 0, output[-3000:]

@@ -11,9 +11,9 @@ import uuid
 import psutil
 import pytest
 
-import hostfaults_helpers as h
-from conftest import missing, require_image
-from hostfaults_helpers import state_dir, task  # noqa: F401 (state_dir is a fixture)
+from harness import faults as h
+from harness import VENV_BIN, missing, require, require_image, stop_playbook
+from harness.faults import task
 
 MIB = 1024 * 1024
 
@@ -47,7 +47,7 @@ def cpu_load_held(tmp_path, state_dir, engine, workers, load):
     any process's reach and the test is skipped with the numbers (it fails under CI)."""
     fault_id = 'cpu-%s-%s' % (engine.replace('-', ''), uuid.uuid4().hex[:6])
     flag = str(tmp_path / 'release')
-    proc = h.start_playbook(tmp_path, [
+    proc = h.start_tasks(tmp_path, [
         task('chaos_cpu', workers=workers, load_percent=load, engine=engine, duration=30, fault_id=fault_id,
              state_dir=state_dir),
         hold_until(flag),
@@ -69,15 +69,15 @@ def cpu_load_held(tmp_path, state_dir, engine, workers, load):
         off = [(cpu, wait) for cpu, wait in per_worker if abs(cpu - load) > 5]
         if off and all(wait > 5 for _cpu, wait in off):
             release(flag)
-            h.finish_playbook(proc)
+            h.finish_tasks(proc)
             missing('other work kept the %s workers waiting for a CPU: (CPU %%, run-queue wait %%) per worker and '
                     'window %s, target %d' % (engine, per_worker, load))
         assert not off, '(CPU %%, run-queue wait %%) per worker in each 1 s window %s, target %d +-5' % (
             per_worker, load)
         release(flag)
-        results = h.finish_playbook(proc)
+        results = h.finish_tasks(proc)
     finally:
-        h.stop_playbook(proc)
+        stop_playbook(proc)
     injected, _hold, reverted = results
     assert injected['changed'] and injected['fault_id'] == fault_id
     assert injected['plan']['engine'] == engine
@@ -96,13 +96,13 @@ def test_cpu_python_workers_hold_the_load_every_second(tmp_path, state_dir, work
 
 @pytest.mark.parametrize('workers, load', [(1, CPU_TARGET), (2, 20)])
 def test_cpu_stress_ng_holds_the_load_every_second(tmp_path, state_dir, workers, load):
-    h.need('stress-ng')
+    require('stress-ng')
     cpu_load_held(tmp_path, state_dir, 'stress-ng', workers, load)
 
 
 def test_cpu_affinity_pins_the_workers(tmp_path, state_dir):
     cpu = sorted(os.sched_getaffinity(0))[-1]
-    results = h.run_playbook(tmp_path, [
+    results = h.run_tasks(tmp_path, [
         task('chaos_cpu', workers=2, load_percent=10, engine='python', cpu_affinity=[cpu], duration=20,
              fault_id='cpu-pinned', state_dir=state_dir),
         task('chaos_faults', 'pinned', state='query', state_dir=state_dir),
@@ -114,7 +114,7 @@ def test_cpu_affinity_pins_the_workers(tmp_path, state_dir):
         for pid in pids:
             assert psutil.Process(pid).cpu_affinity() == [cpu]
     finally:
-        h.run_playbook(tmp_path, [task('chaos_cpu', state='absent', fault_id='cpu-pinned', state_dir=state_dir)])
+        h.run_tasks(tmp_path, [task('chaos_cpu', state='absent', fault_id='cpu-pinned', state_dir=state_dir)])
     assert not h.alive(pids)
 
 
@@ -122,7 +122,7 @@ def test_cpu_affinity_pins_the_workers(tmp_path, state_dir):
 
 def test_memory_pages_are_resident_within_5_percent(tmp_path, state_dir):
     fault_id = 'mem-%s' % uuid.uuid4().hex[:6]
-    results = h.run_playbook(tmp_path, [
+    results = h.run_tasks(tmp_path, [
         task('chaos_memory', size_mb=256, duration=30, fault_id=fault_id, state_dir=state_dir),
     ])
     injected = results[0]
@@ -134,7 +134,7 @@ def test_memory_pages_are_resident_within_5_percent(tmp_path, state_dir):
         assert abs(injected['effect']['rss_mb'] - 256) / 256 <= 0.05
         assert injected['effect']['target_mb'] == 256
     finally:
-        reverted = h.run_playbook(tmp_path, [task('chaos_memory', state='absent', fault_id=fault_id,
+        reverted = h.run_tasks(tmp_path, [task('chaos_memory', state='absent', fault_id=fault_id,
                                                   state_dir=state_dir)])[0]
     assert reverted['reverted'] == [fault_id]
     assert not h.alive([pid])
@@ -147,7 +147,7 @@ def test_disk_writes_bytes_and_removes_every_file(tmp_path, state_dir):
     mount.mkdir()
     fault_id = 'disk-%s' % uuid.uuid4().hex[:6]
     flag = str(tmp_path / 'release')
-    proc = h.start_playbook(tmp_path, [
+    proc = h.start_tasks(tmp_path, [
         task('chaos_disk', path=str(mount), mode=['write', 'fsync', 'read'], total_mb=24, min_free_mb=64,
              duration=30, fault_id=fault_id, state_dir=state_dir),
         hold_until(flag),
@@ -163,9 +163,9 @@ def test_disk_writes_bytes_and_removes_every_file(tmp_path, state_dir):
         assert len(data_files) == 3
         assert 0 < on_disk <= 24 * MIB, 'scratch files hold %d bytes, bound is 24 MiB' % on_disk
         release(flag)
-        results = h.finish_playbook(proc)
+        results = h.finish_tasks(proc)
     finally:
-        h.stop_playbook(proc)
+        stop_playbook(proc)
     injected, _hold, reverted = results
     effect = injected['effect']
     assert effect['bytes_written'] >= 3 * MIB, effect
@@ -186,7 +186,7 @@ def test_process_kills_by_name_and_by_pidfile(tmp_path, state_dir):
     pidfile.write_text('%d\n' % by_pidfile.pid)
     children = by_name + [by_pidfile]
     try:
-        results = h.run_playbook(tmp_path, [
+        results = h.run_tasks(tmp_path, [
             task('chaos_process', 'one of three', name=name, count=1, state_dir=state_dir),
             task('chaos_process', 'the rest', name=name, percent=100, state_dir=state_dir),
             task('chaos_process', 'pidfile', pidfile=str(pidfile), signal='SIGTERM', state_dir=state_dir),
@@ -221,7 +221,7 @@ def test_process_stop_signal_freezes_until_the_fault_ends(tmp_path, state_dir):
         kill_guard = task('chaos_process', 'kill the guard', cmdline_pattern='magsasa_chaos_guard.py watch %s'
                           % re.escape(state_dir), state_dir=state_dir)
         kill_guard['ignore_errors'] = True
-        result, guard_refused = h.run_playbook(tmp_path, [
+        result, guard_refused = h.run_tasks(tmp_path, [
             task('chaos_process', pidfile=str(pidfile), signal='SIGSTOP', duration=6, state_dir=state_dir),
             kill_guard,
         ])
@@ -240,7 +240,7 @@ def test_process_stop_signal_freezes_until_the_fault_ends(tmp_path, state_dir):
 
 
 def supervisorctl(conf, *args):
-    out = subprocess.run([os.path.join(h.BIN, 'supervisorctl'), '-c', conf] + list(args),
+    out = subprocess.run([os.path.join(VENV_BIN, 'supervisorctl'), '-c', conf] + list(args),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=20)
     return out.stdout.strip()
 
@@ -251,7 +251,7 @@ def test_process_kills_supervisor_program_and_it_comes_back(tmp_path, state_dir)
     with open(conf, 'w') as handle:
         handle.write(h.SUPERVISOR_CONF.format(dir=tmp_path, program=program,
                                               command='%s -c "import time; time.sleep(300)" %s' % (sys.executable, program)))
-    supervisord = subprocess.Popen([os.path.join(h.BIN, 'supervisord'), '-c', conf], start_new_session=True,
+    supervisord = subprocess.Popen([os.path.join(VENV_BIN, 'supervisord'), '-c', conf], start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 20
@@ -261,12 +261,12 @@ def test_process_kills_supervisor_program_and_it_comes_back(tmp_path, state_dir)
             old_pid = supervisorctl(conf, 'pid', program)
         assert old_pid.isdigit() and old_pid != '0', 'supervisord did not start %s: %s' % (program, old_pid)
         old_pid = int(old_pid)
-        result, by_url = h.run_playbook(tmp_path, [
+        result, by_url = h.run_tasks(tmp_path, [
             task('chaos_process', supervisor_program=program, supervisor_config=conf, wait_for_restart=15,
                  state_dir=state_dir),
             task('chaos_process', 'by server url', supervisor_program=program, wait_for_restart=15,
                  supervisor_serverurl='unix://%s/supervisor.sock' % tmp_path,
-                 supervisorctl_path=os.path.join(h.BIN, 'supervisorctl'), state_dir=state_dir),
+                 supervisorctl_path=os.path.join(VENV_BIN, 'supervisorctl'), state_dir=state_dir),
             task('chaos_faults', 'end', state='absent_all', state_dir=state_dir),
         ])[:2]
         assert result['changed'], result
@@ -328,7 +328,7 @@ def test_bad_input_fails_before_injecting(tmp_path, state_dir):
         entry = task(module, **args)
         entry['ignore_errors'] = True
         tasks.append(entry)
-    results = h.run_playbook(tmp_path, tasks)
+    results = h.run_tasks(tmp_path, tasks)
     assert len(results) == len(BAD_INPUT)
     for (module, args, words), result in zip(BAD_INPUT, results):
         assert result.get('failed'), '%s %s did not fail: %s' % (module, args, result)
@@ -359,7 +359,7 @@ def test_faults_run_as_shipped_payloads_on_a_container_host(tmp_path):
         subprocess.run(['docker', 'exec', '-d', container, 'sleep', '200'], check=True)
         host = dict(ansible_connection='community.docker.docker', ansible_host=container,
                     ansible_python_interpreter='/usr/bin/python3')
-        cpu, killed, listed = h.run_playbook(tmp_path, [
+        cpu, killed, listed = h.run_tasks(tmp_path, [
             task('chaos_cpu', workers=1, load_percent=CPU_TARGET, engine='python', duration=60, state_dir=state),
             task('chaos_process', cmdline_pattern='^sleep 200$', duration=60, state_dir=state),
             task('chaos_faults', 'list', state='query', state_dir=state),
@@ -375,7 +375,7 @@ def test_faults_run_as_shipped_payloads_on_a_container_host(tmp_path):
                               stdout=subprocess.DEVNULL).returncode == 1
         assert sorted(f['kind'] for f in listed['faults']) == ['cpu', 'process']
 
-        halted = h.run_playbook(tmp_path, [task('chaos_faults', 'halt', state='absent_all', state_dir=state)],
+        halted = h.run_tasks(tmp_path, [task('chaos_faults', 'halt', state='absent_all', state_dir=state)],
                                 host=host)[0]
         assert sorted(halted['reverted']) == sorted([cpu['fault_id'], killed['fault_id']])
         assert h.wait_gone([w.pid for w in workers], 2)

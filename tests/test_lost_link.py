@@ -10,13 +10,11 @@ not touch: the fault state directory is a bind mount (so the lease file's mtime,
 is read to the microsecond without a round trip) and its processes are listed with ``docker exec``.
 """
 
-import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +23,7 @@ import psutil
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, ansible_env, missing, require, require_docker
+from harness import REPO_ROOT, Service, ansible_env, missing, require, require_docker, start_playbook
 
 SSH_IMAGE = os.environ.get("MAGSASA_SSH_IMAGE", "magsasa/debian-ssh:bookworm")
 STATE_IN_HOST = "/var/lib/lostlink-chaos"
@@ -41,19 +39,6 @@ DURATION = 25
 SSH_TIMEOUT = 2
 SSH_OPTIONS = ["-o", "ConnectTimeout=%d" % SSH_TIMEOUT, "-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2",
                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
-
-
-class Target(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b'{"status": "ok"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 class SshHost:
@@ -171,11 +156,10 @@ def test_a_lost_ssh_link_ends_with_the_fault_reverted_by_its_lease(ssh_host, tmp
     table = "lostlink_%s" % uuid.uuid4().hex[:8]
     control_dir = tmp_path / "cp"
     control_dir.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Target)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = Service()
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {
-        "vars": {"chaos_environment": "local", "chaos_target_url": "http://127.0.0.1:%d/" % server.server_address[1]},
+        "vars": {"chaos_environment": "local", "chaos_target_url": target.url},
         "hosts": {ssh_host.name: {
             "ansible_connection": "ssh", "ansible_host": ssh_host.ip, "ansible_user": "root",
             "ansible_ssh_private_key_file": str(ssh_host.root / "client_key"),
@@ -191,9 +175,8 @@ def test_a_lost_ssh_link_ends_with_the_fault_reverted_by_its_lease(ssh_host, tmp
              "chaos_experiment_lease": LEASE, "chaos_experiment_tick": TICK,
              "chaos_experiment_state_dir": STATE_IN_HOST}
     reports = tmp_path / "reports"
-    proc = subprocess.Popen([require("ansible-playbook"), str(REPO_ROOT / "playbooks" / "chaos.yml"), "-i", str(inventory),
-                             "-e", json.dumps(extra)], cwd=str(REPO_ROOT), env=ansible_env(CHAOS_REPORT_OUTPUT_DIR=str(reports)),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = start_playbook("chaos.yml", extra, inventory=inventory, env=ansible_env(CHAOS_REPORT_OUTPUT_DIR=reports),
+                          merge_stderr=True)
     fault_pids = []
     try:
         # generous: on a machine loaded by other runs, preflight alone can take a minute
@@ -230,7 +213,7 @@ def test_a_lost_ssh_link_ends_with_the_fault_reverted_by_its_lease(ssh_host, tmp
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         subprocess.run([require("nft"), "delete", "table", "inet", table], capture_output=True)
-        server.shutdown()
+        target.close()
     assert not [line for line in nft_tables() if table in line], "nft table %s left behind" % table
 
     # the guard on the target reverted the fault when the lease lapsed, not at the deadline

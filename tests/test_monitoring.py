@@ -4,7 +4,6 @@ Prometheus and Pushgateway (support_prometheus) and a real demo target (test_cha
 """
 
 import json
-import os
 import threading
 import time
 import uuid
@@ -13,8 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import REPO_ROOT
-from support_containers_db import free_port, run_module
+from harness import REPO_ROOT, free_port, run_module
 from support_prometheus import prometheus_stack  # noqa: F401 - the session fixture
 from test_chaos_e2e import demo, results, run, scenario  # noqa: F401 - the demo and run fixtures (run judges only its own faults)
 from test_report_callback import run_playbook as run_records_playbook

@@ -16,14 +16,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import missing
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
+from harness import REPO_ROOT, ansible_env, missing, require, task_results
 PACKETS = 2000
 TOLERANCE_POINTS = 3.0
 TABLE_MARKERS = ("magsasa", "chaos")
@@ -113,13 +109,7 @@ def run(argv, check=True, timeout=60, **kwargs):
 def tools():
     if os.geteuid() != 0:
         missing("network namespaces and nftables need root")
-    found = {}
-    for tool in ("ip", "nft", "tc", "ansible-playbook"):
-        found[tool] = shutil.which(tool, path=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", ""),
-                                                                 "/usr/sbin", "/sbin"]))
-        if not found[tool]:
-            missing("%s not found (apt-get install nftables iproute2)" % tool)
-    return found
+    return {tool: require(tool, "apt-get install nftables iproute2") for tool in ("ip", "nft", "tc", "ansible-playbook")}
 
 
 def sch_netem_probe(tools):
@@ -248,14 +238,9 @@ class Net(object):
 
     # -- ansible ----------------------------------------------------------------------
     def env(self):
-        env = dict(os.environ)
-        env.update(ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / "collections"),
-                   ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_LOCAL_TEMP=str(self.tmp / "ansible-local"),
-                   # a new SSH connection per task, so a task after a cut proves new ones pass
-                   ANSIBLE_SSH_ARGS="-o ControlMaster=no -o ControlPath=none",
-                   PATH=os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]))
-        return env
+        return ansible_env(json=True, ANSIBLE_LOCAL_TEMP=self.tmp / "ansible-local",
+                           # a new SSH connection per task, so a task after a cut proves new ones pass
+                           ANSIBLE_SSH_ARGS="-o ControlMaster=no -o ControlPath=none")
 
     def playbook(self, tasks, inventory=None, netns=None, popen=False):
         """Run the tasks against localhost (connection local) or ``inventory``; ``netns`` runs
@@ -273,13 +258,7 @@ class Net(object):
                                     stderr=subprocess.PIPE, start_new_session=True)
             self.processes.append(proc)
             return proc
-        result = run(argv, check=False, timeout=180, env=self.env(), cwd=str(REPO_ROOT))
-        try:
-            report = json.loads(result.stdout)
-        except ValueError:
-            raise AssertionError("ansible-playbook printed no JSON (rc %d): %s %s"
-                                 % (result.returncode, result.stdout[-2000:], result.stderr[-2000:]))
-        return [list(task["hosts"].values())[0] for task in report["plays"][0]["tasks"]]
+        return task_results(run(argv, check=False, timeout=180, env=self.env(), cwd=str(REPO_ROOT)))
 
     def netem(self, netns=None, **options):
         args = dict(state_dir=str(self.state_dir), duration=120)

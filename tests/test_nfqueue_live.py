@@ -12,7 +12,6 @@ table, queue listener or delayer process left behind fails the test.
 import json
 import os
 import random
-import shutil
 import signal
 import statistics
 import subprocess
@@ -22,8 +21,8 @@ import time
 
 import pytest
 
-from conftest import missing
-from test_netem_live import REPO_ROOT, VENV_BIN, Net, history, run
+from harness import missing, require
+from test_netem_live import REPO_ROOT, Net, history, run
 
 DELAY_MS = 200.0
 CONNECTS = 12
@@ -133,12 +132,8 @@ class NfqNet(Net):
 def nfq(tmp_path_factory):
     if os.geteuid() != 0:
         missing("network namespaces, iptables and netfilter queues need root")
-    tools = {}
-    for tool in ("ip", "nft", "tc", "iptables", "ip6tables", "ansible-playbook"):
-        tools[tool] = shutil.which(tool, path=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", ""),
-                                                               "/usr/sbin", "/sbin"]))
-        if not tools[tool]:
-            missing("%s not found (apt-get install iptables nftables iproute2)" % tool)
+    tools = {tool: require(tool, "apt-get install iptables nftables iproute2")
+             for tool in ("ip", "nft", "tc", "iptables", "ip6tables", "ansible-playbook")}
     net = NfqNet(tools, tmp_path_factory.mktemp("nfq"))
     leftovers = []
     try:

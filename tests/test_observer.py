@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 import observer_support as obs
-from conftest import require
+from harness import require
 
 READY_AFTER = 3.0
 SUPERVISORD_TICK = 1.0

@@ -12,12 +12,10 @@ check mode by preflight). Each goes through chaos.yml, two runs at a time.
 """
 
 import copy
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
-from conftest import REPO_ROOT, ansible_env, require, run_playbook
+from harness import REPO_ROOT, Service, ansible_env, require, run_playbook
 
 HOST = "preflight-target"
 LIFECYCLE = {"state", "duration", "max_duration", "fault_id", "lease", "state_dir", "revert_timeout"}
@@ -36,34 +34,16 @@ TYPES = {
 }
 
 
-class Healthy(http.server.BaseHTTPRequestHandler):
-    """200 to every GET; remembers the X-Chaos-Probe header values it was sent."""
-    probe_headers = set()
-
-    def do_GET(self):  # noqa: N802 (the http.server name)
-        if self.headers.get("X-Chaos-Probe"):
-            Healthy.probe_headers.add(self.headers["X-Chaos-Probe"])
-        body = b'{"status": "ok"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+@pytest.fixture(scope="module")
+def healthy():
+    """200 to every GET; the server remembers the X-Chaos-Probe header values it was sent."""
+    with Service(path="/health") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def service():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield "http://127.0.0.1:%d/health" % server.server_address[1], server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+def service(healthy):
+    return healthy.url, healthy.port
 
 
 def write_inventory(directory, url, port, scratch, interpreter=sys.executable):
@@ -352,7 +332,7 @@ def test_falsy_options_reach_the_module_exactly(target, tmp_path):
             victim.wait()
 
 
-def test_without_nft_packet_loss_is_skipped_with_the_fix_and_the_rest_runs(target, tmp_path):
+def test_without_nft_packet_loss_is_skipped_with_the_fix_and_the_rest_runs(target, healthy, tmp_path):
     require("unshare")
     # The target's modules run in a mount namespace where /usr/sbin/nft (wherever nft is) is not
     # an executable: a machine without nftables, for this host only.
@@ -371,7 +351,7 @@ def test_without_nft_packet_loss_is_skipped_with_the_fix_and_the_rest_runs(targe
     # Probe options pass through too: the inventory's, overridden by the scenario's.
     run["chaos_probe"] = {"headers": {"X-Chaos-Probe": "inventory"}, "method": "GET", "validate_certs": False}
     run["chaos_suite_scenarios"][0]["probe"] = {"headers": {"X-Chaos-Probe": "scenario"}}
-    Healthy.probe_headers.clear()
+    healthy.server.probe_headers.clear()
     reports = tmp_path / "reports"
     result = chaos(target, run, tmp_path / "faults", reports, inventory=inventory)
     assert result.returncode == 0, result.stdout[-3000:]
@@ -380,7 +360,7 @@ def test_without_nft_packet_loss_is_skipped_with_the_fix_and_the_rest_runs(targe
     assert records["PF Loss"]["status"] == "skipped"
     assert "nft is not installed: install nftables" in records["PF Loss"]["reason"]
     assert records["PF CPU"]["status"] == "completed", records["PF CPU"]
-    assert Healthy.probe_headers == {"scenario"}
+    assert healthy.server.probe_headers == {"scenario"}
     history = [p for p in traces(tmp_path / "faults") if os.sep + "history" + os.sep in p]
     assert len(history) == 1 and os.path.basename(history[0]).startswith("pf-cpu-")
     assert not fault_processes()

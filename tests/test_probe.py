@@ -7,39 +7,25 @@ down) at times it records itself, and checks what the probe measured against tha
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
+from ansible_collections.magsasa.chaos.plugins.module_utils import _metrics, _probe
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS = os.path.join(ROOT, 'collections')
-sys.path.insert(0, COLLECTIONS)
+from harness import REPO_ROOT, HealthyHandler, QuietHandler, free_port, run_playbook, start_playbook
 
-from ansible_collections.magsasa.chaos.plugins.module_utils import _metrics, _probe  # noqa: E402
-
-PLAYBOOK = os.path.join(ROOT, 'tests', 'playbooks', 'resilience_probe.yml')
-ANSIBLE_PLAYBOOK = os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook')
+PLAYBOOK = str(REPO_ROOT / 'tests' / 'playbooks' / 'resilience_probe.yml')
+HEALTHY = b'{"status": "ok", "checks": [{"name": "db", "ok": true}]}'
 
 
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        time.sleep(self.server.delay)
-        body = b'{"status": "ok", "checks": [{"name": "db", "ok": true}]}'
-        self.send_response(200)
-        self.send_header('Content-Type', 'application/json')
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+class Handler(HealthyHandler):
+    body = HEALTHY
 
 
 class FlakyServer:
@@ -119,12 +105,6 @@ def read_text(path):
         return handle.read()
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def launch(probe_dir, url, interval, max_lifetime=60, timeout=1.0):
     directory, started = probe_dir
     probe_id = 'test-%s' % uuid.uuid4().hex[:8]
@@ -136,15 +116,13 @@ def launch(probe_dir, url, interval, max_lifetime=60, timeout=1.0):
     return probe_id, state['pid'], _probe.probe_paths(directory, probe_id)
 
 
-def run_playbook(tmp_path, calls, timeout=120, check=False, **extra):
+def run_probe_playbook(tmp_path, calls, timeout=120, check=False, **extra):
     result_file = tmp_path / ('result-%s.json' % uuid.uuid4().hex[:6])
     extra_vars = dict(extra, probe_calls=calls, probe_result_file=str(result_file), ansible_python_interpreter=sys.executable)
     vars_file = tmp_path / ('vars-%s.json' % uuid.uuid4().hex[:6])
     vars_file.write_text(json.dumps(extra_vars))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
-               ANSIBLE_STDOUT_CALLBACK='ansible.builtin.default', ANSIBLE_NOCOLOR='1')
-    command = [ANSIBLE_PLAYBOOK, '-i', 'localhost,', PLAYBOOK, '-e', '@%s' % vars_file] + (['--check'] if check else [])
-    proc = subprocess.run(command, cwd=ROOT, check=False, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = run_playbook(PLAYBOOK, inventory='localhost,', args=['-e', '@%s' % vars_file] + (['--check'] if check else []),
+                        timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(result_file.read_text())
 
@@ -172,7 +150,7 @@ def test_outage_and_mttr_at_100ms_through_ansible_playbook(server, probe_dir, tm
     common = {'probe_dir': directory, 'url': server.url, 'interval': interval, 'timeout': 1.0,
               'json_path': '$.status', 'json_value': 'ok'}
     # started and stopped by separate runs: owner_pid 0 keeps the sampler beyond the run that started it
-    start = run_playbook(tmp_path, [dict(common, state='started', max_lifetime=90, owner_pid=0)])['results'][0]
+    start = run_probe_playbook(tmp_path, [dict(common, state='started', max_lifetime=90, owner_pid=0)])['results'][0]
     assert start['changed'] is True and start['running'] is True, start
     started.append((start['pid'], start['probe_id']))
     assert _probe.pid_is_sampler(start['pid'], start['probe_id'])
@@ -187,7 +165,7 @@ def test_outage_and_mttr_at_100ms_through_ansible_playbook(server, probe_dir, tm
     fault_end = time.time()
     time.sleep(1.0)
 
-    out = run_playbook(tmp_path, [dict(common, state='stopped', probe_id=start['probe_id'], fault_start=fault_start,
+    out = run_probe_playbook(tmp_path, [dict(common, state='stopped', probe_id=start['probe_id'], fault_start=fault_start,
                                        fault_end=fault_end, stop_conditions={'max_consecutive_failures': 3})],
                        probe_filter={'fault_start': fault_start, 'fault_end': fault_end,
                                      'targets': {'mttr_seconds': 30, 'min_availability_percent': 99}})
@@ -281,7 +259,7 @@ def test_hanging_responses_do_not_stall_the_clock(server, probe_dir):
     assert min(s['latency_ms'] for s in samples) >= 500
 
 
-class CountingHandler(BaseHTTPRequestHandler):
+class CountingHandler(QuietHandler):
     """Counts, on the server's side, how many requests are being served at the same moment."""
 
     def do_GET(self):
@@ -292,17 +270,10 @@ class CountingHandler(BaseHTTPRequestHandler):
             counts['total'] += 1
         try:
             time.sleep(0.3)
-            body = b'{"status": "ok", "checks": [{"name": "db", "ok": true}]}'
-            self.send_response(200)
-            self.send_header('Content-Length', str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(200, HEALTHY)
         finally:
             with counts['lock']:
                 counts['now'] -= 1
-
-    def log_message(self, *args):
-        pass
 
 
 def test_the_probe_never_has_more_requests_in_flight_than_its_cap(probe_dir):
@@ -337,7 +308,7 @@ def test_the_probe_never_has_more_requests_in_flight_than_its_cap(probe_dir):
 
 def test_check_mode_starts_nothing_but_still_checks_the_steady_state(server, probe_dir, tmp_path):
     directory = probe_dir[0]
-    started, once = run_playbook(tmp_path, [
+    started, once = run_probe_playbook(tmp_path, [
         {'state': 'started', 'url': server.url, 'probe_dir': directory, 'probe_id': 'dry-run'},
         {'url': server.url, 'samples': 2, 'interval': 0.05},
     ], check=True)['results']
@@ -403,10 +374,7 @@ def test_sampler_outlives_a_sigkilled_controller_only_until_max_lifetime(server,
                   'ansible_python_interpreter': sys.executable}
     vars_file = tmp_path / 'kill-vars.json'
     vars_file.write_text(json.dumps(extra_vars))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS)
-    controller = subprocess.Popen([ANSIBLE_PLAYBOOK, '-i', 'localhost,', PLAYBOOK, '-e', '@%s' % vars_file],
-                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
+    controller = start_playbook(PLAYBOOK, inventory='localhost,', args=['-e', '@%s' % vars_file])
     try:
         deadline = time.monotonic() + 60
         while not os.path.exists(paths['state']) and time.monotonic() < deadline:
@@ -468,7 +436,7 @@ def test_once_and_bad_inputs_through_ansible_playbook(server, probe_dir, tmp_pat
         {'type': 'tcp', 'host': '127.0.0.1', 'port': server.port, 'samples': 2, 'interval': 0.05},
         {'type': 'command', 'command': ['false'], 'samples': 2, 'interval': 0.05},
     ]
-    results = run_playbook(tmp_path, calls)['results']
+    results = run_probe_playbook(tmp_path, calls)['results']
     status, stopped, stopped_again = results[:3]
     results = results[3:]
 

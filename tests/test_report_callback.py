@@ -6,41 +6,30 @@ back the files the callback wrote.
 """
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness import REPO_ROOT, ansible_env, run_playbook
+
+ROOT = REPO_ROOT
 PLAYBOOK = ROOT / 'tests' / 'playbooks' / 'report_records.yml'
+VERDICT_PLAYBOOK = ROOT / 'tests' / 'playbooks' / 'suite_verdict.yml'
 INVENTORY = ROOT / 'tests' / 'playbooks' / 'inventory' / 'report_hosts.yml'
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / 'ansible-playbook'
+MEMORY_NAME_RAW = 'Medium Memory Stress | <img src=x onerror=alert(1)>'
 MEMORY_NAME_ESCAPED = 'Medium Memory Stress \\| &lt;img src=x onerror=alert(1)&gt;'
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def run_playbook(tmp_path, *args, env=None, config=None, cwd=None):
-    """Run the records playbook with the callback enabled; return the CompletedProcess."""
-    run_env = {k: v for k, v in os.environ.items() if not k.startswith(('ANSIBLE_', 'CHAOS_'))}
-    run_env.update({
-        'ANSIBLE_CONFIG': str(config or ROOT / 'ansible.cfg'),
-        'ANSIBLE_COLLECTIONS_PATH': str(ROOT / 'collections'),
-        'ANSIBLE_CALLBACKS_ENABLED': 'magsasa.chaos.chaos_report',
-        'ANSIBLE_NOCOLOR': '1',
-        'ANSIBLE_LOCAL_TEMP': str(tmp_path / 'ansible-tmp'),
-        'CHAOS_REPORT_OUTPUT_DIR': str(tmp_path / 'reports'),
-    })
-    for key, value in (env or {}).items():
-        if value is None:
-            run_env.pop(key, None)
-        else:
-            run_env[key] = value
-    command = [str(ANSIBLE_PLAYBOOK), '-i', str(INVENTORY), str(PLAYBOOK)] + list(args)
-    return subprocess.run(command, env=run_env, cwd=str(cwd or ROOT), capture_output=True, text=True, timeout=240)
+def run_records(tmp_path, *args, env=None, config=None, cwd=None, playbook=PLAYBOOK):
+    """Run the records playbook (or ``playbook``) with the callback enabled; return the CompletedProcess."""
+    settings = {'ANSIBLE_CALLBACKS_ENABLED': 'magsasa.chaos.chaos_report',
+                'ANSIBLE_LOCAL_TEMP': str(tmp_path / 'ansible-tmp'),
+                'CHAOS_REPORT_OUTPUT_DIR': str(tmp_path / 'reports')}
+    settings.update(env or {})
+    return run_playbook(playbook, inventory=INVENTORY, args=args, env=ansible_env(config=config, **settings),
+                        cwd=cwd, timeout=240)
 
 
 def summary_lines(proc):
@@ -55,7 +44,7 @@ def read_reports(directory):
 
 
 def test_violations_run_writes_markdown_json_and_junit(tmp_path):
-    proc = run_playbook(tmp_path, '-e', 'report_set=violations', '-e', 'report_result_record=true')
+    proc = run_records(tmp_path, '-e', 'report_set=violations', '-e', 'report_result_record=true')
     assert proc.returncode == 0, proc.stdout + proc.stderr  # fail_on_violation is off by default
     markdown, results, junit = read_reports(tmp_path / 'reports')
 
@@ -101,7 +90,7 @@ def test_violations_run_writes_markdown_json_and_junit(tmp_path):
 
 
 def test_records_published_per_host_are_collected_once(tmp_path):
-    proc = run_playbook(tmp_path, '-e', 'report_set=violations', '-e', 'report_per_host=true')
+    proc = run_records(tmp_path, '-e', 'report_set=violations', '-e', 'report_per_host=true')
     assert proc.returncode == 0, proc.stdout + proc.stderr
     _markdown, results, junit = read_reports(tmp_path / 'reports')
     assert [e['type'] for e in results['experiments']] == ['cpu', 'memory', 'database']
@@ -109,7 +98,7 @@ def test_records_published_per_host_are_collected_once(tmp_path):
 
 
 def test_passing_run_is_pass(tmp_path):
-    proc = run_playbook(tmp_path, env={'CHAOS_FAIL_ON_VIOLATION': 'true'})
+    proc = run_records(tmp_path, env={'CHAOS_FAIL_ON_VIOLATION': 'true'})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     markdown, results, junit = read_reports(tmp_path / 'reports')
     assert '**Verdict: PASS**' in markdown and 'DRY RUN' not in markdown
@@ -121,7 +110,7 @@ def test_passing_run_is_pass(tmp_path):
 
 
 def test_check_mode_writes_dry_run_report(tmp_path):
-    proc = run_playbook(tmp_path, '--check', '-e', 'chaos_fail_on_violation=true')
+    proc = run_records(tmp_path, '--check', '-e', 'chaos_fail_on_violation=true')
     assert proc.returncode == 0, proc.stdout + proc.stderr
     markdown, results, _junit = read_reports(tmp_path / 'reports')
     assert '> **DRY RUN** (`--check`)' in markdown
@@ -130,34 +119,69 @@ def test_check_mode_writes_dry_run_report(tmp_path):
     assert results['summary']['verdict'] == 'DRY RUN'
 
 
+def run_verdict(tmp_path, *args, env=None):
+    """Publish records and judge the run with the chaos_suite role, the chaos_report callback and,
+    listed after it, ansible.posix.timer (it prints its line from the final stats event too)."""
+    return run_records(tmp_path, *args, playbook=VERDICT_PLAYBOOK, env=dict(
+        {'ANSIBLE_CALLBACKS_ENABLED': 'magsasa.chaos.chaos_report,ansible.posix.timer'}, **(env or {})))
+
+
+def timer_lines(proc):
+    return [line for line in proc.stdout.splitlines() if line.startswith('Playbook run took')]
+
+
 @pytest.mark.parametrize('how', ['env', 'extra_var'])
 def test_fail_on_violation_fails_the_run_with_one_line_summary(tmp_path, how):
     if how == 'env':
-        proc = run_playbook(tmp_path, '-e', 'report_set=violations', env={'CHAOS_FAIL_ON_VIOLATION': 'true'})
+        proc = run_verdict(tmp_path, '-e', 'report_set=violations', env={'CHAOS_FAIL_ON_VIOLATION': 'true'})
     else:
-        proc = run_playbook(tmp_path, '-e', 'report_set=violations', '-e', 'chaos_fail_on_violation=true')
+        proc = run_verdict(tmp_path, '-e', 'report_set=violations', '-e', 'chaos_fail_on_violation=true')
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert 'PLAY RECAP' in proc.stdout
+    assert 'chaos: 1 experiment(s) failed the run: %s: FAIL' % MEMORY_NAME_RAW in proc.stdout
     lines = summary_lines(proc)
     assert len(lines) == 1
     assert lines[0].startswith('chaos_report: FAIL - 3 experiments, 1 passed, 1 violated SLOs, 1 skipped')
     assert 'Medium Memory Stress' in lines[0] and 'error_rate_percent 12 %' in lines[0]
-    markdown, results, _junit = read_reports(tmp_path / 'reports')  # written before the run ends
+    markdown, results, _junit = read_reports(tmp_path / 'reports')
     assert results['summary']['verdict'] == 'FAIL' and '**Verdict: FAIL**' in markdown
+    # the callback listed after ours got the final stats event too
+    assert len(timer_lines(proc)) == 1, proc.stdout[-2000:]
 
 
-def test_extra_var_false_overrides_the_option(tmp_path):
-    proc = run_playbook(tmp_path, '-e', 'report_set=violations', '-e', 'chaos_fail_on_violation=false',
-                        env={'CHAOS_FAIL_ON_VIOLATION': 'true'})
+def test_extra_var_false_overrides_the_environment(tmp_path):
+    proc = run_verdict(tmp_path, '-e', 'report_set=violations', '-e', 'chaos_fail_on_violation=false',
+                       env={'CHAOS_FAIL_ON_VIOLATION': 'true'})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert summary_lines(proc)[0].startswith('chaos_report: FAIL')
+    assert len(timer_lines(proc)) == 1
+
+
+def test_violations_pass_the_run_unless_asked(tmp_path):
+    proc = run_verdict(tmp_path, '-e', 'report_set=violations')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert summary_lines(proc)[0].startswith('chaos_report: FAIL')
+
+
+def test_an_experiment_that_could_not_be_carried_out_always_fails_the_run(tmp_path):
+    proc = run_verdict(tmp_path, '-e', 'report_set=errored', '-e', 'chaos_fail_on_violation=false')
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "chaos: 1 experiment(s) failed the run: Process Crash: ERROR - chaos_process: no process matched" \
+        in proc.stdout
+    assert summary_lines(proc)[0].startswith('chaos_report: FAIL') and len(timer_lines(proc)) == 1
+
+
+def test_a_non_boolean_fail_on_violation_is_refused_by_name(tmp_path):
+    proc = run_verdict(tmp_path, '-e', 'report_set=passing', env={'CHAOS_FAIL_ON_VIOLATION': 'sometimes'})
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert 'chaos_suite_fail_on_violation' in proc.stdout and 'sometimes' in proc.stdout, proc.stdout[-2000:]
 
 
 def test_user_template_replaces_the_default(tmp_path):
     template = tmp_path / 'ours.md.j2'
     template.write_text('# Team report: {{ report.verdict }}\n'
                         '{% for e in report.experiments %}- {{ e.name }}: {{ e.outcome }}\n{% endfor %}')
-    proc = run_playbook(tmp_path, '-e', 'report_set=violations', env={'CHAOS_REPORT_TEMPLATE': str(template)})
+    proc = run_records(tmp_path, '-e', 'report_set=violations', env={'CHAOS_REPORT_TEMPLATE': str(template)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     markdown = (tmp_path / 'reports' / 'chaos_report.md').read_text()
     assert markdown == ('# Team report: FAIL\n'
@@ -169,7 +193,7 @@ def test_user_template_replaces_the_default(tmp_path):
 def test_broken_user_template_warns_and_falls_back(tmp_path):
     template = tmp_path / 'broken.md.j2'
     template.write_text('{% for e in report.experiments %}never closed')
-    proc = run_playbook(tmp_path, env={'CHAOS_REPORT_TEMPLATE': str(template)})
+    proc = run_records(tmp_path, env={'CHAOS_REPORT_TEMPLATE': str(template)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'could not be rendered' in proc.stdout + proc.stderr
     assert '**Verdict: PASS**' in (tmp_path / 'reports' / 'chaos_report.md').read_text()
@@ -183,13 +207,12 @@ def test_ini_options_relative_to_the_config_file(tmp_path):
                       'callbacks_enabled = magsasa.chaos.chaos_report\n'
                       '[callback_chaos_report]\n'
                       'output_dir = out/chaos\n'
-                      'formats = junit\n'
-                      'fail_on_violation = true\n')
+                      'formats = junit\n')
     elsewhere = tmp_path / 'elsewhere'
     elsewhere.mkdir()
     env = {'CHAOS_REPORT_OUTPUT_DIR': None}  # only the ini setting
-    proc = run_playbook(tmp_path, '-e', 'report_set=violations', config=config, cwd=elsewhere, env=env)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
+    proc = run_records(tmp_path, '-e', 'report_set=violations', config=config, cwd=elsewhere, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # the callback never sets the exit status
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob('*') if p.is_file()
                      and 'ansible-tmp' not in p.parts and p.suffix != '.j2')
     assert [w for w in written if '/history/' not in w] == ['project/ansible.cfg', 'project/out/chaos/junit.xml']
@@ -199,9 +222,9 @@ def test_ini_options_relative_to_the_config_file(tmp_path):
 
 
 def test_several_playbooks_give_one_summary_and_all_records(tmp_path):
-    proc = run_playbook(tmp_path, str(PLAYBOOK), '-e', 'report_set=violations', '-e', 'report_result_record=true',
-                        env={'CHAOS_FAIL_ON_VIOLATION': 'true'})
-    assert proc.returncode == 2, proc.stdout + proc.stderr
+    proc = run_records(tmp_path, str(PLAYBOOK), '-e', 'report_set=violations', '-e', 'report_result_record=true',
+                       env={'CHAOS_FAIL_ON_VIOLATION': 'true'})
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # the callback never sets the exit status
     assert proc.stdout.count('PLAY RECAP') == 2
     assert len(summary_lines(proc)) == 1
     results = json.loads((tmp_path / 'reports' / 'chaos_results.json').read_text())
@@ -211,7 +234,7 @@ def test_several_playbooks_give_one_summary_and_all_records(tmp_path):
 
 @pytest.mark.parametrize('write_empty, files', [(None, []), ('true', ['chaos_report.md', 'chaos_results.json', 'junit.xml'])])
 def test_run_without_records_keeps_the_last_report_unless_asked(tmp_path, write_empty, files):
-    proc = run_playbook(tmp_path, '-e', 'report_set=none', env={'CHAOS_REPORT_WRITE_EMPTY': write_empty})
+    proc = run_records(tmp_path, '-e', 'report_set=none', env={'CHAOS_REPORT_WRITE_EMPTY': write_empty})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     reports = tmp_path / 'reports'
     written = sorted(p.name for p in reports.iterdir()) if reports.exists() else []

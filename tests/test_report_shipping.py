@@ -5,55 +5,34 @@ endpoint: here a real HTTP server this test starts on loopback, which keeps what
 """
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from test_report_callback import read_reports, run_playbook
+from harness import QuietHandler, Service
+from test_report_callback import read_reports, run_records
 
 pytestmark = pytest.mark.timeout(300)
 TOKEN = 'ship-token-7f3a'
 
 
-class Receiver(ThreadingHTTPServer):
+class Receiver(Service):
     """Stores every PUT/POST body by path; answers `status` (201 unless told otherwise)."""
 
     def __init__(self, status=201):
-        super().__init__(('127.0.0.1', 0), ReceiverHandler)
-        self.status = status
-        self.received = {}
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    @property
-    def url(self):
-        return 'http://127.0.0.1:%d/chaos' % self.server_address[1]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.shutdown()
-        self.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(ReceiverHandler, path='/chaos', status=status, received={})
+        self.received = self.server.received
 
 
-class ReceiverHandler(BaseHTTPRequestHandler):
+class ReceiverHandler(QuietHandler):
     def _store(self):
         body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
         self.server.received[self.path] = {'method': self.command, 'body': body,
                                            'content_type': self.headers.get('Content-Type'),
                                            'authorization': self.headers.get('Authorization')}
-        self.send_response(self.server.status)
-        self.send_header('Content-Length', '0')
-        self.end_headers()
+        self.reply(self.server.status)
 
     do_PUT = _store
     do_POST = _store
-
-    def log_message(self, *args):
-        pass
 
 
 def shipped_files(proc):
@@ -63,7 +42,7 @@ def shipped_files(proc):
 def test_reports_shipped_to_a_directory_and_an_http_endpoint(tmp_path):
     archive = tmp_path / 'archive'
     with Receiver() as receiver:
-        proc = run_playbook(tmp_path, '-e', 'report_set=violations', '-e', json.dumps(
+        proc = run_records(tmp_path, '-e', 'report_set=violations', '-e', json.dumps(
             {'chaos_report_ship_to': [str(archive), receiver.url]}),
             env={'CHAOS_REPORT_SHIP_HTTP_TOKEN': TOKEN})
         received = dict(receiver.received)
@@ -95,7 +74,7 @@ def test_post_and_a_failing_destination_does_not_stop_the_others(tmp_path):
     """From the ini/env options: POST to one endpoint that refuses, one that accepts, and basic auth from the URL."""
     with Receiver(status=500) as refusing, Receiver() as accepting:
         accepting_url = accepting.url.replace('http://', 'http://chaos:s3cret@')
-        proc = run_playbook(tmp_path, '-e', 'report_set=violations', env={
+        proc = run_records(tmp_path, '-e', 'report_set=violations', env={
             'CHAOS_REPORT_SHIP_TO': '%s,%s' % (refusing.url, accepting_url),
             'CHAOS_REPORT_SHIP_HTTP_METHOD': 'POST'})
         accepted = dict(accepting.received)
@@ -109,7 +88,7 @@ def test_post_and_a_failing_destination_does_not_stop_the_others(tmp_path):
 
 
 def test_a_malformed_destination_is_named_in_a_warning(tmp_path):
-    proc = run_playbook(tmp_path, '-e', 'report_set=violations', '-e', json.dumps(
+    proc = run_records(tmp_path, '-e', 'report_set=violations', '-e', json.dumps(
         {'chaos_report_ship_to': 'ftp://example.invalid/reports'}))
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output

@@ -14,16 +14,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, ansible_env, require, run_playbook
-from support_containers_db import free_port
+from harness import REPO_ROOT, QuietHandler, Service, ansible_env, free_port, require, run_playbook
 
 RENDER_DIR = REPO_ROOT / "tests" / "render"
 SCENARIO = "Signals Outage"
@@ -32,13 +29,10 @@ OUTAGE_SECONDS = 2
 pytestmark = pytest.mark.timeout(600)
 
 
-class Service(BaseHTTPRequestHandler):
+class OutageAndHooks(QuietHandler):
     """GET: the service under test (503 for the seconds the outage file names, from the first request
     that finds the file).
     POST: a webhook receiver that keeps every body with its path and arrival time."""
-
-    def log_message(self, *args):
-        pass
 
     def do_GET(self):
         try:
@@ -48,17 +42,12 @@ class Service(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             down = False
         self.server.gets.append(time.time())
-        self.send_response(503 if down else 200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+        self.reply(503 if down else 200, b"ok", "text/plain")
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.posts.append({"path": self.path, "at": time.time(), "body": json.loads(body)})
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self.reply(200)
 
 
 def run_chaos(root, service_url, extra=None, env=None):
@@ -78,11 +67,9 @@ def run_chaos(root, service_url, extra=None, env=None):
 @pytest.fixture(scope="module")
 def run():
     root = Path(tempfile.mkdtemp(prefix="signals-"))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Service)
-    server.gets, server.posts, server.outage_file, server.outage_started = [], [], str(root / "outage"), {}
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = "http://127.0.0.1:%d" % server.server_address[1]
+    service = Service(OutageAndHooks, gets=[], posts=[], outage_file=str(root / "outage"), outage_started={})
+    server = service.server
+    base = "http://127.0.0.1:%d" % service.port
     webhook = "%s/hooks/hook-%s" % (base, uuid.uuid4().hex)
     dead_slack = "http://127.0.0.1:%d/services/T000/B000/%s" % (free_port(), uuid.uuid4().hex)
     try:
@@ -91,8 +78,7 @@ def run():
         yield {"root": root, "result": result, "output": result.stdout + result.stderr, "posts": server.posts,
                "gets": server.gets, "secrets": [webhook, dead_slack, webhook.rsplit("/", 1)[1], dead_slack.rsplit("/", 1)[1]]}
     finally:
-        server.shutdown()
-        server.server_close()
+        service.close()
         shutil.rmtree(str(root), ignore_errors=True)
 
 

@@ -3,13 +3,12 @@ against a demo of its own, and nothing may grow (the full smoke-suite soak is a 
 test). The growth judgement itself is checked on plain rows first."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO_ROOT, require, require_postgres_bin_dir
+from harness import REPO_ROOT, require, require_postgres_bin_dir
 
 sys.path.insert(0, str(REPO_ROOT / 'bench'))
 import soak  # noqa: E402

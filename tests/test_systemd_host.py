@@ -19,9 +19,9 @@ import uuid
 
 import pytest
 
-import hostfaults_helpers as h
-from conftest import REPO_ROOT, missing, require_docker
-from hostfaults_helpers import task
+from harness import faults as h
+from harness import REPO_ROOT, missing, require_docker
+from harness.faults import task
 
 SYSTEMD_IMAGE = os.environ.get('SYSTEMD_IMAGE', 'magsasa/debian-systemd:bookworm')
 PG_UNIT = 'postgresql@15-main.service'
@@ -66,7 +66,7 @@ class SystemdHost(object):
         return out.split()
 
     def play(self, tasks):
-        return h.run_playbook(self.workdir, tasks, host=self.inventory, timeout=180)
+        return h.run_tasks(self.workdir, tasks, host=self.inventory, timeout=180)
 
     def wait_booted(self, timeout=60):
         deadline = time.time() + timeout

@@ -24,6 +24,10 @@ description:
     secret, webhook, API key, credential) are removed from every record before anything is written.
   - Under C(--check) the report carries a dry-run banner and the verdict C(DRY RUN).
   - At the end of the run one summary line is printed (verdict, counts, violations, report path).
+  - The callback does not decide the exit status of C(ansible-playbook) and never ends the run itself
+    (callbacks listed after it still get every event). The C(chaos_suite) role fails the run when an
+    experiment could not be carried out, and, with C(chaos_fail_on_violation), when one violated its
+    SLOs or was aborted. The one exception is O(pushgateway_required).
 requirements:
   - Enable it in ansible.cfg (C(callbacks_enabled = magsasa.chaos.chaos_report) under C([defaults]))
     or with E(ANSIBLE_CALLBACKS_ENABLED).
@@ -93,23 +97,6 @@ options:
     ini:
       - section: callback_chaos_report
         key: write_empty
-  fail_on_violation:
-    description:
-      - Make C(ansible-playbook) exit non-zero when any experiment violated its SLOs, was aborted
-        by a stop condition, or failed.
-      - The extra variable C(chaos_fail_on_violation) (C(-e chaos_fail_on_violation=true)), when given,
-        overrides this option for the run.
-      - The callback ends the run from its C(v2_playbook_on_stats) handler with exit status 2
-        (4 when hosts were unreachable), after the reports are written and the summary line is
-        printed. Callbacks listed after this one in C(callbacks_enabled) do not receive the final
-        stats event on such a run, so list this callback last.
-    type: bool
-    default: false
-    env:
-      - name: CHAOS_FAIL_ON_VIOLATION
-    ini:
-      - section: callback_chaos_report
-        key: fail_on_violation
   history_dir:
     description:
       - Directory of the run history. Every run that measured something (not C(--check), not only
@@ -274,7 +261,6 @@ EXAMPLES = r'''
 # output_dir = reports
 # formats = markdown, junit
 # template = templates/our_chaos_report.md.j2
-# fail_on_violation = true
 # ship_to = /srv/chaos-reports, https://reports.example.com/chaos
 # prometheus_textfile = /var/lib/prometheus/node-exporter/chaos.prom
 # pushgateway_url = http://pushgateway.example.com:9091
@@ -298,7 +284,6 @@ import time
 from collections.abc import Mapping
 
 from ansible import context
-from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.module_utils.urls import open_url
 from ansible.plugins.callback import CallbackBase
 from ansible.template import Templar
@@ -340,7 +325,6 @@ NOTIFY_ENV = {'chaos_notify_slack_webhook': 'CHAOS_NOTIFY_SLACK_WEBHOOK', 'chaos
 RESULT_KEY = 'chaos_experiment'
 FILE_NAMES = {'markdown': 'chaos_report.md', 'json': 'chaos_results.json', 'junit': 'junit.xml'}
 EXIT_FAILED = 2
-EXIT_UNREACHABLE = 4
 
 
 def to_plain(value):
@@ -387,7 +371,6 @@ class CallbackModule(CallbackBase):
         self._playbooks = []
         self._started = time.time()
         self._run_id = run_id(self._started, binascii.hexlify(os.urandom(4)).decode('ascii'))
-        self._fail_override = None
         self._notify_vars = {}
         self._push_failed = False
         self._ship_override = None
@@ -427,12 +410,6 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_play_start(self, play):
         self._read_notify_vars(play)
         extra_vars = play.get_variable_manager().extra_vars
-        if 'chaos_fail_on_violation' in extra_vars:
-            try:
-                self._fail_override = boolean(extra_vars['chaos_fail_on_violation'], strict=True)
-            except TypeError:
-                self._display.warning('chaos_report: chaos_fail_on_violation must be a boolean, got %r; '
-                                      'using the fail_on_violation option' % (extra_vars['chaos_fail_on_violation'],))
         if 'chaos_report_ship_to' in extra_vars:
             ship_to = extra_vars['chaos_report_ship_to']
             self._ship_override = [ship_to] if isinstance(ship_to, str) else list(ship_to or [])
@@ -581,11 +558,6 @@ class CallbackModule(CallbackBase):
             output.write(text)
         os.replace(temp_path, path)
 
-    def _should_fail(self):
-        if self._fail_override is not None:
-            return self._fail_override
-        return bool(self.get_option('fail_on_violation'))
-
     def _export_prometheus(self, ended):
         options = dict((name, self.get_option(name)) for name in EXPORT_OPTIONS)
         messages, self._push_failed = PrometheusExport(options).export(self._records, self._started, ended)
@@ -634,8 +606,8 @@ class CallbackModule(CallbackBase):
         if not report['run']['check_mode']:
             self._export_prometheus(ended)
 
-        # With several playbooks this runs once per playbook; summarise (and fail) only at the
-        # end of the run: after the last playbook, or when failed hosts stop ansible-playbook here.
+        # With several playbooks this runs once per playbook; summarise only at the end of the
+        # run: after the last playbook, or when failed hosts stop ansible-playbook here.
         last_playbook = len(self._playbooks) >= len(context.CLIARGS.get('args') or ())
         if not (last_playbook or stats.failures or stats.dark):
             return
@@ -646,9 +618,7 @@ class CallbackModule(CallbackBase):
         self._display.display(one_line_summary(report, main_file), color='bright red' if failing else 'bright green',
                               stderr=failing)
         if self._push_failed and self.get_option('pushgateway_required'):
+            # The push happens here, after the last task, so no task of the run can fail on it and
+            # a callback has no other way to set the exit status than ending the process (an
+            # exception is only turned into a warning by the callback dispatcher).
             raise SystemExit(EXIT_FAILED)
-        if failing and self._should_fail():
-            # A callback has no return value that reaches the exit status: raising an exception
-            # is only turned into a warning by the callback dispatcher, but SystemExit is not
-            # an Exception, so it ends ansible-playbook with our status once the reports exist.
-            raise SystemExit(EXIT_UNREACHABLE if stats.dark else EXIT_FAILED)

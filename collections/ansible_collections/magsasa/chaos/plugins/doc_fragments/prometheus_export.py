@@ -104,6 +104,9 @@ options:
     description:
       - Make C(ansible-playbook) exit non-zero (status 2) when the push to the Pushgateway fails.
       - The reports are written either way.
+      - The push happens after the last task, so only the callback can fail the run on it, and it
+        does so by ending the process; callbacks listed after it in C(callbacks_enabled) do not get
+        the final stats event on such a run.
     type: bool
     default: false
     env:

@@ -133,15 +133,11 @@ __metaclass__ = type
 import json
 import math
 
+from ansible_collections.magsasa.chaos.plugins.module_utils._catalog import SLO_METRICS, STOP_CONDITION_MINIMUM
 
-SLO_TARGETS = (
-    # (target key, metric key, operator)
-    ('mttr_seconds', 'mttr_seconds', '<='),
-    ('max_error_rate_percent', 'error_rate_percent', '<='),
-    ('min_availability_percent', 'availability_percent', '>='),
-    ('max_latency_degradation_ms', 'latency_degradation_ms', '<='),
-    ('max_recovery_seconds', 'recovery_seconds', '<='),
-)
+
+# (target key, metric key, operator), from the one list in _catalog
+SLO_TARGETS = tuple((target, metric, op) for target, metric, op, dummy, dummy in SLO_METRICS)
 
 DEFAULT_RECOVERY_SAMPLES = 3
 TIMELINE_MAX_POINTS = 60
@@ -445,13 +441,14 @@ def evaluate_slo(metrics, targets, expected=None):
 
 def evaluate_stop_condition(samples, window=20, max_error_rate_percent=None, max_consecutive_failures=None, since=None):
     """Whether an abort threshold was breached at any point since ``since`` (see the module docs)."""
-    window = _integer('window', window, 1)
+    window = _integer('window', window, STOP_CONDITION_MINIMUM['window'])
     max_error_rate_percent = _number('max_error_rate_percent', max_error_rate_percent)
     since = _number('since', since, float('-inf'))
     if max_error_rate_percent is not None and max_error_rate_percent > 100:
         raise MetricsError('max_error_rate_percent must be 0-100, got %r' % (max_error_rate_percent,))
     if max_consecutive_failures is not None:
-        max_consecutive_failures = _integer('max_consecutive_failures', max_consecutive_failures, 2,
+        max_consecutive_failures = _integer('max_consecutive_failures', max_consecutive_failures,
+                                            STOP_CONDITION_MINIMUM['max_consecutive_failures'],
                                             ' (a single blip must not abort)')
     ordered = _between(normalize_samples(samples), since, None, True)
     reasons = []

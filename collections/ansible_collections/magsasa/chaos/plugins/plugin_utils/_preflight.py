@@ -23,11 +23,12 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import json
-import re
 
 from ansible.module_utils.common.parameters import DEFAULT_TYPE_VALIDATORS
 from ansible.module_utils.six import string_types
 from ansible.module_utils.six.moves.urllib.parse import urlparse
+from ansible_collections.magsasa.chaos.plugins.module_utils._catalog import INTENSITIES, STOP_CONDITION_MINIMUM
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import is_secret_key
 
 # Options the experiment sets itself on every fault module (the lifecycle of doc_fragments/fault.py
 # the role controls); a scenario cannot set them through `parameters`.
@@ -39,17 +40,15 @@ PROBE_OPTIONS_SET_BY_THE_EXPERIMENT = (
 )
 # Keys of chaos_fault_defaults.<type> that speak to the role, not to the module.
 INVENTORY_ONLY_KEYS = ('unavailable',)
-INTENSITIES = ('light', 'medium', 'heavy')
-SECRET_RE = re.compile(r'(?i)pass|secret|token|credential|webhook|key$')
-# Lower bounds of the stop conditions (resilience_probe refuses less: a single blip must not abort).
-ABORT_MINIMUM = dict(window=1, max_consecutive_failures=2)
+# Lower bounds of the stop conditions: what _metrics.evaluate_stop_condition accepts.
+ABORT_MINIMUM = STOP_CONDITION_MINIMUM
 TC_ONLY_NETEM_OPTIONS = ('delay_ms', 'jitter_ms', 'correlation_percent', 'corrupt_percent', 'duplicate_percent',
                          'reorder_percent', 'rate')
 
 
 def show(value, name=''):
     """A value as the user wrote it, for a message (secrets hidden, long values cut)."""
-    if name and SECRET_RE.search(name) and value not in (None, ''):
+    if name and is_secret_key(name) and value not in (None, ''):
         return '(hidden)'
     try:
         text = json.dumps(value, sort_keys=True, default=str)

@@ -26,18 +26,14 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from ansible_collections.magsasa.chaos.plugins.module_utils._catalog import SLO_METRICS
+
 REPORT_SCHEMA = 'magsasa.chaos/report/v1'
 
 DEFAULT_TEMPLATE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'templates', 'chaos_report.md.j2')
 
 # (metric key in record.metrics, SLO target key in record.slo.targets, label, unit, comparison)
-METRICS = (
-    ('mttr_seconds', 'mttr_seconds', 'MTTR', 's', '<='),
-    ('error_rate_percent', 'max_error_rate_percent', 'Error rate', '%', '<='),
-    ('availability_percent', 'min_availability_percent', 'Availability', '%', '>='),
-    ('latency_degradation_ms', 'max_latency_degradation_ms', 'Latency degradation', 'ms', '<='),
-    ('recovery_seconds', 'max_recovery_seconds', 'Recovery time', 's', '<='),
-)
+METRICS = tuple((metric, target, label, unit, op) for target, metric, op, label, unit in SLO_METRICS)
 
 MARK_PASS = u'\u2705'
 MARK_FAIL = u'\u274c'
@@ -110,8 +106,12 @@ TYPE_HINTS = {
                 'reads, and keep a replica ready to promote.',
 }
 
+# Keys whose values never reach a report, a record's parameters or a preflight message: the one
+# list (the experiment role reads it through the without_secrets filter). "pass" counts as a word
+# (login_pass, pass) or the start of password/passphrase, never inside "passed".
 _SECRET_KEY_RE = re.compile(
-    r'(passw(or)?d|passphrase|secret|token|webhook|api[_-]?key|private[_-]?key|credential|auth|cookie|session[_-]?id)',
+    r'(pass(w(or)?d|phrase)?($|[_-])|[_-]pass|secret|token|webhook|api[_-]?key|private[_-]?key|credential|auth'
+    r'|cookie|session[_-]?id|(^|[_-])key$)',
     re.IGNORECASE)
 _URL_USERINFO_RE = re.compile(r'([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@')
 _CONTROL_RE = re.compile(u'[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
@@ -128,6 +128,11 @@ MAX_TEXT = 300
 def is_secret_key(key):
     """True for keys whose values must never be written to a report."""
     return bool(_SECRET_KEY_RE.search(str(key)))
+
+
+def without_secrets(params):
+    """A dict without its secret-looking keys (at any depth) and without credentials in URLs."""
+    return redact(params)
 
 
 def redact(value):
@@ -188,6 +193,28 @@ def md_code(value, in_table=False):
     if text.startswith('`') or text.endswith('`') or (text.startswith(' ') and text.endswith(' ')):
         text = ' %s ' % text
     return Markup('%s%s%s' % (fence, text, fence))
+
+
+_MARKUP_CHARS = frozenset('<>&')
+
+
+def md_text(value, in_table=True, limit=MAX_TEXT):
+    """Untrusted prose that may mark commands the Markdown way (`make demo`): the marked spans become
+    code spans (shown verbatim), the rest is escaped as by ``md_escape``. Text with an odd number of
+    backticks has no spans, and a span holding ``<``, ``>`` or ``&`` stays escaped text, so no markup
+    character reaches the page unescaped."""
+    parts = plain_text(value, limit).split('`')
+    if len(parts) % 2 == 0:
+        return Markup(md_escape('`'.join(parts), limit=0))
+    rendered = []
+    for index, part in enumerate(parts):
+        if index % 2 == 0:
+            rendered.append(md_escape(part, limit=0))
+        elif part.strip() and not _MARKUP_CHARS & set(part):
+            rendered.append(md_code(part, in_table=in_table))
+        else:
+            rendered.append(md_escape('`%s`' % part, limit=0))
+    return Markup(''.join(rendered))
 
 
 def xml_text(value):
@@ -705,7 +732,8 @@ def render_markdown(report, template_text=None):
     """Render the report view model through a Jinja2 template (the shipped one when None).
 
     Expressions are escaped for Markdown automatically; the template gets the view model as
-    `report` and the helpers `md` (escape), `num` (format a number) and the marks.
+    `report` and the helpers `md` (escape), `text` (escape, `marked` spans as code), `num`
+    (format a number), `code` and the marks.
     """
     if template_text is None:
         template_text = load_default_template()
@@ -714,6 +742,7 @@ def render_markdown(report, template_text=None):
     env.filters['md'] = lambda value: Markup(md_escape(value, limit=0))
     env.filters['num'] = fmt_number
     env.filters['code'] = md_code
+    env.filters['text'] = md_text
     template = env.from_string(template_text)
     return template.render(report=report, marks={'pass': MARK_PASS, 'fail': MARK_FAIL, 'none': MARK_NONE,
                                                  'expected': MARK_EXPECTED})

@@ -33,3 +33,13 @@ def test_recovery_from_events(stream, healthcheck, recovered, died):
         for position[0], event in enumerate(stream, 1):
             yield event
     assert _containers.recovery_from_events(delivered(), healthcheck, clock=lambda: position[0]) == (recovered, died)
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('2026-11-29T18:38:47.325992509Z', 1795977527.325992509),
+    ('2026-11-29T18:38:47Z', 1795977527.0),
+    ('2026-11-29T20:38:47.5+02:00', 1795977527.5),
+    ('0001-01-01T00:00:00Z', 0.0),
+])
+def test_parse_docker_time(value, expected):
+    assert _containers.parse_docker_time(value) == pytest.approx(expected, abs=1e-6)

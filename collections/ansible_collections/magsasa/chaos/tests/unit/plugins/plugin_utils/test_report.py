@@ -259,6 +259,31 @@ def test_code_span(value, in_table, expected):
     assert report_lib.md_code(value, in_table) == expected
 
 
+@pytest.mark.parametrize('value, in_table, expected', [
+    ('start it with `make demo DEMO_MODE=container` first', True,
+     'start it with `make demo DEMO_MODE=container` first'),
+    ('a `x | y` and *b*', True, 'a `x \\| y` and \\*b\\*'),
+    ('a `x | y`', False, 'a `x | y`'),
+    ('one ` only', True, 'one \\` only'),
+    ('empty `` span', True, 'empty \\`\\` span'),
+    ('`<img src=x>`', True, '\\`&lt;img src=x&gt;\\`'),
+    ('run `a && b`', True, 'run \\`a &amp;&amp; b\\`'),
+    ('<b>bold</b>', True, '&lt;b&gt;bold&lt;/b&gt;'),
+    (None, True, ''),
+])
+def test_text_keeps_marked_commands_as_code(value, in_table, expected):
+    assert report_lib.md_text(value, in_table) == expected
+
+
+def test_skip_reason_with_a_command_renders_it_as_code():
+    reason = 'the demo runs as local processes; start it with `make demo DEMO_MODE=container`'
+    markdown = report_lib.render_markdown(report_lib.build_report([skipped_record(reason=reason)]))
+    _header, skipped = table_rows(markdown, '| Experiment | Type | Reason')
+    assert skipped == ['| Database Downtime | database | the demo runs as local processes; start it with '
+                       '`make demo DEMO_MODE=container` |']
+    assert '\\`' not in markdown
+
+
 def test_urls_and_commands_are_code_spans():
     run = {'playbooks': ['playbooks/chaos.yml'], 'inventories': ['inventories/staging'], 'check_mode': True}
     markdown = report_lib.render_markdown(report_lib.build_report([make_record()], run))

@@ -1,105 +1,42 @@
-"""Shared pieces of the host fault tests: run real ansible-playbook, find a fault's processes,
-and check that a test left nothing behind."""
+"""Fault state of a test's own: run fault modules on localhost (or one host), read the state dir
+(records, revert history), find a fault's processes, and check that a test left nothing behind."""
 
 import glob
 import json
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 
-from conftest import missing
+from harness.playbooks import ansible_env, run_play, start_playbook, task_results, write_play
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.dirname(sys.executable)
-PYTHON = sys.executable
 STATE_ENV = 'MAGSASA_CHAOS_STATE_DIR'
 
 
-def ansible_env():
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'collections'),
-        ANSIBLE_STDOUT_CALLBACK='json',
-        ANSIBLE_NOCOLOR='1',
-        ANSIBLE_RETRY_FILES_ENABLED='0',
-        PATH=BIN + os.pathsep + env.get('PATH', ''),
-    )
-    return env
+def task(module, _title=None, **args):
+    """One task of a playbook: ``magsasa.chaos.<module>`` with ``args``."""
+    entry = {'magsasa.chaos.%s' % module: args}
+    entry['name'] = _title or module
+    return entry
 
 
-def write_playbook(directory, tasks, host=None):
-    """A one-play playbook (JSON is YAML). Without ``host``: localhost, local connection, the venv's
-    python; ``host`` is a dict of inventory variables for a host named ``target``."""
-    if host is None:
-        play = dict(hosts='localhost', connection='local', gather_facts=False,
-                    vars=dict(ansible_python_interpreter=PYTHON), tasks=tasks)
-    else:
-        play = dict(hosts='target', gather_facts=False, tasks=tasks)
-    stamp = int(time.time() * 1e6)
-    path = os.path.join(str(directory), 'play-%d.yml' % stamp)
-    with open(path, 'w') as handle:
-        json.dump([play], handle, indent=1)
-    inventory = 'localhost,'
-    if host is not None:
-        inventory = os.path.join(str(directory), 'inventory-%d.yml' % stamp)
-        with open(inventory, 'w') as handle:
-            json.dump(dict(all=dict(hosts=dict(target=host))), handle)
-    return [os.path.join(BIN, 'ansible-playbook'), '-i', inventory, path]
+def run_tasks(directory, tasks, timeout=120, host=None):
+    """Run the tasks (see ``write_play``); one result per task (see ``task_results``)."""
+    return task_results(run_play(directory, tasks, host=host, json=True, timeout=timeout))
 
 
-def parse_results(stdout):
-    """The json callback's output -> one entry per task: the host's result plus the task timing."""
-    data = json.loads(stdout[stdout.index('{'):])
-    results = []
-    for play in data['plays']:
-        for task in play['tasks']:
-            hosts = task['hosts']
-            result = dict(hosts.get('localhost') or hosts.get('target') or {})
-            result['_task'] = task['task']['name']
-            result['_duration'] = task['task'].get('duration', {})
-            results.append(result)
-    return results
+def start_tasks(directory, tasks):
+    """Run the tasks on localhost in the background, in a session of their own (see ``start_playbook``)."""
+    path, inventory = write_play(directory, tasks)
+    return start_playbook(path, inventory=inventory, env=ansible_env(json=True))
 
 
-def run_playbook(directory, tasks, timeout=120, host=None):
-    argv = write_playbook(directory, tasks, host)
-    proc = subprocess.run(argv, env=ansible_env(), cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
-    try:
-        return parse_results(proc.stdout)
-    except ValueError:
-        raise AssertionError('ansible-playbook rc=%d, no JSON:\n%s\n%s' % (proc.returncode, proc.stdout, proc.stderr))
-
-
-def start_playbook(directory, tasks):
-    """Run a playbook in the background, in its own process group (so a test can SIGKILL it all)."""
-    return subprocess.Popen(write_playbook(directory, tasks), env=ansible_env(), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, universal_newlines=True, start_new_session=True)
-
-
-def finish_playbook(proc, timeout=120):
+def finish_tasks(proc, timeout=120):
+    """The results of a run ``start_tasks`` started, once it ends."""
     out, err = proc.communicate(timeout=timeout)
-    try:
-        return parse_results(out)
-    except ValueError:
-        raise AssertionError('ansible-playbook rc=%d, no JSON:\n%s\n%s' % (proc.returncode, out, err))
-
-
-def stop_playbook(proc):
-    """SIGKILL a background playbook's whole process group if it is still running."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        proc.communicate()
+    return task_results(out, err)
 
 
 def records(state_dir):
@@ -270,14 +207,6 @@ def cpu_and_wait_windows(procs, windows, length=1.0):
     return readings
 
 
-def need(tool):
-    """A system tool the test needs: in CI its absence fails the test, elsewhere it skips."""
-    path = shutil.which(tool)
-    if not path:
-        missing('%s is not installed' % tool)
-    return path
-
-
 def cleanup_and_check(state_dir):
     """Kill whatever a fault under ``state_dir`` left running, then fail if anything was left."""
     # A guard notices within its 0.2 s poll that its fault was reverted, then exits.
@@ -298,13 +227,6 @@ def cleanup_and_check(state_dir):
                 pass
     assert not described, 'fault processes left running: %s' % described
     assert not leftover_records, 'fault records left active: %s' % leftover_records
-
-
-def task(module, _title=None, **args):
-    """One task of a playbook: ``magsasa.chaos.<module>`` with ``args``."""
-    entry = {'magsasa.chaos.%s' % module: args}
-    entry['name'] = _title or module
-    return entry
 
 
 @pytest.fixture
