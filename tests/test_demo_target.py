@@ -20,7 +20,7 @@ import uuid
 import psutil
 import pytest
 
-from harness import missing, play_recap, require, require_docker, require_postgres_bin_dir, run_playbook
+from harness import missing, play_recap, require, require_docker, require_postgres_bin_dir, run_playbook, wait_for
 
 DEMO_JSON_KEYS = {
     "mode", "api_url", "health_url", "api_host", "api_port", "pg_host", "pg_port", "pg_data_dir",
@@ -40,16 +40,6 @@ def http(method, url, body=None, timeout=3):
         return exc.code, json.loads(exc.read() or b"null")
     except (urllib.error.URLError, ConnectionError, socket.timeout):
         return 0, None
-
-
-def wait_for(predicate, timeout, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def listening(port):
