@@ -67,35 +67,30 @@ def wait_history(state_dir, fault_id, timeout=5):
     raise AssertionError('no history entry for %s in %s' % (fault_id, state_dir))
 
 
-def wait_for_record(state_dir, fault_id, timeout=60, status='active'):
+def _wait_for_record_where(state_dir, fault_id, accept, timeout, poll, what):
     deadline = time.time() + timeout
     path = os.path.join(state_dir, fault_id + '.json')
     while time.time() < deadline:
         try:
             with open(path) as handle:
                 record = json.load(handle)
-            if record.get('status') == status:
+            if accept(record):
                 return record
         except (IOError, ValueError):
             pass
-        time.sleep(0.05)
-    raise AssertionError('fault %s never became %s in %s' % (fault_id, status, state_dir))
+        time.sleep(poll)
+    raise AssertionError('fault %s never %s in %s' % (fault_id, what, state_dir))
+
+
+def wait_for_record(state_dir, fault_id, timeout=60, status='active'):
+    return _wait_for_record_where(state_dir, fault_id, lambda record: record.get('status') == status, timeout, 0.05,
+                                  'became %s' % status)
 
 
 def wait_for_details(state_dir, fault_id, key, timeout=60):
     """The record as soon as the module stored ``details[key]`` (during injection)."""
-    deadline = time.time() + timeout
-    path = os.path.join(state_dir, fault_id + '.json')
-    while time.time() < deadline:
-        try:
-            with open(path) as handle:
-                record = json.load(handle)
-            if record.get('details', {}).get(key):
-                return record
-        except (IOError, ValueError):
-            pass
-        time.sleep(0.02)
-    raise AssertionError('fault %s never recorded %s in %s' % (fault_id, key, state_dir))
+    return _wait_for_record_where(state_dir, fault_id, lambda record: record.get('details', {}).get(key), timeout, 0.02,
+                                  'recorded %s' % key)
 
 
 def fault_processes(state_dir):
