@@ -206,9 +206,7 @@ reverted:
   elements: str
 '''
 
-import math
 import os
-import random
 import signal
 import time
 
@@ -216,6 +214,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
     DockerException, container_state, docker_argument_spec, docker_client, docker_required_together,
     health_status, is_up, pid_belongs_to, revert_action, watch_recovery)
+from ansible_collections.magsasa.chaos.plugins.module_utils import _targeting
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, FaultError, fault_argument_spec, fault_required_if, run_fault_module)
 
@@ -242,16 +241,6 @@ def matches(summary, name=None, container_id=None):
     if container_id is not None and not summary.get('Id', '').startswith(container_id):
         return False
     return True
-
-
-def pick(candidates, count=None, percent=None, rng=None):
-    """All candidates, or ``count`` of them, or ``percent`` % of them (rounded up, at least one), at random."""
-    rng = rng or random.SystemRandom()
-    if count is None and percent is None:
-        return list(candidates)
-    wanted = count if count is not None else int(math.ceil(len(candidates) * percent / 100.0))
-    wanted = max(1, min(len(candidates), wanted)) if candidates else 0
-    return rng.sample(list(candidates), wanted)
 
 
 def signal_valid(name):
@@ -283,10 +272,9 @@ class ContainerFault(Fault):
 
     def validate(self):
         params = self.params
-        if params['count'] is not None and params['count'] < 1:
-            self.fail('`count` must be at least 1, got %d' % params['count'])
-        if params['percent'] is not None and not 0 < params['percent'] <= 100:
-            self.fail('`percent` must be more than 0 and at most 100, got %s' % params['percent'])
+        problem = _targeting.count_percent_problem(params['count'], params['percent'])
+        if problem:
+            self.fail(problem)
         if params['wait_for_recovery'] < 0:
             self.fail('`wait_for_recovery` must be 0 or more seconds, got %s' % params['wait_for_recovery'])
         if params['stop_timeout'] < 0:
@@ -301,7 +289,7 @@ class ContainerFault(Fault):
             self.client  # pylint: disable=pointless-statement
 
     def selector(self):
-        return dict((key, self.params[key]) for key in SELECTORS + ('compose_project',) if self.params[key] is not None)
+        return _targeting.given(self.params, SELECTORS + ('compose_project',))
 
     def targets(self):
         """The containers to hit, chosen once per run (the random pick is part of the plan)."""
@@ -321,7 +309,7 @@ class ContainerFault(Fault):
             self.fail('no running container matches %s at docker_host=%s; check the selector '
                       '(only running containers are selected)' % (self.describe_selector(), params['docker_host']))
         self._matched = [self.summary(c) for c in matched]
-        self._targets = [self.summary(c) for c in pick(matched, params['count'], params['percent'])]
+        self._targets = [self.summary(c) for c in _targeting.pick(matched, params['count'], params['percent'])]
         return self._targets
 
     def describe_selector(self):
@@ -443,10 +431,11 @@ def main():
         stop_timeout=dict(type='int', default=10),
         wait_for_recovery=dict(type='float', default=30.0),
     )
+    selector_required_if, selector_exclusive = _targeting.selector_rules(SELECTORS)
     module = AnsibleModule(
         argument_spec=argument_spec,
-        required_if=fault_required_if() + [('state', 'present', SELECTORS, True)],
-        mutually_exclusive=[SELECTORS, ('count', 'percent')],
+        required_if=fault_required_if() + selector_required_if,
+        mutually_exclusive=selector_exclusive,
         required_together=docker_required_together(),
         supports_check_mode=True,
     )

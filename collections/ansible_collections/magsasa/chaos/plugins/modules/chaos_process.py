@@ -264,6 +264,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, FaultError, fault_argument_spec, fault_required_if, run_fault_module)
 from ansible_collections.magsasa.chaos.plugins.module_utils import _process
+from ansible_collections.magsasa.chaos.plugins.module_utils import _targeting
 
 SELECTORS = ('pid', 'pidfile', 'name', 'cmdline_pattern', 'systemd_unit', 'supervisor_program')
 STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
@@ -282,9 +283,10 @@ class ProcessFault(Fault):
         self.signal = None
 
     def selector(self):
+        chosen = _targeting.given(self.params, SELECTORS)  # at most one: the spec excludes the others
         for field in SELECTORS:
-            if self.params[field] is not None:
-                return field, self.params[field]
+            if field in chosen:
+                return field, chosen[field]
         return None, None
 
     def validate(self):
@@ -297,10 +299,9 @@ class ProcessFault(Fault):
             self.signal = _process.signal_number(params['signal'])
         except ValueError:
             self.fail('`signal` must be a signal name or number such as SIGKILL, TERM or 9, got %s' % params['signal'])
-        if params['count'] is not None and params['count'] < 1:
-            self.fail('`count` must be 1 or more, got %s' % params['count'])
-        if params['percent'] is not None and not 0 < params['percent'] <= 100:
-            self.fail('`percent` must be above 0 and at most 100, got %s' % params['percent'])
+        problem = _targeting.count_percent_problem(params['count'], params['percent'])
+        if problem:
+            self.fail(problem)
         if params['wait_for_restart'] < 0:
             self.fail('`wait_for_restart` must be 0 or more seconds, got %s' % params['wait_for_restart'])
         if params['wait_for_restart'] and params['pid'] is not None:
@@ -425,7 +426,7 @@ class ProcessFault(Fault):
 
     def inject(self, ctx):
         by_pid = dict((p['pid'], p) for p in self.matched)
-        chosen = _process.pick(list(by_pid), self.params['count'], self.params['percent'])
+        chosen = _targeting.pick(sorted(by_pid), self.params['count'], self.params['percent'])
         killed = []
         killed_at = time.time()
         for pid in chosen:
@@ -527,10 +528,11 @@ def main():
         percent=dict(type='float'),
         wait_for_restart=dict(type='float', default=0),
     )
+    selector_required_if, selector_exclusive = _targeting.selector_rules(SELECTORS)
     module = AnsibleModule(
         argument_spec=argument_spec,
-        required_if=fault_required_if() + [('state', 'present', SELECTORS, True)],
-        mutually_exclusive=[SELECTORS, ('count', 'percent')],
+        required_if=fault_required_if() + selector_required_if,
+        mutually_exclusive=selector_exclusive,
         supports_check_mode=True,
     )
     run_fault_module(module, ProcessFault)
