@@ -19,16 +19,8 @@ description:
     Python modules with the interpreter the fault modules run with. Changes nothing.
 author:
   - magsasa.chaos maintainers (@magsasa)
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing.
-  idempotent:
-    support: full
-    description: Changes nothing.
+extends_documentation_fragment:
+  - magsasa.chaos.attributes.probe
 options:
   tools:
     description:

@@ -27,14 +27,13 @@ description:
 author:
   - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
+  - magsasa.chaos.attributes.fault_module
   - magsasa.chaos.fault
   - magsasa.chaos.docker
 attributes:
   check_mode:
-    support: full
     description: Returns the plan with the containers that would be hit; touches nothing.
   diff_mode:
-    support: none
     description: Nothing to diff; the plan and the recovery observed are returned instead.
   idempotent:
     support: partial

@@ -21,17 +21,11 @@ description:
 author:
   - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
+  - magsasa.chaos.attributes.fault_module
   - magsasa.chaos.fault
 attributes:
   check_mode:
-    support: full
     description: Returns the plan (engine, workers, load, affinity) and starts nothing.
-  diff_mode:
-    support: none
-    description: The fault is reported in RV(plan), RV(details) and RV(effect), not as a diff.
-  idempotent:
-    support: full
-    description: An identical active fault is left alone (its lease is renewed); O(state=absent) on a reverted fault changes nothing.
 options:
   workers:
     description:

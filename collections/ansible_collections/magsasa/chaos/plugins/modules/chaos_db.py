@@ -26,14 +26,13 @@ description:
 author:
   - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
+  - magsasa.chaos.attributes.fault_module
   - magsasa.chaos.fault
   - magsasa.chaos.docker
 attributes:
   check_mode:
-    support: full
     description: Checks that the server answers and can be found, returns the plan, stops nothing and holds no connection.
   diff_mode:
-    support: none
     description: Nothing to diff; the plan and the observed downtime are returned instead.
   idempotent:
     support: partial

@@ -49,16 +49,14 @@ description:
 author:
   - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
+  - magsasa.chaos.attributes.fault_module
   - magsasa.chaos.fault
 attributes:
   check_mode:
-    support: full
     description: Validates, chooses the backend, and returns the plan (the tc commands or the nftables ruleset); adds nothing.
   diff_mode:
-    support: none
     description: Nothing to diff; the rules or qdiscs added are returned in RV(details).
   idempotent:
-    support: full
     description: An identical active fault (same O(fault_id) or same options) is not injected twice; its lease is renewed.
 options:
   interface:

@@ -34,16 +34,12 @@ description:
 author:
   - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
+  - magsasa.chaos.attributes.fault_module
   - magsasa.chaos.fault
 attributes:
   check_mode:
-    support: full
     description: Returns the plan with the processes that match; signals nothing.
-  diff_mode:
-    support: none
-    description: The fault is reported in RV(plan), RV(details) and RV(effect), not as a diff.
   idempotent:
-    support: full
     description: >-
       While an identical fault is recorded (for O(duration)), running it again signals nothing and renews its lease;
       use another O(fault_id) to kill again.

@@ -23,22 +23,8 @@ description:
   - Every evaluation is returned as RV(samples), so an experiment can keep the value series beside its probe's.
 author:
   - magsasa.chaos maintainers (@magsasa)
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details:
-      - The module only reads from Prometheus and runs normally in check mode.
-  diff_mode:
-    description: Will return details on what has changed when in diff mode.
-    support: none
-  idempotent:
-    description: Running the task twice with the same options changes nothing.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
+extends_documentation_fragment:
+  - magsasa.chaos.attributes.probe
 options:
   url:
     description:

@@ -26,6 +26,8 @@ description:
     M(magsasa.chaos.resilience_probe) summary and the P(magsasa.chaos.resilience_metrics#filter) filter.
 author:
   - magsasa.chaos maintainers (@magsasa)
+extends_documentation_fragment:
+  - magsasa.chaos.attributes
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -42,10 +44,6 @@ attributes:
     details:
       - O(state=stopped) on a sampler that is already gone reports no change.
       - O(state=started) without O(probe_id) starts a new sampler every time; with an existing O(probe_id) it fails.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 options:
   state:
     description:
