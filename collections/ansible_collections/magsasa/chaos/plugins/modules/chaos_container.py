@@ -139,11 +139,37 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+ended:
+  description:
+    - When O(fault_id) names a fault that is already over, how it ended - C(fault_id), C(reverted_by)
+      (V(guard:deadline), V(guard:lease-expired), ...), C(reverted_at) and C(final_effect).
+  returned: when O(state=absent) and the fault had already ended
+  type: dict
 fault_id:
   description: The id of the fault (give it to O(state=absent) to end the fault early).
   returned: success
   type: str
   sample: container-3f2a9c01de
+final_effects:
+  description: What the helpers of the reverted faults measured last, by fault id.
+  returned: when O(state=absent) reverted a fault whose helper reported a final measurement
+  type: dict
+guard_pid:
+  description: Pid of the detached guard process that reverts the fault.
+  returned: success and O(state=present) and not check mode
+  type: int
+injected_at:
+  description: Epoch seconds when the injection was complete (the moment the fault took effect; metrics count from here).
+  returned: success and O(state=present) and not in check mode
+  type: float
+kind:
+  description: The fault kind, V(container).
+  returned: success and O(state=present)
+  type: str
+lease_expires_at:
+  description: Epoch seconds when an unrenewed lease ends the fault, or null.
+  returned: success and O(state=present)
+  type: float
 plan:
   description: What the fault does, with the selector, the matching and the picked containers.
   returned: success
@@ -198,11 +224,27 @@ boot_hook:
     name:
       description: The unit name, or the crontab line.
       type: str
+record:
+  description: Path of the fault's JSON record.
+  returned: success and O(state=present) and not check mode
+  type: str
+renewed:
+  description: Whether an identical active fault had its lease renewed instead of a new injection.
+  returned: when an identical fault was already active
+  type: bool
 reverted:
   description: The fault ids reverted by O(state=absent).
   returned: success with O(state=absent)
   type: list
   elements: str
+started_at:
+  description: Epoch seconds when the fault started.
+  returned: success and O(state=present)
+  type: float
+state_dir:
+  description: The fault state directory.
+  returned: always
+  type: str
 '''
 
 import os

@@ -92,11 +92,21 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+ended:
+  description:
+    - When O(fault_id) names a fault that is already over, how it ended - C(fault_id), C(reverted_by)
+      (V(guard:deadline), V(guard:lease-expired), ...), C(reverted_at) and C(final_effect).
+  returned: when O(state=absent) and the fault had already ended
+  type: dict
 fault_id:
   description: The id of the fault.
   returned: always
   type: str
   sample: cpu-3f2a9c1b0d
+final_effects:
+  description: What the helpers of the reverted faults measured last, by fault id.
+  returned: when O(state=absent) reverted a fault whose helper reported a final measurement
+  type: dict
 kind:
   description: The fault kind, V(cpu).
   returned: success and O(state=present)
