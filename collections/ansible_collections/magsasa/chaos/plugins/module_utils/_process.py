@@ -9,9 +9,6 @@ The random pick of some of the matches is ``_targeting.pick``.
 The parsing and selection functions take plain data so they are unit-tested without processes.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import os
 import re
 

@@ -10,9 +10,6 @@ matches with O(count) or O(percent), picked at random. The argument-spec rules, 
 O(count) / O(percent) and the pick live here once, as plain functions unit-tested without targets.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import math
 import random
 

@@ -9,9 +9,6 @@ The keys are read from the engine's source (the ``result`` dicts of ``present``,
 docs stay per module: ansible-core has no RETURN fragments.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import ast
 import importlib
 import os
