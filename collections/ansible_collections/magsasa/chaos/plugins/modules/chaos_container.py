@@ -58,6 +58,7 @@ options:
   compose_project:
     description:
       - Limit O(compose_service) to this Compose project (label C(com.docker.compose.project)).
+        Requires O(compose_service).
     type: str
   count:
     description:
@@ -322,8 +323,6 @@ class ContainerFault(Fault):
             self.fail('`signal` must be a signal name such as SIGTERM or SIGKILL, got %r' % params['signal'])
         if params['labels'] is not None and not params['labels']:
             self.fail('`labels` must name at least one label, got an empty dict')
-        if params['compose_project'] and not params['compose_service']:
-            self.fail('`compose_project` needs `compose_service`')
         if params['state'] == 'present':
             self.client  # pylint: disable=pointless-statement
 
@@ -475,6 +474,7 @@ def main():
         argument_spec=argument_spec,
         required_if=fault_required_if() + selector_required_if,
         mutually_exclusive=selector_exclusive,
+        required_by={'compose_project': 'compose_service'},
         required_together=docker_required_together(),
         supports_check_mode=True,
     )

@@ -410,10 +410,9 @@ class DatabaseFault(Fault):
             self.fail('`stop_timeout` must be at least 1 second, got %d' % params['stop_timeout'])
         if params['connections'] is not None and params['connections'] < 1:
             self.fail('`connections` must be at least 1, got %d' % params['connections'])
-        if params['action'] == 'lock' and not params['table']:
-            self.fail('action=lock needs `table`')
         if params['action'] != 'downtime':
             return
+        # A hand check, not required_if: the option needed depends on two fields (action and control).
         needed = dict(datadir='data_dir', systemd='systemd_unit', container='container')[params['control']]
         if not params[needed]:
             self.fail('control=%s needs `%s`' % (params['control'], needed))
@@ -662,7 +661,8 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        required_if=[('state', 'present', ('duration', 'intensity'), True), ('state', 'present', ('engine',))],
+        required_if=[('state', 'present', ('duration', 'intensity'), True), ('state', 'present', ('engine',)),
+                     ('action', 'lock', ('table',))],
         mutually_exclusive=[('duration', 'intensity')],
         required_together=docker_required_together(),
         supports_check_mode=True,

@@ -545,9 +545,7 @@ class ResilienceProbe:
         return dict(result, pid=state['pid'], started_at=state['started_at'], running=True)
 
     def existing(self):
-        probe_id = self.params['probe_id']
-        if not probe_id:
-            self.fail('`probe_id` is required with state=%s' % self.params['state'])
+        probe_id = self.params['probe_id']  # required_if: given with state=status and state=stopped
         paths = probe_paths(self.probe_dir, probe_id)
         if not os.path.exists(paths['state']):
             self.fail('unknown `probe_id` %r: no probe state %s in probe_dir %s'
