@@ -12,9 +12,6 @@ on the target for the whole hold and sends it a line per tick (a pipe write inst
 start per host per tick: a ``docker exec`` costs the controller a CLI start and dockerd an exec);
 over any other connection, or with become, it runs the renewal as one command per tick."""
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import os
 import select

@@ -9,9 +9,6 @@ the module as written (0, false and "" included), and an option the module does 
 refused by name, with the module's options, before the module runs.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 from ansible.plugins.action import ActionBase
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._module_options import documented_options
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._preflight import unknown_options

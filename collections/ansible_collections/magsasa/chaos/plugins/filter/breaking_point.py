@@ -4,9 +4,6 @@
 
 """The breaking-point search for playbooks: thin wrappers over plugin_utils/_breaking_point.py."""
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._breaking_point import (

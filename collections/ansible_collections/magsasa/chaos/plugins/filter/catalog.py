@@ -4,9 +4,6 @@
 
 """The collection's shared lists (module_utils/_catalog.py) for the roles."""
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 from ansible.errors import AnsibleFilterError
 from ansible_collections.magsasa.chaos.plugins.module_utils._catalog import catalog
 

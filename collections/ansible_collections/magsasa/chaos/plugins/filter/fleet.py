@@ -4,9 +4,6 @@
 
 """Filters of an experiment over many hosts: thin wrappers over module_utils/_fleet.py."""
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.magsasa.chaos.plugins.module_utils import _fleet

@@ -5,9 +5,6 @@
 """The run's preflight for playbooks: thin wrappers over plugin_utils/_preflight.py, with the
 fault options read from the modules' own documentation (plugin_utils/_module_options.py)."""
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 from ansible.errors import AnsibleFilterError
 from ansible_collections.magsasa.chaos.plugins.plugin_utils import _preflight
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._module_options import documented_options

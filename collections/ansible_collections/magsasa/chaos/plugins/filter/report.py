@@ -5,9 +5,6 @@
 """What the roles share with the report (plugin_utils/_report.py): the run's outcome as the report
 judges it, and the secret keys no record keeps."""
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError

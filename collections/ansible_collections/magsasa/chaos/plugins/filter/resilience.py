@@ -4,9 +4,6 @@
 
 """Resilience metrics and SLO verdicts for playbooks: thin wrappers over module_utils/_metrics.py."""
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.magsasa.chaos.plugins.module_utils._metrics import (

@@ -15,9 +15,6 @@ those get this file copied next to them (``magsasa_chaos_atomic.py``) by
 no Ansible imports.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import os
 import threading

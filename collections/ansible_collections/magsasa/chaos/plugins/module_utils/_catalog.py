@@ -6,8 +6,6 @@
 the stop conditions and the scenario intensities. Metrics, report, preflight and the roles (through
 the ``magsasa.chaos.chaos_catalog`` filter) read them from here."""
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
 
 # (target key in the SLO, metric key in the record's metrics, comparison, label, unit)
 SLO_METRICS = (

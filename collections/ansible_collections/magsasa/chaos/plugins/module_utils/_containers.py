@@ -10,9 +10,6 @@ start or unpause a container again. Podman is reached through its Docker-compati
 given as ``docker_host`` (for example ``unix:///run/podman/podman.sock``).
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import calendar
 import json
 import os

@@ -14,9 +14,6 @@
 * The parsers (``postmaster.opts``, ``/proc``) are pure functions of text, unit-tested.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import os
 import pwd

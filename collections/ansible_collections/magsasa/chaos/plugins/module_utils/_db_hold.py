@@ -16,9 +16,6 @@ PostgreSQL, PyMySQL for MySQL/MariaDB, imported only when connecting), no Ansibl
 from ``_atomic``, copied next to it (:data:`PROGRAM_NEEDS`).
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import os
 import sys

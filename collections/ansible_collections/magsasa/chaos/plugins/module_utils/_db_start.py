@@ -22,9 +22,6 @@ The confirmation does not disturb the start it confirms: "running" is the pidfil
 once, five times a second at most, which the starting server turns away without slowing its start.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import os
 import socket

@@ -15,9 +15,6 @@ This file is copied verbatim into the fault's directory like the guard, so it mu
 Python 3.8+ standard library plus the Docker SDK (imported in ``main``), no Ansible imports.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import os
 import sys

@@ -23,9 +23,6 @@ No module rewrites its parameters or keeps a main flow of its own. Inside ``inje
 ``ctx.on_revert({...})`` *right after* doing the step (see ``_guard`` for the action types).
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import inspect
 import os
 import re

@@ -6,8 +6,6 @@
 blast radius), each host's part of the record from its task results, and the experiment's
 status from the parts. Plain data in, plain data out."""
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
 
 # hold endings that end the experiment early, and what the experiment's status becomes
 ABORTING = {'stop-condition': 'aborted', 'reverted-outside': 'aborted'}

@@ -44,9 +44,6 @@ A fault that depends on a helper process of its own (the nfqueue delayer) lists 
 A helper's last words (``details.final_effect_file``) go into the history entry as ``final_effect``.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import errno
 import fcntl
 import hashlib

@@ -8,9 +8,6 @@ renews a lease over any connection, the shell loop that runs it once per line it
 the line's status from their output, and naming how a fault that is gone ended from its history
 entry."""
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import shlex
 
 GONE_MARKER = 'MAGSASA_CHAOS_FAULT_GONE'

@@ -127,9 +127,6 @@ samples since a start time. It is breached when, at any point:
 A single failed sample therefore never breaches a stop condition.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import math
 

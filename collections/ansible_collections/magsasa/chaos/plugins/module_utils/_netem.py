@@ -24,9 +24,6 @@ Selection, identical for both backends: a packet is selected when its destinatio
 source or destination port in ``exclude_ports`` and the control channel are never selected.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import ipaddress
 import json
 import re

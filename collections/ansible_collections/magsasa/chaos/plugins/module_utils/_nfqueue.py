@@ -24,9 +24,6 @@ then stops this process, so no packet is ever left in a queue without a reader. 
 the kernel drops what it held and, with the bypass flag on the rule, lets later packets through.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import errno
 import heapq
 import json

@@ -28,9 +28,6 @@ reading at start plus monotonic offsets, so the series never jumps when the
 wall clock is stepped.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import errno
 import http.client as http_client
 import json

@@ -15,9 +15,6 @@ it must stay standalone: Python 3.8+ standard library only, no Ansible imports. 
 pure functions of text, unit-tested.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import os
 import signal
 

@@ -3,17 +3,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """Finding processes for chaos_process: the process table from /proc, selectors, the
-processes that must never be hit (PID 1, the module and its ancestors), and the random pick.
+processes that must never be hit (PID 1, the module and its ancestors).
+The random pick of some of the matches is ``_targeting.pick``.
 
 The parsing and selection functions take plain data so they are unit-tested without processes.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
-import math
 import os
-import random
 import re
 
 from ansible_collections.magsasa.chaos.plugins.module_utils import _proc
@@ -134,19 +130,6 @@ def protected_pids(own_pid):
     """PIDs never to signal: PID 1, this module's process and its ancestors (the Ansible worker,
     the shell and, on a local connection, ansible-playbook itself)."""
     return set([1]) | set(ancestors(own_pid))
-
-
-def pick(pids, count=None, percent=None, rng=None):
-    """Choose which of the matched pids to hit: all, ``count`` of them or ``percent`` % (at least
-    one), at random."""
-    pids = sorted(pids)
-    if count is None and percent is None:
-        return pids
-    if count is not None:
-        wanted = min(count, len(pids))
-    else:
-        wanted = max(1, int(math.ceil(len(pids) * percent / 100.0)))
-    return sorted((rng or random).sample(pids, wanted))
 
 
 def parse_pidfile(text):

@@ -18,9 +18,6 @@ series whose value compares true; without them the expression itself is the cond
 comparisons filter, so ``error_ratio > 0.05`` returns a series only while it is true).
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import math
 import operator

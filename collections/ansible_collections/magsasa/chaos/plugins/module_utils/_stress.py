@@ -13,9 +13,6 @@ The pure helpers (duty cycle, size and meminfo parsing, CPU lists, byte budgets)
 from the side effects and unit-tested.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import math
 import os

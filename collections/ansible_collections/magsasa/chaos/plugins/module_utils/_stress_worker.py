@@ -18,9 +18,6 @@ It must stay standalone: Python 3.8+ standard library only, no Ansible imports, 
 are plain functions, unit-tested on their own.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import mmap
 import os
 import sys

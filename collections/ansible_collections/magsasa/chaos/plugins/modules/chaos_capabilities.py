@@ -3,8 +3,6 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
 
 DOCUMENTATION = r'''
 ---
@@ -19,16 +17,8 @@ description:
     Python modules with the interpreter the fault modules run with. Changes nothing.
 author:
   - magsasa.chaos maintainers (@magsasa)
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing.
-  idempotent:
-    support: full
-    description: Changes nothing.
+extends_documentation_fragment:
+  - magsasa.chaos.attributes.probe
 options:
   tools:
     description:

@@ -3,8 +3,6 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
 
 DOCUMENTATION = r'''
 ---
@@ -27,14 +25,13 @@ description:
 author:
   - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
+  - magsasa.chaos.attributes.fault_module
   - magsasa.chaos.fault
   - magsasa.chaos.docker
 attributes:
   check_mode:
-    support: full
     description: Returns the plan with the containers that would be hit; touches nothing.
   diff_mode:
-    support: none
     description: Nothing to diff; the plan and the recovery observed are returned instead.
   idempotent:
     support: partial
@@ -61,6 +58,7 @@ options:
   compose_project:
     description:
       - Limit O(compose_service) to this Compose project (label C(com.docker.compose.project)).
+        Requires O(compose_service).
     type: str
   count:
     description:
@@ -140,11 +138,37 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+ended:
+  description:
+    - When O(fault_id) names a fault that is already over, how it ended - C(fault_id), C(reverted_by)
+      (V(guard:deadline), V(guard:lease-expired), ...), C(reverted_at) and C(final_effect).
+  returned: when O(state=absent) and the fault had already ended
+  type: dict
 fault_id:
   description: The id of the fault (give it to O(state=absent) to end the fault early).
   returned: success
   type: str
   sample: container-3f2a9c01de
+final_effects:
+  description: What the helpers of the reverted faults measured last, by fault id.
+  returned: when O(state=absent) reverted a fault whose helper reported a final measurement
+  type: dict
+guard_pid:
+  description: Pid of the detached guard process that reverts the fault.
+  returned: success and O(state=present) and not check mode
+  type: int
+injected_at:
+  description: Epoch seconds when the injection was complete (the moment the fault took effect; metrics count from here).
+  returned: success and O(state=present) and not in check mode
+  type: float
+kind:
+  description: The fault kind, V(container).
+  returned: success and O(state=present)
+  type: str
+lease_expires_at:
+  description: Epoch seconds when an unrenewed lease ends the fault, or null.
+  returned: success and O(state=present)
+  type: float
 plan:
   description: What the fault does, with the selector, the matching and the picked containers.
   returned: success
@@ -199,16 +223,30 @@ boot_hook:
     name:
       description: The unit name, or the crontab line.
       type: str
+record:
+  description: Path of the fault's JSON record.
+  returned: success and O(state=present) and not check mode
+  type: str
+renewed:
+  description: Whether an identical active fault had its lease renewed instead of a new injection.
+  returned: when an identical fault was already active
+  type: bool
 reverted:
   description: The fault ids reverted by O(state=absent).
   returned: success with O(state=absent)
   type: list
   elements: str
+started_at:
+  description: Epoch seconds when the fault started.
+  returned: success and O(state=present)
+  type: float
+state_dir:
+  description: The fault state directory.
+  returned: always
+  type: str
 '''
 
-import math
 import os
-import random
 import signal
 import time
 
@@ -216,6 +254,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
     DockerException, container_state, docker_argument_spec, docker_client, docker_required_together,
     health_status, is_up, pid_belongs_to, revert_action, watch_recovery)
+from ansible_collections.magsasa.chaos.plugins.module_utils import _targeting
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, FaultError, fault_argument_spec, fault_required_if, run_fault_module)
 
@@ -242,16 +281,6 @@ def matches(summary, name=None, container_id=None):
     if container_id is not None and not summary.get('Id', '').startswith(container_id):
         return False
     return True
-
-
-def pick(candidates, count=None, percent=None, rng=None):
-    """All candidates, or ``count`` of them, or ``percent`` % of them (rounded up, at least one), at random."""
-    rng = rng or random.SystemRandom()
-    if count is None and percent is None:
-        return list(candidates)
-    wanted = count if count is not None else int(math.ceil(len(candidates) * percent / 100.0))
-    wanted = max(1, min(len(candidates), wanted)) if candidates else 0
-    return rng.sample(list(candidates), wanted)
 
 
 def signal_valid(name):
@@ -283,10 +312,9 @@ class ContainerFault(Fault):
 
     def validate(self):
         params = self.params
-        if params['count'] is not None and params['count'] < 1:
-            self.fail('`count` must be at least 1, got %d' % params['count'])
-        if params['percent'] is not None and not 0 < params['percent'] <= 100:
-            self.fail('`percent` must be more than 0 and at most 100, got %s' % params['percent'])
+        problem = _targeting.count_percent_problem(params['count'], params['percent'])
+        if problem:
+            self.fail(problem)
         if params['wait_for_recovery'] < 0:
             self.fail('`wait_for_recovery` must be 0 or more seconds, got %s' % params['wait_for_recovery'])
         if params['stop_timeout'] < 0:
@@ -295,13 +323,11 @@ class ContainerFault(Fault):
             self.fail('`signal` must be a signal name such as SIGTERM or SIGKILL, got %r' % params['signal'])
         if params['labels'] is not None and not params['labels']:
             self.fail('`labels` must name at least one label, got an empty dict')
-        if params['compose_project'] and not params['compose_service']:
-            self.fail('`compose_project` needs `compose_service`')
         if params['state'] == 'present':
             self.client  # pylint: disable=pointless-statement
 
     def selector(self):
-        return dict((key, self.params[key]) for key in SELECTORS + ('compose_project',) if self.params[key] is not None)
+        return _targeting.given(self.params, SELECTORS + ('compose_project',))
 
     def targets(self):
         """The containers to hit, chosen once per run (the random pick is part of the plan)."""
@@ -321,7 +347,7 @@ class ContainerFault(Fault):
             self.fail('no running container matches %s at docker_host=%s; check the selector '
                       '(only running containers are selected)' % (self.describe_selector(), params['docker_host']))
         self._matched = [self.summary(c) for c in matched]
-        self._targets = [self.summary(c) for c in pick(matched, params['count'], params['percent'])]
+        self._targets = [self.summary(c) for c in _targeting.pick(matched, params['count'], params['percent'])]
         return self._targets
 
     def describe_selector(self):
@@ -443,10 +469,12 @@ def main():
         stop_timeout=dict(type='int', default=10),
         wait_for_recovery=dict(type='float', default=30.0),
     )
+    selector_required_if, selector_exclusive = _targeting.selector_rules(SELECTORS)
     module = AnsibleModule(
         argument_spec=argument_spec,
-        required_if=fault_required_if() + [('state', 'present', SELECTORS, True)],
-        mutually_exclusive=[SELECTORS, ('count', 'percent')],
+        required_if=fault_required_if() + selector_required_if,
+        mutually_exclusive=selector_exclusive,
+        required_by={'compose_project': 'compose_service'},
         required_together=docker_required_together(),
         supports_check_mode=True,
     )

@@ -3,8 +3,6 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
 
 DOCUMENTATION = r'''
 ---
@@ -26,14 +24,13 @@ description:
 author:
   - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
+  - magsasa.chaos.attributes.fault_module
   - magsasa.chaos.fault
   - magsasa.chaos.docker
 attributes:
   check_mode:
-    support: full
     description: Checks that the server answers and can be found, returns the plan, stops nothing and holds no connection.
   diff_mode:
-    support: none
     description: Nothing to diff; the plan and the observed downtime are returned instead.
   idempotent:
     support: partial
@@ -204,6 +201,16 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+ended:
+  description:
+    - When O(fault_id) names a fault that is already over, how it ended - C(fault_id), C(reverted_by)
+      (V(guard:deadline), V(guard:lease-expired), ...), C(reverted_at) and C(final_effect).
+  returned: when O(state=absent) and the fault had already ended
+  type: dict
+expires_at:
+  description: Epoch seconds when the fault ends by itself.
+  returned: success and O(state=present)
+  type: float
 fault_id:
   description: The id of the fault (give it to O(state=absent) to end the fault early).
   returned: success
@@ -215,6 +222,26 @@ downtime_seconds:
   returned: always
   type: float
   sample: 10.42
+final_effects:
+  description: What the helpers of the reverted faults measured last, by fault id.
+  returned: when O(state=absent) reverted a fault whose helper reported a final measurement
+  type: dict
+guard_pid:
+  description: Pid of the detached guard process that reverts the fault.
+  returned: success and O(state=present) and not check mode
+  type: int
+injected_at:
+  description: Epoch seconds when the injection was complete (the moment the fault took effect; metrics count from here).
+  returned: success and O(state=present) and not in check mode
+  type: float
+kind:
+  description: The fault kind, V(db).
+  returned: success and O(state=present)
+  type: str
+lease_expires_at:
+  description: Epoch seconds when an unrenewed lease ends the fault, or null.
+  returned: success and O(state=present)
+  type: float
 plan:
   description: What the fault does (engine, control, mode, the server found, how it is brought back).
   returned: success with O(state=present)
@@ -254,11 +281,27 @@ boot_hook:
     name:
       description: The unit name, or the crontab line.
       type: str
+record:
+  description: Path of the fault's JSON record.
+  returned: success and O(state=present) and not check mode
+  type: str
+renewed:
+  description: Whether an identical active fault had its lease renewed instead of a new injection.
+  returned: when an identical fault was already active
+  type: bool
 reverted:
   description: The fault ids reverted by O(state=absent).
   returned: success with O(state=absent)
   type: list
   elements: str
+started_at:
+  description: Epoch seconds when the fault started.
+  returned: success and O(state=present)
+  type: float
+state_dir:
+  description: The fault state directory.
+  returned: always
+  type: str
 '''
 
 import json
@@ -367,10 +410,9 @@ class DatabaseFault(Fault):
             self.fail('`stop_timeout` must be at least 1 second, got %d' % params['stop_timeout'])
         if params['connections'] is not None and params['connections'] < 1:
             self.fail('`connections` must be at least 1, got %d' % params['connections'])
-        if params['action'] == 'lock' and not params['table']:
-            self.fail('action=lock needs `table`')
         if params['action'] != 'downtime':
             return
+        # A hand check, not required_if: the option needed depends on two fields (action and control).
         needed = dict(datadir='data_dir', systemd='systemd_unit', container='container')[params['control']]
         if not params[needed]:
             self.fail('control=%s needs `%s`' % (params['control'], needed))
@@ -619,7 +661,8 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        required_if=[('state', 'present', ('duration', 'intensity'), True), ('state', 'present', ('engine',))],
+        required_if=[('state', 'present', ('duration', 'intensity'), True), ('state', 'present', ('engine',)),
+                     ('action', 'lock', ('table',))],
         mutually_exclusive=[('duration', 'intensity')],
         required_together=docker_required_together(),
         supports_check_mode=True,

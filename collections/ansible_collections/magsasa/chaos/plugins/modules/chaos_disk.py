@@ -3,8 +3,6 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
 
 DOCUMENTATION = r'''
 ---
@@ -24,17 +22,11 @@ description:
 author:
   - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
+  - magsasa.chaos.attributes.fault_module
   - magsasa.chaos.fault
 attributes:
   check_mode:
-    support: full
     description: Returns the plan (scratch location, workers, space check) and writes nothing.
-  diff_mode:
-    support: none
-    description: The fault is reported in RV(plan), RV(details) and RV(effect), not as a diff.
-  idempotent:
-    support: full
-    description: An identical active fault is left alone (its lease is renewed); O(state=absent) on a reverted fault changes nothing.
 options:
   path:
     description:
@@ -97,11 +89,21 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+ended:
+  description:
+    - When O(fault_id) names a fault that is already over, how it ended - C(fault_id), C(reverted_by)
+      (V(guard:deadline), V(guard:lease-expired), ...), C(reverted_at) and C(final_effect).
+  returned: when O(state=absent) and the fault had already ended
+  type: dict
 fault_id:
   description: The id of the fault.
   returned: always
   type: str
   sample: disk-5e6f7a8b9c
+final_effects:
+  description: What the helpers of the reverted faults measured last, by fault id.
+  returned: when O(state=absent) reverted a fault whose helper reported a final measurement
+  type: dict
 kind:
   description: The fault kind, V(disk).
   returned: success and O(state=present)

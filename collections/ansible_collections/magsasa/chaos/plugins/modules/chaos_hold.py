@@ -5,8 +5,6 @@
 
 # This is a documentation stub: the work is done by the action plugin of the same name.
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
 
 DOCUMENTATION = r'''
 ---

@@ -3,8 +3,6 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
 
 DOCUMENTATION = r'''
 ---
@@ -49,16 +47,14 @@ description:
 author:
   - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
+  - magsasa.chaos.attributes.fault_module
   - magsasa.chaos.fault
 attributes:
   check_mode:
-    support: full
     description: Validates, chooses the backend, and returns the plan (the tc commands or the nftables ruleset); adds nothing.
   diff_mode:
-    support: none
     description: Nothing to diff; the rules or qdiscs added are returned in RV(details).
   idempotent:
-    support: full
     description: An identical active fault (same O(fault_id) or same options) is not injected twice; its lease is renewed.
 options:
   interface:

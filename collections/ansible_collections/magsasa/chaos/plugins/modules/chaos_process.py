@@ -3,8 +3,6 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
 
 DOCUMENTATION = r'''
 ---
@@ -34,16 +32,12 @@ description:
 author:
   - magsasa.chaos maintainers (@magsasa)
 extends_documentation_fragment:
+  - magsasa.chaos.attributes.fault_module
   - magsasa.chaos.fault
 attributes:
   check_mode:
-    support: full
     description: Returns the plan with the processes that match; signals nothing.
-  diff_mode:
-    support: none
-    description: The fault is reported in RV(plan), RV(details) and RV(effect), not as a diff.
   idempotent:
-    support: full
     description: >-
       While an identical fault is recorded (for O(duration)), running it again signals nothing and renews its lease;
       use another O(fault_id) to kill again.
@@ -144,11 +138,21 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+ended:
+  description:
+    - When O(fault_id) names a fault that is already over, how it ended - C(fault_id), C(reverted_by)
+      (V(guard:deadline), V(guard:lease-expired), ...), C(reverted_at) and C(final_effect).
+  returned: when O(state=absent) and the fault had already ended
+  type: dict
 fault_id:
   description: The id of the fault.
   returned: always
   type: str
   sample: process-1a2b3c4d5e
+final_effects:
+  description: What the helpers of the reverted faults measured last, by fault id.
+  returned: when O(state=absent) reverted a fault whose helper reported a final measurement
+  type: dict
 kind:
   description: The fault kind, V(process).
   returned: success and O(state=present)
@@ -264,6 +268,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, FaultError, fault_argument_spec, fault_required_if, run_fault_module)
 from ansible_collections.magsasa.chaos.plugins.module_utils import _process
+from ansible_collections.magsasa.chaos.plugins.module_utils import _targeting
 
 SELECTORS = ('pid', 'pidfile', 'name', 'cmdline_pattern', 'systemd_unit', 'supervisor_program')
 STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
@@ -282,9 +287,10 @@ class ProcessFault(Fault):
         self.signal = None
 
     def selector(self):
+        chosen = _targeting.given(self.params, SELECTORS)  # at most one: the spec excludes the others
         for field in SELECTORS:
-            if self.params[field] is not None:
-                return field, self.params[field]
+            if field in chosen:
+                return field, chosen[field]
         return None, None
 
     def validate(self):
@@ -297,10 +303,9 @@ class ProcessFault(Fault):
             self.signal = _process.signal_number(params['signal'])
         except ValueError:
             self.fail('`signal` must be a signal name or number such as SIGKILL, TERM or 9, got %s' % params['signal'])
-        if params['count'] is not None and params['count'] < 1:
-            self.fail('`count` must be 1 or more, got %s' % params['count'])
-        if params['percent'] is not None and not 0 < params['percent'] <= 100:
-            self.fail('`percent` must be above 0 and at most 100, got %s' % params['percent'])
+        problem = _targeting.count_percent_problem(params['count'], params['percent'])
+        if problem:
+            self.fail(problem)
         if params['wait_for_restart'] < 0:
             self.fail('`wait_for_restart` must be 0 or more seconds, got %s' % params['wait_for_restart'])
         if params['wait_for_restart'] and params['pid'] is not None:
@@ -425,7 +430,7 @@ class ProcessFault(Fault):
 
     def inject(self, ctx):
         by_pid = dict((p['pid'], p) for p in self.matched)
-        chosen = _process.pick(list(by_pid), self.params['count'], self.params['percent'])
+        chosen = _targeting.pick(sorted(by_pid), self.params['count'], self.params['percent'])
         killed = []
         killed_at = time.time()
         for pid in chosen:
@@ -527,10 +532,11 @@ def main():
         percent=dict(type='float'),
         wait_for_restart=dict(type='float', default=0),
     )
+    selector_required_if, selector_exclusive = _targeting.selector_rules(SELECTORS)
     module = AnsibleModule(
         argument_spec=argument_spec,
-        required_if=fault_required_if() + [('state', 'present', SELECTORS, True)],
-        mutually_exclusive=[SELECTORS, ('count', 'percent')],
+        required_if=fault_required_if() + selector_required_if,
+        mutually_exclusive=selector_exclusive,
         supports_check_mode=True,
     )
     run_fault_module(module, ProcessFault)

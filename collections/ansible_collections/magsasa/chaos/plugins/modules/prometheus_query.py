@@ -3,8 +3,6 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: prometheus_query
@@ -23,22 +21,8 @@ description:
   - Every evaluation is returned as RV(samples), so an experiment can keep the value series beside its probe's.
 author:
   - magsasa.chaos maintainers (@magsasa)
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details:
-      - The module only reads from Prometheus and runs normally in check mode.
-  diff_mode:
-    description: Will return details on what has changed when in diff mode.
-    support: none
-  idempotent:
-    description: Running the task twice with the same options changes nothing.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
+extends_documentation_fragment:
+  - magsasa.chaos.attributes.probe
 options:
   url:
     description:

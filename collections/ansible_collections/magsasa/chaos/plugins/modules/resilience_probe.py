@@ -3,8 +3,6 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: resilience_probe
@@ -26,6 +24,8 @@ description:
     M(magsasa.chaos.resilience_probe) summary and the P(magsasa.chaos.resilience_metrics#filter) filter.
 author:
   - magsasa.chaos maintainers (@magsasa)
+extends_documentation_fragment:
+  - magsasa.chaos.attributes
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -42,10 +42,6 @@ attributes:
     details:
       - O(state=stopped) on a sampler that is already gone reports no change.
       - O(state=started) without O(probe_id) starts a new sampler every time; with an existing O(probe_id) it fails.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 options:
   state:
     description:
@@ -549,9 +545,7 @@ class ResilienceProbe:
         return dict(result, pid=state['pid'], started_at=state['started_at'], running=True)
 
     def existing(self):
-        probe_id = self.params['probe_id']
-        if not probe_id:
-            self.fail('`probe_id` is required with state=%s' % self.params['state'])
+        probe_id = self.params['probe_id']  # required_if: given with state=status and state=stopped
         paths = probe_paths(self.probe_dir, probe_id)
         if not os.path.exists(paths['state']):
             self.fail('unknown `probe_id` %r: no probe state %s in probe_dir %s'

@@ -19,9 +19,6 @@ value, then a bisection between the last passing and the first failing value unt
 more than ``resolution`` apart: the knee is the highest value that met every SLO.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import math
 

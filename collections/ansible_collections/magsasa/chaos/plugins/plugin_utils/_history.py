@@ -11,9 +11,6 @@ the last N runs of each scenario, a chart, and a call-out when a scenario got wo
 previous run beyond the tolerance. The callback does the file I/O.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import re
 import time

@@ -9,9 +9,6 @@ spec, so this is the one list of each fault's options: the role's preflight and 
 action read it here instead of keeping copies in task files.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 from ansible.plugins.loader import fragment_loader, module_loader
 from ansible.utils.plugin_docs import get_docstring
 

@@ -14,9 +14,6 @@ Webhook URLs are secrets (the path carries the token): nothing here puts one int
 a message; ``describe_url`` names only the host, and ``scrub`` removes a URL from error text.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import re
 
 from ansible_collections.magsasa.chaos.plugins.plugin_utils._report import fmt_number, plain_text

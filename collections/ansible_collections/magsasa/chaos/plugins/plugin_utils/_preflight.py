@@ -19,9 +19,6 @@ injected, and every problem is reported at once, each naming the scenario, the f
 * check_mode_problems(checks, results) -> what the fault modules said of the options in check mode.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 
 from ansible.module_utils.common.parameters import DEFAULT_TYPE_VALIDATORS

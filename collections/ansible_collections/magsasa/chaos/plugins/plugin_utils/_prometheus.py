@@ -14,9 +14,6 @@ Metric names derive from the report's METRICS table, so the report, chaos_result
 Prometheus share one list of metrics.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import base64
 import os
 import re

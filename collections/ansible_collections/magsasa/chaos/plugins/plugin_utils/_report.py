@@ -13,9 +13,6 @@ report can be unit-tested and re-rendered from a saved chaos_results.json.
 * one_line_summary(report) -> the line printed at the end of the run
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import math
 import os

@@ -16,9 +16,6 @@ Files land under ``<run id>/`` so runs never overwrite each other. A destination
 reported back (with the reason, credentials stripped from the URL); it never stops the others.
 """
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import os
 import shutil
 

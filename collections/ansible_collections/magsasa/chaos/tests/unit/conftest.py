@@ -4,9 +4,6 @@
 
 """Let plain ``pytest`` (``make unit``) import the collection the way ``ansible-test units`` does."""
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import os
 import sys
 

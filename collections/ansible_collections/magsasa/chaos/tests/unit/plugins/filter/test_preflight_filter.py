@@ -2,9 +2,6 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import os
 
 import pytest
@@ -28,9 +25,11 @@ def documented_options(module):
     doc = yaml.safe_load(source.DOCUMENTATION)
     options = {}
     for fragment in doc.get('extends_documentation_fragment') or []:
-        name = fragment.split('.')[-1]
+        # magsasa.chaos.<fragment> or magsasa.chaos.<fragment>.<variant>
+        name, variant = (fragment.split('.')[2:] + ['documentation'])[:2]
         fragment_module = importlib.import_module('ansible_collections.magsasa.chaos.plugins.doc_fragments.' + name)
-        options.update(yaml.safe_load(fragment_module.ModuleDocFragment.DOCUMENTATION)['options'])
+        text = getattr(fragment_module.ModuleDocFragment, variant.upper())
+        options.update(yaml.safe_load(text).get('options') or {})
     options.update(doc['options'])
     return options
 

@@ -4,9 +4,6 @@
 
 """The database fault's programs (server start, connection holder) and the TLS container revert."""
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import json
 import os
 import signal

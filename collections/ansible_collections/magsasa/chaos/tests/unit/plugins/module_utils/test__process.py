@@ -2,11 +2,7 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
-__metaclass__ = type
-
 import os
-import random
 
 import pytest
 
@@ -58,27 +54,6 @@ def test_protected_pids_hold_init_and_this_process_chain():
     assert 1 in protected
     assert os.getpid() in protected
     assert os.getppid() in protected
-
-
-@pytest.mark.parametrize('count, percent, size', [
-    (None, None, 10),
-    (3, None, 3),
-    (50, None, 10),
-    (None, 50, 5),
-    (None, 1, 1),
-    (None, 100, 10),
-    (None, 25, 3),
-])
-def test_pick_sizes(count, percent, size):
-    chosen = _process.pick(list(range(100, 110)), count, percent, rng=random.Random(7))
-    assert len(chosen) == size
-    assert set(chosen) <= set(range(100, 110))
-    assert len(set(chosen)) == size
-
-
-def test_pick_is_random():
-    picks = set(tuple(_process.pick(list(range(20)), 1, rng=random.Random(seed))) for seed in range(30))
-    assert len(picks) > 1
 
 
 @pytest.mark.parametrize('text, pid', [('1234\n', 1234), (' 77 ', 77), ('42\nextra\n', 42)])
