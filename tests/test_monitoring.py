@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness import REPO_ROOT, free_port, run_module
 from support_prometheus import prometheus_stack  # noqa: F401 - the session fixture
 from test_chaos_e2e import demo, results, run, scenario  # noqa: F401 - the demo and run fixtures (run judges only its own faults)
-from test_report_callback import run_playbook as run_records_playbook
+from test_report_callback import run_records as run_records_playbook
 
 DASHBOARD = REPO_ROOT / "dashboards" / "chaos.json"
 PER_EXPERIMENT = ("mttr_seconds", "error_rate_percent", "availability_percent", "latency_degradation_ms",
@@ -110,19 +110,18 @@ def test_an_unreachable_pushgateway_is_reported_and_the_run_goes_on_unless_requi
 
 # -- a suite against the demo, pushed, scraped, and read back through the dashboard's queries ----
 
-def test_dashboard_queries_return_the_pushed_run(run, prometheus_stack, monkeypatch, tmp_path):
+def test_dashboard_queries_return_the_pushed_run(run, prometheus_stack, tmp_path):
     job = "magsasa_chaos_%s" % uuid.uuid4().hex[:8]
     textfile = tmp_path / "chaos.prom"
-    monkeypatch.setenv("CHAOS_PUSHGATEWAY_URL", prometheus_stack.gateway_url)
-    monkeypatch.setenv("CHAOS_PUSHGATEWAY_JOB", job)
-    monkeypatch.setenv("CHAOS_PUSHGATEWAY_GROUPING_KEY", "suite=monitoring")
-    monkeypatch.setenv("CHAOS_PUSHGATEWAY_REQUIRED", "true")
-    monkeypatch.setenv("CHAOS_PROMETHEUS_TEXTFILE", str(textfile))
+    # the run's own environment: the harness passes none of the caller's CHAOS_* settings on
+    env = {"CHAOS_PUSHGATEWAY_URL": prometheus_stack.gateway_url, "CHAOS_PUSHGATEWAY_JOB": job,
+           "CHAOS_PUSHGATEWAY_GROUPING_KEY": "suite=monitoring", "CHAOS_PUSHGATEWAY_REQUIRED": "true",
+           "CHAOS_PROMETHEUS_TEXTFILE": str(textfile)}
     try:
         result = run({"chaos_suite_scenarios": [
             scenario("Mon CPU", "cpu", 3, workers=1, load_percent=50),
             scenario("Mon Process Crash", "process", 4, signal="SIGKILL", wait_for_restart=20),
-        ], "chaos_suite_groups": {"mon": ["Mon CPU", "Mon Process Crash"]}, "chaos_group": "mon"})
+        ], "chaos_suite_groups": {"mon": ["Mon CPU", "Mon Process Crash"]}, "chaos_group": "mon"}, env=env)
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr
         assert "metrics pushed to the Pushgateway at %s (job %s)" % (prometheus_stack.gateway_url, job) in result.stdout
         data = results(run.reports)
