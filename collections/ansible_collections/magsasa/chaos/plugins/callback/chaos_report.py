@@ -25,7 +25,8 @@ description:
   - The callback does not decide the exit status of C(ansible-playbook) and never ends the run itself
     (callbacks listed after it still get every event). The C(chaos_suite) role fails the run when an
     experiment could not be carried out, and, with C(chaos_fail_on_violation), when one violated its
-    SLOs or was aborted. The one exception is O(pushgateway_required).
+    SLOs or was aborted. With O(pushgateway_required), the C(chaos_suite) role's verdict pushes the metrics
+    from a task (M(magsasa.chaos.chaos_pushgateway)), which fails the run when the push fails.
 requirements:
   - Enable it in ansible.cfg (C(callbacks_enabled = magsasa.chaos.chaos_report) under C([defaults]))
     or with E(ANSIBLE_CALLBACKS_ENABLED).
@@ -322,7 +323,7 @@ NOTIFY_VARS = ('chaos_notify_slack_webhook', 'chaos_notify_webhook_url', 'chaos_
 NOTIFY_ENV = {'chaos_notify_slack_webhook': 'CHAOS_NOTIFY_SLACK_WEBHOOK', 'chaos_notify_webhook_url': 'CHAOS_NOTIFY_WEBHOOK_URL'}
 RESULT_KEY = 'chaos_experiment'
 FILE_NAMES = {'markdown': 'chaos_report.md', 'json': 'chaos_results.json', 'junit': 'junit.xml'}
-EXIT_FAILED = 2
+PUSH_KEY = 'chaos_pushgateway'
 
 
 def to_plain(value):
@@ -370,7 +371,7 @@ class CallbackModule(CallbackBase):
         self._started = time.time()
         self._run_id = run_id(self._started, binascii.hexlify(os.urandom(4)).decode('ascii'))
         self._notify_vars = {}
-        self._push_failed = False
+        self._task_push = None
         self._ship_override = None
 
     # -- collecting -------------------------------------------------------------------
@@ -389,6 +390,8 @@ class CallbackModule(CallbackBase):
 
     def _collect_result(self, result):
         result_data = result.result
+        if isinstance(result_data.get(PUSH_KEY), Mapping):  # the chaos_pushgateway action pushed already
+            self._task_push = to_plain(result_data[PUSH_KEY])
         found = [self._add_record(result_data.get(RESULT_KEY))]
         for item in result_data.get('results') or []:
             if isinstance(item, Mapping):
@@ -558,7 +561,18 @@ class CallbackModule(CallbackBase):
 
     def _export_prometheus(self, ended):
         options = dict((name, self.get_option(name)) for name in EXPORT_OPTIONS)
-        messages, self._push_failed = PrometheusExport(options).export(self._records, self._started, ended)
+        started = self._started
+        if self._task_push:
+            # A task pushed (pushgateway_required): no second push; the textfile gets the same times.
+            options['pushgateway_url'] = None
+            if self._task_push.get('pushed') and self._task_push.get('message'):
+                self._display.display(self._task_push['message'])
+            started, ended = self._task_push.get('started', started), self._task_push.get('ended', ended)
+        messages, push_failed = PrometheusExport(options).export(self._records, started, ended)
+        if push_failed and self.get_option('pushgateway_required'):
+            messages.append(('error', 'chaos_report: pushgateway_required is set, but no chaos_pushgateway task ran in '
+                                      'this run (the chaos_suite role\'s verdict runs one), so the failed push does '
+                                      'not change the exit status'))
         for level, text in messages:
             {'info': self._display.display, 'warning': self._display.warning, 'error': self._display.error}[level](text)
 
@@ -615,8 +629,3 @@ class CallbackModule(CallbackBase):
         failing = report['verdict'] == 'FAIL'
         self._display.display(one_line_summary(report, main_file), color='bright red' if failing else 'bright green',
                               stderr=failing)
-        if self._push_failed and self.get_option('pushgateway_required'):
-            # The push happens here, after the last task, so no task of the run can fail on it and
-            # a callback has no other way to set the exit status than ending the process (an
-            # exception is only turned into a warning by the callback dispatcher).
-            raise SystemExit(EXIT_FAILED)

@@ -99,11 +99,14 @@ options:
       - name: CHAOS_PUSHGATEWAY_TOKEN
   pushgateway_required:
     description:
-      - Make C(ansible-playbook) exit non-zero (status 2) when the push to the Pushgateway fails.
+      - Make the run fail (C(ansible-playbook) exits with status 2) when the push to the Pushgateway fails.
+      - The push then happens in a task, the M(magsasa.chaos.chaos_pushgateway) step at the end of the
+        C(chaos_suite) role's verdict (run once, on the controller), which fails naming the Pushgateway's URL;
+        the callback does not push again, and its textfile gets the same run start and end times.
+      - The callback never ends the process itself. In a run without that task (a playbook that does not
+        end with the C(chaos_suite) role's verdict) the callback pushes at the end and a failure is an
+        error message only.
       - The reports are written either way.
-      - The push happens after the last task, so only the callback can fail the run on it, and it
-        does so by ending the process; callbacks listed after it in C(callbacks_enabled) do not get
-        the final stats event on such a run.
     type: bool
     default: false
     env:

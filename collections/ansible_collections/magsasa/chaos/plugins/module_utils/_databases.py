@@ -12,6 +12,9 @@
   until its timeout and failing with a message that names what is still down.
 * The connections and lock faults hold their connections from the program :mod:`_db_hold`.
 * The parsers (``postmaster.opts``, ``/proc``) are pure functions of text, unit-tested.
+* A :class:`ServerControl` per ``control`` (data directory, systemd unit, container) finds the server
+  before the fault, stops it, and gives the revert action that starts it again; the module keeps only
+  the fault's glue.
 """
 
 import json
@@ -24,6 +27,8 @@ import time
 import traceback
 
 from ansible_collections.magsasa.chaos.plugins.module_utils import _db_hold, _db_start, _proc
+from ansible_collections.magsasa.chaos.plugins.module_utils._containers import container_state
+from ansible_collections.magsasa.chaos.plugins.module_utils._containers import revert_action as container_revert_action
 
 try:
     import psycopg
@@ -277,3 +282,184 @@ def holder_argv(spec, install):
     """The argv of the connection holder: the program :mod:`_db_hold` (installed by ``install`` as for
     :func:`start_action`) with its spec; the password goes in its environment, see :data:`PASSWORD_ENV`."""
     return [sys.executable, install(_db_hold, _db_hold.PROGRAM_FILENAME), json.dumps(spec, sort_keys=True)]
+
+
+# ---------------------------------------------------------------- the server controls
+
+class CommandError(DatabaseError):
+    """A command that stops a server failed; its message is complete as it is."""
+
+
+class ServerControl(object):
+    """How a database server is controlled (the ``control`` option): found before the fault
+    (:meth:`locate`, what the plan shows), stopped by the fault (:meth:`stop`) and brought back by the
+    revert (:meth:`revert_action`).
+
+    ``engine`` is ``postgresql`` or ``mysql``; ``params`` the module's parameters; ``ready`` the
+    ``dict(host, port)`` the start program waits for; ``run_command(argv)`` runs a command and returns
+    ``(rc, stdout, stderr)`` (the module's ``run_command``); ``client()`` returns the Docker client."""
+
+    name = None
+    option = None  # the option that names the server
+
+    def __init__(self, engine, params, ready, run_command, client=None):
+        self.engine = engine
+        self.defaults = ENGINE_DEFAULTS[engine]
+        self.params = params
+        self.ready = ready
+        self.run_command = run_command
+        self.client = client
+        self.server = {}
+
+    def where(self):
+        """The server as the messages name it."""
+        return '%s %s' % (self.option, self.params[self.option])
+
+    def run(self, argv, what):
+        rc, out, err = self.run_command(argv)
+        if rc != 0:
+            raise CommandError('%s failed (%s exited %d): %s' % (what, ' '.join(argv), rc, (out + err).strip()[-500:]))
+        return out
+
+    def locate(self):
+        """Find the running server; the facts found (``self.server``), DatabaseError when it is not found."""
+        raise NotImplementedError
+
+    def stop(self):
+        raise NotImplementedError
+
+    def revert_action(self, install):
+        """The revert action that starts the server found by :meth:`locate` again."""
+        return start_action(self.server['start'], self.params['revert_timeout'], install)
+
+
+class DatadirControl(ServerControl):
+    """A server found by its data directory: PostgreSQL through ``pg_ctl`` with the options of its
+    ``postmaster.opts``, MariaDB by its process, started again with the command line it ran with."""
+
+    name = 'datadir'
+    option = 'data_dir'
+
+    def locate(self):
+        data_dir = os.path.realpath(self.params['data_dir'])
+        what = '%s in data_dir %s' % (self.defaults['label'], data_dir)
+        if self.engine == 'postgresql':
+            self.server = self._locate_postgresql(data_dir, what)
+        else:
+            self.server = self._locate_process(data_dir, what)
+        return self.server
+
+    def _locate_postgresql(self, data_dir, what):
+        if not os.path.exists(os.path.join(data_dir, 'PG_VERSION')):
+            raise DatabaseError('data_dir %s is not a PostgreSQL data directory (no PG_VERSION)' % data_dir)
+        pid_file = os.path.join(data_dir, 'postmaster.pid')
+        if not os.path.exists(pid_file):
+            raise DatabaseError('no PostgreSQL server runs in data_dir %s (no postmaster.pid)' % data_dir)
+        pid = postmaster_pid(read_text(pid_file))
+        starttime = process_starttime(pid)
+        if starttime is None:
+            raise DatabaseError('postmaster.pid in %s names pid %d, which is not running' % (data_dir, pid))
+        argv = parse_postmaster_opts(read_text(os.path.join(data_dir, 'postmaster.opts')))
+        user = self.params['run_as'] or user_name(os.stat(data_dir).st_uid)
+        pg_ctl = os.path.join(self.params['bin_dir'] or os.path.dirname(argv[0]), 'pg_ctl')
+        if not os.access(pg_ctl, os.X_OK):
+            raise DatabaseError('no pg_ctl at %s; set bin_dir to the directory of pg_ctl' % pg_ctl)
+        start = pg_ctl_start_argv(pg_ctl, data_dir, self.params['revert_timeout'], postgres_options(argv))
+        spec = dict(what=what, running_argv=as_user([pg_ctl, 'status', '-D', data_dir], user),
+                    start_argv=as_user(start, user), start_waits=True, ready=self.ready)
+        return dict(server_pid=pid, server_starttime=starttime, run_as=user, pg_ctl=pg_ctl, server_argv=argv,
+                    start=spec, data_dir=data_dir)
+
+    def _locate_process(self, data_dir, what):
+        pid = server_in_dir(data_dir, self.defaults['server_names'])
+        starttime = None if pid is None else process_starttime(pid)
+        if starttime is None:
+            raise DatabaseError('no %s process runs with data_dir %s'
+                                % (' or '.join(self.defaults['server_names']), data_dir))
+        argv = process_cmdline(pid)
+        argv[0] = os.readlink('/proc/%d/exe' % pid)
+        user = self.params['run_as'] or user_name(process_uid(pid))
+        spec = dict(what=what, running_in_dir=dict(dir=data_dir, names=list(self.defaults['server_names'])),
+                    start_argv=as_user(argv, user), start_waits=False, log=os.path.join(data_dir, RESTART_LOG),
+                    ready=self.ready)
+        return dict(server_pid=pid, server_starttime=starttime, run_as=user, server_argv=argv, start=spec,
+                    data_dir=data_dir)
+
+    def stop(self):
+        if self.engine == 'postgresql' and self.params['mode'] == 'clean':
+            self.run(pg_ctl_stop_argv(self.server, self.params['stop_timeout']), 'pg_ctl stop -m fast')
+            return
+        stop_server_process(self.server['server_pid'], self.server['server_starttime'], self.params['mode'],
+                            self.params['stop_timeout'])
+
+
+class SystemdControl(ServerControl):
+    """A server run by the systemd unit ``systemd_unit``."""
+
+    name = 'systemd'
+    option = 'systemd_unit'
+
+    def where(self):
+        return 'unit %s' % self.params['systemd_unit']
+
+    def locate(self):
+        unit = self.params['systemd_unit']
+        if self.run_command(['systemctl', 'is-active', '--quiet', unit])[0] != 0:
+            raise DatabaseError('systemd unit %s is not active' % unit)
+        spec = dict(what='%s (unit %s)' % (self.defaults['label'], unit),
+                    running_argv=['systemctl', 'is-active', '--quiet', unit], start_argv=['systemctl', 'start', unit],
+                    start_waits=True, ready=self.ready)
+        self.server = dict(systemd_unit=unit, start=spec)
+        return self.server
+
+    def stop(self):
+        argv, what = systemd_stop_argv(self.params['systemd_unit'], self.params['mode'])
+        self.run(argv, what)
+
+
+class ContainerControl(ServerControl):
+    """A server in the container ``container``, stopped and started through the Docker API."""
+
+    name = 'container'
+    option = 'container'
+
+    def locate(self):
+        info = container_state(self.client(), self.params['container'])
+        if info is None or not (info.get('State') or {}).get('Running'):
+            raise DatabaseError('container %s is not running at docker_host=%s'
+                                % (self.params['container'], self.params['docker_host']))
+        self.server = dict(container_id=info['Id'], container=info['Name'].lstrip('/'))
+        return self.server
+
+    def stop(self):
+        if self.params['mode'] == 'clean':
+            self.client().api.stop(self.server['container_id'], timeout=self.params['stop_timeout'])
+        else:
+            self.client().api.kill(self.server['container_id'], signal='SIGKILL')
+
+    def revert_action(self, install):
+        return container_revert_action(self.params, 'start', self.server['container_id'], install)
+
+
+SERVER_CONTROLS = dict((control.name, control) for control in (DatadirControl, SystemdControl, ContainerControl))
+
+
+def pg_ctl_start_argv(pg_ctl, data_dir, timeout, options):
+    """``pg_ctl start`` of ``data_dir``, waiting up to ``timeout`` seconds, its log in :data:`RESTART_LOG`."""
+    argv = [pg_ctl, 'start', '-D', data_dir, '-w', '-t', str(int(timeout)), '-l', os.path.join(data_dir, RESTART_LOG)]
+    if options:
+        argv += ['-o', options]
+    return argv
+
+
+def pg_ctl_stop_argv(server, timeout):
+    """``pg_ctl stop -m fast`` of the server found in a data directory, as its user."""
+    return as_user([server['pg_ctl'], 'stop', '-D', server['data_dir'], '-m', 'fast', '-w', '-t', str(timeout)],
+                   server['run_as'])
+
+
+def systemd_stop_argv(unit, mode):
+    """The systemctl command that stops ``unit`` (``clean``) or kills it at once (``crash``), and its name."""
+    if mode == 'clean':
+        return ['systemctl', 'stop', unit], 'systemctl stop'
+    return ['systemctl', 'kill', '--signal=SIGKILL', unit], 'systemctl kill'

@@ -311,12 +311,10 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
 from ansible_collections.magsasa.chaos.plugins.module_utils._containers import (
-    DockerException, container_state, docker_argument_spec, docker_client, docker_required_together, revert_action)
+    DockerException, docker_argument_spec, docker_client, docker_required_together)
 from ansible_collections.magsasa.chaos.plugins.module_utils._databases import (
-    ENGINE_DEFAULTS, PASSWORD_ENV, RESTART_LOG, DatabaseError, as_user, holder_argv, is_auth_error, lock_statement,
-    missing_driver, parse_postmaster_opts, postgres_options, postmaster_pid, process_alive, process_cmdline,
-    process_starttime,
-    process_uid, query_once, read_text, server_in_dir, start_action, stop_server_process, user_name)
+    ENGINE_DEFAULTS, PASSWORD_ENV, SERVER_CONTROLS, CommandError, DatabaseError, holder_argv, is_auth_error,
+    lock_statement, missing_driver, process_alive, query_once)
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, FaultError, fault_argument_spec, kill_action, run_fault_module, spawn_detached)
 
@@ -333,6 +331,8 @@ class DatabaseFault(Fault):
         self.defaults = ENGINE_DEFAULTS[self.engine]
         self.server = {}
         self._client = None
+        self.control = SERVER_CONTROLS[self.params['control']](
+            self.engine, self.params, self.readiness(), module.run_command, client=lambda: self.client)
 
     def outlives_reboot(self):
         # A stopped server stays stopped; held connections and locks die with the host.
@@ -382,21 +382,13 @@ class DatabaseFault(Fault):
 
     def describe(self):
         conn = self.conn()
-        where = dict(datadir='data_dir %s' % self.params['data_dir'], systemd='unit %s' % self.params['systemd_unit'],
-                     container='container %s' % self.params['container'])[self.params['control']]
-        return '%s at %s:%s (%s)' % (self.defaults['label'], conn['host'], conn['port'], where)
+        return '%s at %s:%s (%s)' % (self.defaults['label'], conn['host'], conn['port'], self.control.where())
 
     @property
     def client(self):
         if self._client is None:
             self._client = docker_client(self.module)
         return self._client
-
-    def run(self, argv, what):
-        rc, out, err = self.module.run_command(argv)
-        if rc != 0:
-            raise FaultError('%s failed (%s exited %d): %s' % (what, ' '.join(argv), rc, (out + err).strip()[-500:]))
-        return out
 
     # -- before anything is done -----------------------------------------------------
     def validate(self):
@@ -413,7 +405,7 @@ class DatabaseFault(Fault):
         if params['action'] != 'downtime':
             return
         # A hand check, not required_if: the option needed depends on two fields (action and control).
-        needed = dict(datadir='data_dir', systemd='systemd_unit', container='container')[params['control']]
+        needed = self.control.option
         if not params[needed]:
             self.fail('control=%s needs `%s`' % (params['control'], needed))
         if params['control'] == 'datadir' and not os.path.isdir(params['data_dir']):
@@ -445,7 +437,7 @@ class DatabaseFault(Fault):
                         statement=lock_statement(self.engine, self.params['table']), target=self.describe(),
                         duration=self.effective_duration())
         try:
-            self.server = getattr(self, 'locate_%s' % self.params['control'])()
+            self.server = self.control.locate()
         except (DatabaseError, DockerException, IOError, OSError) as exc:
             self.fail('cannot find the server of %s: %s' % (self.describe(), exc))
         plan = dict(engine=self.engine, action='downtime', control=self.params['control'], mode=self.params['mode'],
@@ -457,75 +449,17 @@ class DatabaseFault(Fault):
         conn = self.conn()
         return dict(host=conn['host'], port=conn['port'])
 
-    def locate_datadir(self):
-        data_dir = os.path.realpath(self.params['data_dir'])
-        what = '%s in data_dir %s' % (self.defaults['label'], data_dir)
-        if self.engine == 'postgresql':
-            if not os.path.exists(os.path.join(data_dir, 'PG_VERSION')):
-                raise DatabaseError('data_dir %s is not a PostgreSQL data directory (no PG_VERSION)' % data_dir)
-            pid_file = os.path.join(data_dir, 'postmaster.pid')
-            if not os.path.exists(pid_file):
-                raise DatabaseError('no PostgreSQL server runs in data_dir %s (no postmaster.pid)' % data_dir)
-            pid = postmaster_pid(read_text(pid_file))
-            starttime = process_starttime(pid)
-            if starttime is None:
-                raise DatabaseError('postmaster.pid in %s names pid %d, which is not running' % (data_dir, pid))
-            argv = parse_postmaster_opts(read_text(os.path.join(data_dir, 'postmaster.opts')))
-            user = self.params['run_as'] or user_name(os.stat(data_dir).st_uid)
-            pg_ctl = os.path.join(self.params['bin_dir'] or os.path.dirname(argv[0]), 'pg_ctl')
-            if not os.access(pg_ctl, os.X_OK):
-                raise DatabaseError('no pg_ctl at %s; set bin_dir to the directory of pg_ctl' % pg_ctl)
-            start = [pg_ctl, 'start', '-D', data_dir, '-w', '-t', str(int(self.params['revert_timeout'])),
-                     '-l', os.path.join(data_dir, RESTART_LOG)]
-            options = postgres_options(argv)
-            if options:
-                start += ['-o', options]
-            spec = dict(what=what, running_argv=as_user([pg_ctl, 'status', '-D', data_dir], user),
-                        start_argv=as_user(start, user), start_waits=True, ready=self.readiness())
-            return dict(server_pid=pid, server_starttime=starttime, run_as=user, pg_ctl=pg_ctl, server_argv=argv,
-                        start=spec, data_dir=data_dir)
-        pid = server_in_dir(data_dir, self.defaults['server_names'])
-        starttime = None if pid is None else process_starttime(pid)
-        if starttime is None:
-            raise DatabaseError('no %s process runs with data_dir %s' % (' or '.join(self.defaults['server_names']), data_dir))
-        argv = process_cmdline(pid)
-        argv[0] = os.readlink('/proc/%d/exe' % pid)
-        user = self.params['run_as'] or user_name(process_uid(pid))
-        spec = dict(what=what, running_in_dir=dict(dir=data_dir, names=list(self.defaults['server_names'])),
-                    start_argv=as_user(argv, user), start_waits=False, log=os.path.join(data_dir, RESTART_LOG),
-                    ready=self.readiness())
-        return dict(server_pid=pid, server_starttime=starttime, run_as=user, server_argv=argv, start=spec,
-                    data_dir=data_dir)
-
-    def locate_systemd(self):
-        unit = self.params['systemd_unit']
-        if self.module.run_command(['systemctl', 'is-active', '--quiet', unit])[0] != 0:
-            raise DatabaseError('systemd unit %s is not active' % unit)
-        spec = dict(what='%s (unit %s)' % (self.defaults['label'], unit),
-                    running_argv=['systemctl', 'is-active', '--quiet', unit], start_argv=['systemctl', 'start', unit],
-                    start_waits=True, ready=self.readiness())
-        return dict(systemd_unit=unit, start=spec)
-
-    def locate_container(self):
-        info = container_state(self.client, self.params['container'])
-        if info is None or not (info.get('State') or {}).get('Running'):
-            raise DatabaseError('container %s is not running at docker_host=%s'
-                                % (self.params['container'], self.params['docker_host']))
-        return dict(container_id=info['Id'], container=info['Name'].lstrip('/'))
-
     # -- the fault -------------------------------------------------------------------
     def inject(self, ctx):
         if self.params['action'] != 'downtime':
             return self.hold(ctx)
-        control = self.params['control']
-        if control == 'container':
-            ctx.on_revert(revert_action(self.params, 'start', self.server['container_id'], ctx.install_program))
-        else:
-            ctx.on_revert(start_action(self.server['start'], self.params['revert_timeout'], ctx.install_program))
+        ctx.on_revert(self.control.revert_action(ctx.install_program))
         stopped_at = time.time()
         ctx.detail(stopped_at=stopped_at, server_pid=self.server.get('server_pid'))
         try:
-            getattr(self, 'stop_%s' % control)()
+            self.control.stop()
+        except CommandError as exc:
+            raise FaultError(str(exc))
         except (DockerException, DatabaseError, IOError, OSError) as exc:
             raise FaultError('stopping %s failed: %s' % (self.describe(), exc))
         ctx.detail(stopped=time.time())
@@ -560,27 +494,6 @@ class DatabaseFault(Fault):
                 raise FaultError('could not lock `table` %s on %s: %s' % (self.params['table'], self.describe(), held['error']))
             raise FaultError('could not open a single connection to %s: %s' % (self.describe(), held['error']))
         ctx.detail(stopped_at=held['full_at'], held_connections=held['held'], refused_with=held['error'])
-
-    def stop_datadir(self):
-        if self.engine == 'postgresql' and self.params['mode'] == 'clean':
-            self.run(as_user([self.server['pg_ctl'], 'stop', '-D', self.server['data_dir'], '-m', 'fast', '-w',
-                              '-t', str(self.params['stop_timeout'])], self.server['run_as']), 'pg_ctl stop -m fast')
-            return
-        stop_server_process(self.server['server_pid'], self.server['server_starttime'], self.params['mode'],
-                            self.params['stop_timeout'])
-
-    def stop_systemd(self):
-        unit = self.params['systemd_unit']
-        if self.params['mode'] == 'clean':
-            self.run(['systemctl', 'stop', unit], 'systemctl stop')
-        else:
-            self.run(['systemctl', 'kill', '--signal=SIGKILL', unit], 'systemctl kill')
-
-    def stop_container(self):
-        if self.params['mode'] == 'clean':
-            self.client.api.stop(self.server['container_id'], timeout=self.params['stop_timeout'])
-        else:
-            self.client.api.kill(self.server['container_id'], signal='SIGKILL')
 
     def measure(self, ctx):
         details = ctx.record['details']

@@ -2,13 +2,15 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Prometheus export of a chaos run (controller side, used by the chaos_report callback).
+"""Prometheus export of a chaos run (controller side: the chaos_report callback, the chaos_pushgateway action).
 
 * metric_families(records, started, ended, target_labels) -> plain data: one dict per metric
   family with its samples (pure, unit-tested without prometheus_client)
 * registry_for(families) -> a prometheus_client registry holding exactly those families
 * PrometheusExport(options).export(records, started, ended) -> writes the node-exporter textfile
   and pushes to a Pushgateway, each when configured; returns what happened as messages
+* run_start(records, default) -> the run's start as its records show it (for the chaos_pushgateway
+  action, which pushes from a task when the push is required)
 
 Metric names derive from the report's METRICS table, so the report, chaos_results.json and
 Prometheus share one list of metrics.
@@ -84,6 +86,16 @@ def experiment_duration(record):
     if start is None or end is None or end < start:
         return None
     return end - start
+
+
+def run_start(records, default):
+    """When a run began, seen from its records: the earliest baseline (or fault) start, else ``default``.
+
+    The chaos_pushgateway action has no other view of the run's start than its records."""
+    starts = [_window(r, 'baseline_start') if _window(r, 'baseline_start') is not None else _window(r, 'fault_start')
+              for r in records if isinstance(r, dict)]
+    starts = [s for s in starts if s is not None]
+    return min(starts) if starts else default
 
 
 def _experiment_values(record):

@@ -146,3 +146,15 @@ def test_a_violation_declared_as_expected_still_passes():
         {'metric': 'error_rate_percent', 'value': 30.0, 'target': 5, 'op': '<=', 'passed': False, 'expected': True}]})
     families, _warnings = metric_families([expected])
     assert [v for _labels, v in by_name(families)['chaos_slo_pass']['samples']] == [1.0]
+
+
+@pytest.mark.parametrize('records, expected', [
+    ([record()], 100.0),
+    ([record(), dict(record('Later'), window={'baseline_start': 300.0})], 100.0),
+    ([{'name': 'No baseline', 'window': {'fault_start': 50.0}}, record()], 50.0),
+    ([{'name': 'Skipped', 'status': 'skipped'}], 999.0),
+    ([], 999.0),
+    (['not a record'], 999.0),
+])
+def test_run_start_is_the_earliest_window_start(records, expected):
+    assert _prometheus.run_start(records, 999.0) == expected
