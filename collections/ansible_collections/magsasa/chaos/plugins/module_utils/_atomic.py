@@ -9,12 +9,13 @@ copied into a state directory are all written this way: to a temporary file in t
 (named after the process and thread, so concurrent writers never share one), optionally fsync'ed,
 then renamed over the target.
 
-Used by the modules and by the programs that run on their own on a target (the guard, the workers):
-those get this file copied next to them (``magsasa_chaos_atomic.py``) by
-``FaultEngine.install_program``, so it must stay standalone: Python 3.8+ standard library only,
-no Ansible imports.
+Used by the modules and by the programs that run on their own on a target (the guard, the workers,
+the probe sampler): those get this file copied next to them (``magsasa_chaos_atomic.py``) by
+:func:`install_program` (``FaultEngine.install_program``), so it must stay standalone: Python 3.8+
+standard library only, no Ansible imports.
 """
 
+import inspect
 import json
 import os
 import threading
@@ -65,3 +66,16 @@ def replace_if_changed(path, text, mode=DEFAULT_MODE):
 def write_json_atomic(path, data, mode=DEFAULT_MODE, fsync=False, indent=None):
     """Replace ``path`` with ``data`` as JSON (keys sorted) atomically, see :func:`write_atomic`."""
     write_atomic(path, json.dumps(data, indent=indent, sort_keys=True), mode=mode, fsync=fsync)
+
+
+def install_program(program_module, filename, directory):
+    """Copy a standalone module_utils program into ``directory`` as ``filename``, with the modules it
+    imports (its ``PROGRAM_NEEDS``, each under its own ``PROGRAM_FILENAME``) next to it; a file that
+    already holds the same source is left alone, a changed one is replaced atomically. Returns its path."""
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o700)
+    for needed in getattr(program_module, 'PROGRAM_NEEDS', ()):
+        install_program(needed, needed.PROGRAM_FILENAME, directory)
+    target = os.path.join(directory, filename)
+    replace_if_changed(target, inspect.getsource(program_module))
+    return target

@@ -23,7 +23,6 @@ No module rewrites its parameters or keeps a main flow of its own. Inside ``inje
 ``ctx.on_revert({...})`` *right after* doing the step (see ``_guard`` for the action types).
 """
 
-import inspect
 import os
 import re
 import socket
@@ -180,17 +179,9 @@ def kill_action(pid, starttime, signal_name='SIGTERM', group=True, escalate_afte
                 escalate_after=escalate_after)
 
 
-def install_program(program_module, filename, directory):
-    """Copy a standalone module_utils program into ``directory`` as ``filename``, with the modules it
-    imports (its ``PROGRAM_NEEDS``, each under its own ``PROGRAM_FILENAME``) next to it; a file that
-    already holds the same source is left alone, a changed one is replaced atomically. Returns its path."""
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
-    for needed in getattr(program_module, 'PROGRAM_NEEDS', ()):
-        install_program(needed, needed.PROGRAM_FILENAME, directory)
-    target = os.path.join(directory, filename)
-    _atomic.replace_if_changed(target, inspect.getsource(program_module))
-    return target
+# Copies a standalone program with its PROGRAM_NEEDS; lives in _atomic so that a program which
+# installs itself (the probe sampler) uses the same function without importing this module.
+install_program = _atomic.install_program
 
 
 class FaultEngine(object):

@@ -4,10 +4,12 @@
 
 """The probe sampler behind ``magsasa.chaos.resilience_probe``.
 
-Standard library only, and no imports from ansible: ``launch()`` copies this
-very file into the probe directory and runs that copy as a detached background
-process, because the AnsiballZ temp dir the module runs from vanishes when the
-task ends.
+Standard library only, and no imports from ansible apart from ``_proc`` (process
+identity from /proc) and ``_atomic`` (atomic file writes): ``launch()`` copies this
+very file into the probe directory with ``_atomic.install_program``, which puts
+those two next to it (:data:`PROGRAM_NEEDS`), and runs that copy as a detached
+background process, because the AnsiballZ temp dir the module runs from vanishes
+when the task ends.
 
 Sampling runs on a fixed timeline: slot ``k`` is due at ``start + k *
 interval`` on the monotonic clock. A scheduler thread hands each due slot to an
@@ -42,6 +44,16 @@ import sys
 import threading
 import time
 from urllib.parse import urlsplit
+
+try:
+    # The copy run from the probe directory imports the copies installed next to it.
+    import magsasa_chaos_atomic as _atomic
+    import magsasa_chaos_proc as _proc
+except ImportError:
+    from ansible_collections.magsasa.chaos.plugins.module_utils import _atomic, _proc
+
+# The modules the copied sampler imports, installed next to it under their PROGRAM_FILENAME.
+PROGRAM_NEEDS = (_proc, _atomic)
 
 HEARTBEAT_SECONDS = 0.5
 # Threads hand the GIL over every 5 ms by default; a 10 ms timeline needs the scheduler to get it sooner.
@@ -357,12 +369,9 @@ def run_once(config, count):
     return sorted(samples, key=lambda s: s['seq']), sampler.counters()
 
 
-def write_json_atomic(path, data, mode=0o600):
-    tmp = '%s.tmp.%d.%d' % (path, os.getpid(), threading.current_thread().ident or 0)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, 'w') as handle:
-        json.dump(data, handle, sort_keys=True)
-    os.replace(tmp, path)
+def write_json_atomic(path, data):
+    """The probe's config and state files: owner-only, replaced atomically."""
+    _atomic.write_json_atomic(path, data, mode=0o600)
 
 
 def read_json(path, what):
@@ -375,16 +384,6 @@ def read_json(path, what):
         raise ProbeError('%s %s is corrupt: %s' % (what, path, exc))
 
 
-def process_starttime(pid):
-    """The start time of ``pid`` in clock ticks since boot (from /proc), or None when it is gone."""
-    try:
-        with open('/proc/%d/stat' % pid, 'rb') as handle:
-            fields = handle.read().rsplit(b')', 1)[-1].split()
-    except (IOError, OSError, ValueError):
-        return None
-    return int(fields[19]) if len(fields) > 19 and fields[0] != b'Z' else None
-
-
 def controller_pid(pid=None):
     """The outermost ``ansible-playbook`` process among the ancestors of ``pid`` (default: this
     process), or None. Ansible's workers are forks of it, so the outermost one is the controller."""
@@ -394,9 +393,10 @@ def controller_pid(pid=None):
         try:
             with open('/proc/%d/cmdline' % pid, 'rb') as handle:
                 argv = handle.read().split(b'\0')
-            with open('/proc/%d/stat' % pid, 'rb') as handle:
-                parent = int(handle.read().rsplit(b')', 1)[-1].split()[1])
-        except (IOError, OSError, ValueError, IndexError):
+        except (IOError, OSError):
+            break
+        parent = _proc.parent(pid)
+        if parent is None:
             break
         if any(os.path.basename(arg) == b'ansible-playbook' for arg in argv[:2]):
             found = pid
@@ -435,7 +435,7 @@ def run_background(config_path):
     def heartbeat():
         while not stop.wait(HEARTBEAT_SECONDS):
             # a sampler whose controller died (even by SIGKILL) stops with it instead of probing on
-            if owner and process_starttime(owner) != owner_start:
+            if owner and _proc.starttime(owner) != owner_start:
                 ending['reason'] = 'controller gone (pid %d)' % owner
                 stop.set()
                 break
@@ -458,16 +458,6 @@ def run_background(config_path):
     write_json_atomic(paths['state'], state)
 
 
-def _own_source():
-    loader = globals().get('__loader__')
-    if loader is not None and hasattr(loader, 'get_source'):
-        source = loader.get_source(__name__)
-        if source:
-            return source
-    with open(__file__) as handle:
-        return handle.read()
-
-
 def pid_is_sampler(pid, probe_id):
     """True when ``pid`` is alive and is the sampler of ``probe_id`` (guards against pid reuse)."""
     if not pid:
@@ -475,14 +465,14 @@ def pid_is_sampler(pid, probe_id):
     try:
         with open('/proc/%d/cmdline' % pid, 'rb') as handle:
             cmdline = handle.read()
-        with open('/proc/%d/stat' % pid, 'rb') as handle:
-            if handle.read().rsplit(b')', 1)[-1].split()[0] == b'Z':
-                return False
-        script = (probe_id + '.sampler.py').encode('utf-8')
-        return any(os.path.basename(arg) == script for arg in cmdline.split(b'\0'))
     except (IOError, OSError):
         if os.path.isdir('/proc/self'):
             return False
+    else:
+        if _proc.starttime(pid) is None:  # gone meanwhile, or a zombie
+            return False
+        script = (probe_id + '.sampler.py').encode('utf-8')
+        return any(os.path.basename(arg) == script for arg in cmdline.split(b'\0'))
     try:
         os.kill(pid, 0)
     except OSError as exc:
@@ -500,9 +490,7 @@ def launch(config, probe_dir, python=None, start_timeout=10.0):
                          % (config['probe_id'], probe_dir))
     build_check(config)
     write_json_atomic(paths['config'], config)
-    with open(paths['script'], 'w') as handle:
-        handle.write(_own_source())
-        handle.write('\n\nif __name__ == "__main__":\n    run_background(sys.argv[1])\n')
+    _atomic.install_program(sys.modules[__name__], os.path.basename(paths['script']), probe_dir)
     log = os.open(paths['log'], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = subprocess.Popen([python or sys.executable, paths['script'], paths['config']],
@@ -542,3 +530,7 @@ def stop(probe_dir, probe_id, timeout=10.0):
     while pid_is_sampler(pid, probe_id) and time.monotonic() < deadline + 5:
         time.sleep(0.02)
     return True
+
+
+if __name__ == '__main__':
+    run_background(sys.argv[1])

@@ -59,7 +59,8 @@ options:
   probe_dir:
     description:
       - Directory on the probing host for the probe's samples (C(<probe_id>.samples.jsonl)), state, config and the
-        sampler script. Created with mode C(0700) when missing.
+        sampler script, with the C(magsasa_chaos_proc.py) and C(magsasa_chaos_atomic.py) it imports. Created with
+        mode C(0700) when missing.
     type: path
     default: ~/.ansible/magsasa_chaos/probes
   type:
@@ -423,9 +424,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils._metrics import (
     MetricsError, compute_metrics, evaluate_stop_condition, load_samples_file, recovery, summarize, timeline,
 )
+from ansible_collections.magsasa.chaos.plugins.module_utils import _proc
 from ansible_collections.magsasa.chaos.plugins.module_utils._probe import (
     ProbeError, controller_pid, default_concurrency, launch, parse_json_path, pid_is_sampler, probe_load, probe_paths,
-    process_starttime, read_json, run_once, stop,
+    read_json, run_once, stop,
 )
 
 PROBE_ID_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
@@ -509,7 +511,7 @@ class ResilienceProbe:
         config['concurrency'] = p['concurrency'] or default_concurrency(p['interval'], p['timeout'])
         owner = controller_pid() if p['owner_pid'] is None else p['owner_pid']
         config['owner_pid'] = owner or None
-        config['owner_starttime'] = process_starttime(owner) if owner else None
+        config['owner_starttime'] = _proc.starttime(owner) if owner else None
         return config
 
     def run_once(self):

@@ -179,3 +179,15 @@ def test_an_installed_program_gets_proc_next_to_it_and_runs_without_the_collecti
     # Installing again leaves identical files alone.
     before = os.stat(path).st_mtime_ns
     assert _fault.install_program(module, filename, str(directory)) == path and os.stat(path).st_mtime_ns == before
+
+
+def test_the_probe_sampler_installs_itself_with_proc_and_atomic_and_runs_without_the_collection(tmp_path):
+    from ansible_collections.magsasa.chaos.plugins.module_utils import _atomic, _probe
+    directory = tmp_path / 'probes'
+    path = _atomic.install_program(_probe, 'p1.sampler.py', str(directory))
+    assert sorted(os.listdir(str(directory))) == sorted(['p1.sampler.py', _proc.PROGRAM_FILENAME, _atomic.PROGRAM_FILENAME])
+    # -E -s: the collection is not importable, so this only gets past the imports with the copies next to it.
+    missing = str(tmp_path / 'missing.config.json')
+    out = subprocess.run([sys.executable, '-E', '-s', path, missing], capture_output=True, text=True, timeout=30,
+                         cwd=str(tmp_path), check=False)
+    assert out.returncode == 1 and 'ProbeError: cannot read probe config %s' % missing in out.stderr, out.stderr
