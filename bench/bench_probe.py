@@ -16,9 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psutil
 
@@ -27,17 +25,8 @@ sys.path.insert(0, os.path.join(ROOT, 'collections'))
 
 from ansible_collections.magsasa.chaos.plugins.module_utils import _metrics, _probe  # noqa: E402
 
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b'{"status": "ok"}'
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+sys.path.insert(0, os.path.join(ROOT, 'tests'))
+from harness.services import Service  # noqa: E402 (the tests' loopback service)
 
 
 def percentile(values, pct):
@@ -88,10 +77,8 @@ def main():
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(',')]
 
-    server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = 'http://127.0.0.1:%d/health' % server.server_address[1]
+    target = Service(path='/health')
+    url = target.url
     directory = tempfile.mkdtemp(prefix='bench-probe-')
     print('resilience_probe sampler, %.0f s per rate, %d CPUs, loopback HTTP, python %s'
           % (args.duration, psutil.cpu_count(), sys.version.split()[0]))
@@ -108,7 +95,7 @@ def main():
                 row['workers']))
             sys.stdout.flush()
     finally:
-        server.shutdown()
+        target.close()
         shutil.rmtree(directory, ignore_errors=True)
     print('missed % = slots not probed (no free worker, or skipped after the scheduler fell a whole interval behind)')
     print('plus slots sent more than one interval late; lag = sent - scheduled; CPU = the sampler process only.')

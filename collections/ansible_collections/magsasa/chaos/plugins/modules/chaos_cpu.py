@@ -200,7 +200,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, fault_argument_spec, fault_required_if, run_fault_module)
-from ansible_collections.magsasa.chaos.plugins.module_utils import _stress
+from ansible_collections.magsasa.chaos.plugins.module_utils import _catalog, _stress
 
 MAX_WORKERS = 1024
 
@@ -281,7 +281,7 @@ def main():
     argument_spec = fault_argument_spec()
     argument_spec.update(
         workers=dict(type='int'),
-        intensity=dict(type='str', choices=['light', 'medium', 'heavy']),
+        intensity=dict(type='str', choices=list(_catalog.INTENSITIES)),
         load_percent=dict(type='int', default=100),
         cpu_affinity=dict(type='list', elements='int'),
         engine=dict(type='str', default='auto', choices=['auto', 'stress-ng', 'python']),

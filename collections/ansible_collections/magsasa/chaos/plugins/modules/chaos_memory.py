@@ -173,7 +173,7 @@ reverted:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
     Fault, FaultError, fault_argument_spec, fault_required_if, run_fault_module)
-from ansible_collections.magsasa.chaos.plugins.module_utils import _stress
+from ansible_collections.magsasa.chaos.plugins.module_utils import _catalog, _stress
 
 MEMINFO = '/proc/meminfo'
 
@@ -262,7 +262,7 @@ def main():
     argument_spec.update(
         size_mb=dict(type='float'),
         size_percent=dict(type='float'),
-        intensity=dict(type='str', choices=['light', 'medium', 'heavy']),
+        intensity=dict(type='str', choices=list(_catalog.INTENSITIES)),
         min_available_mb=dict(type='float'),
     )
     module = AnsibleModule(

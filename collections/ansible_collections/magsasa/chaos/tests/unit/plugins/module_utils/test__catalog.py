@@ -2,7 +2,10 @@
 # Copyright: (c) 2026, magsasa.chaos maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
+import os
+
 import pytest
+import yaml
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.magsasa.chaos.plugins.filter.catalog import chaos_catalog
@@ -62,3 +65,19 @@ def test_the_filter_gives_copies():
 def test_an_unknown_list_is_named_with_the_choices():
     with pytest.raises(AnsibleFilterError, match="'presets' is not a list of the catalog; use one of intensities, "):
         chaos_catalog('presets')
+
+
+ROLES = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'roles')
+
+
+@pytest.mark.parametrize('role, path', [
+    ('chaos_experiment', ('argument_specs', 'main', 'options', 'chaos_experiment_scenario', 'options', 'intensity')),
+    ('chaos_suite', ('argument_specs', 'main', 'options', 'chaos_suite_intensity')),
+])
+def test_the_roles_argument_specs_offer_the_catalog_intensities(role, path):
+    """Argument specs are static YAML: they repeat the list, and this keeps them equal to it."""
+    with open(os.path.join(ROLES, role, 'meta', 'argument_specs.yml')) as handle:
+        spec = yaml.safe_load(handle)
+    for key in path:
+        spec = spec[key]
+    assert [c for c in spec['choices'] if c] == list(_catalog.INTENSITIES)
