@@ -276,8 +276,11 @@ def test_suite_numbers_agree_with_an_independent_probe(demo, run):
     assert killed["effect"]["restarted"] and killed["effect"]["new_pids"] != killed["details"]["killed_pids"]
     metrics, window = crash["metrics"], crash["window"]
     assert len(metrics["outages"]) == 1, metrics["outages"]
-    ours = probe.outages(window["fault_start"] - 1, window["observe_end"])
-    assert len(ours) == 1, "the independent probe saw %s" % ours
+    # An outage shorter than the experiment's probe interval (one failed 50 ms sample on a busy machine)
+    # falls between that probe's samples: it can be compared only from one interval up.
+    seen = probe.outages(window["fault_start"] - 1, window["observe_end"])
+    ours = [outage for outage in seen if outage >= EXPERIMENT_PROBE_INTERVAL]
+    assert len(ours) == 1, "the independent probe saw %s" % seen
     # Two samplers on different clocks: agree within an interval of each plus scheduling slack.
     assert abs(metrics["mttr_seconds"] - ours[0]) <= 0.1 + PROBE_INTERVAL + 0.1, (metrics["mttr_seconds"], ours)
     independent = probe.availability(window["fault_start"], window["observe_end"])
