@@ -637,6 +637,12 @@ def ensure_watchdog(state_dir, python=None, script=None):
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
         if proc.returncode == 0:
             return 'systemd:%s' % unit
+        # The unit exists: another starter (this fault's guard, a second module run) got there
+        # first. A second watchdog beside it would only race it for the lock.
+        state = subprocess.run(['systemctl', 'is-active', unit], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, check=False)
+        if state.stdout.strip() in (b'active', b'activating'):
+            return 'systemd:%s' % unit
     spawn_detached(argv)
     return 'process'
 
@@ -765,7 +771,9 @@ def watch(state_dir, fault_id):
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
     lower_oom_score()
-    next_supervise = 0.0
+    # The module that started this guard starts the watchdog itself, right after; supervising
+    # from the first moment would only race it to start a second one.
+    next_supervise = time.time() + SUPERVISE_SECONDS
 
     while True:
         try:
