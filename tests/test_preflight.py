@@ -14,6 +14,7 @@ check mode by preflight). Each goes through chaos.yml, two runs at a time.
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ import psutil
 import pytest
 
 from harness import REPO_ROOT, Service, ansible_env, require, run_playbook
+from harness import faults as h
 
 HOST = "preflight-target"
 LIFECYCLE = {"state", "duration", "max_duration", "fault_id", "lease", "state_dir", "revert_timeout"}
@@ -363,4 +365,37 @@ def test_without_nft_packet_loss_is_skipped_with_the_fix_and_the_rest_runs(targe
     assert healthy.server.probe_headers == {"scenario"}
     history = [p for p in traces(tmp_path / "faults") if os.sep + "history" + os.sep in p]
     assert len(history) == 1 and os.path.basename(history[0]).startswith("pf-cpu-")
+    assert not fault_processes()
+
+
+def test_a_target_that_already_carries_a_fault_is_refused_by_every_experiment(target, tmp_path):
+    """The active-fault lock: the run's preflight answers it for the first experiment, the second
+    experiment asks the target again. Neither injects anything while another fault is active."""
+    state_dir = tmp_path / "faults"
+    (held,) = h.run_tasks(tmp_path, [h.task("chaos_memory", size_mb=8, duration=120, state_dir=str(state_dir))])
+    try:
+        assert held["changed"], held
+        run = base_run()
+        run["chaos_suite_groups"] = {"two": ["PF CPU", "PF Memory"]}
+        run["chaos_group"] = "two"
+        reports = tmp_path / "reports"
+        result = chaos(target, run, state_dir, reports)
+        # the first experiment took the preflight's answer, the second asked the target itself
+        lock = re.findall(r"TASK \[magsasa.chaos.chaos_experiment : Active-fault lock[^\n]*\n(\w+):", result.stdout)
+        assert lock == ["skipping", "ok"], lock
+        assert result.returncode != 0, result.stdout[-3000:]
+        with open(str(reports / "chaos_results.json")) as handle:
+            records = {r["name"]: r for r in json.load(handle)["experiments"]}
+        for name in ("PF CPU", "PF Memory"):
+            assert records[name]["status"] in ("error", "failed"), records[name]
+            assert "already carry active faults" in records[name]["reason"], records[name]
+            assert held["fault_id"] in records[name]["reason"], records[name]
+        # nothing of the run's own: the one record is the fault held before it, and no history at all
+        assert [r["fault_id"] for r in h.records(str(state_dir))] == [held["fault_id"]]
+        assert [p for p in traces(state_dir) if os.sep + "history" + os.sep in p] == []
+        assert [p.info["pid"] for p in fault_processes()
+                if p.info["environ"].get("MAGSASA_CHAOS_FAULT_ID") != held["fault_id"]] == []
+    finally:
+        h.run_tasks(tmp_path, [h.task("chaos_faults", state="absent_all", state_dir=str(state_dir))])
+    assert h.records(str(state_dir)) == []
     assert not fault_processes()

@@ -10,8 +10,7 @@ refused by name, with the module's options, before the module runs.
 """
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.magsasa.chaos.plugins.plugin_utils._module_options import documented_options
-from ansible_collections.magsasa.chaos.plugins.plugin_utils._preflight import unknown_options
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._module_options import module_call
 
 
 class ActionModule(ActionBase):
@@ -29,23 +28,9 @@ class ActionModule(ActionBase):
             parameters=dict(type='raw', default={}),
             parameters_name=dict(type='str', default='parameters'),
         ))
-        module, fixed, parameters = args['module'], args['args'], args['parameters']
-        where = args['parameters_name']
-        if parameters is None:
-            parameters = {}
-        if not isinstance(parameters, dict):
-            result.update(failed=True, msg='%s must be a mapping of %s options, got %s %r'
-                                           % (where, module, type(parameters).__name__, parameters))
+        module_args, problem = module_call(args['module'], args['args'], args['parameters'], args['parameters_name'])
+        if problem:
+            result.update(failed=True, msg=problem)
             return result
-        options = documented_options(module)
-        if options is None:
-            result.update(failed=True, msg='module %s is not installed' % module)
-            return result
-        problems = unknown_options(where, parameters, options, reserved=list(fixed), module=module)
-        if problems:
-            result.update(failed=True, msg='; '.join(problems))
-            return result
-        module_args = dict(parameters)
-        module_args.update(fixed)
-        result.update(self._execute_module(module_name=module, module_args=module_args, task_vars=task_vars))
+        result.update(self._execute_module(module_name=args['module'], module_args=module_args, task_vars=task_vars))
         return result

@@ -28,6 +28,12 @@ def chaos_inject_results(hosts, hostvars):
     return _fleet.inject_results(list(hosts), hostvars)
 
 
+def chaos_busy_faults(hosts, hostvars, preflight_fresh=False):
+    """The ids of the faults the targets already carry, from each one's lock query (or, for the
+    first experiment of a run, from the run's preflight)."""
+    return _fleet.busy_faults(list(hosts), hostvars, preflight_fresh)
+
+
 def chaos_outcome(parts):
     """``{status, reason, spread}`` the hosts' parts force on the experiment."""
     status, reason = _fleet.experiment_outcome(parts)
@@ -43,4 +49,5 @@ class FilterModule(object):
             'chaos_host_parts': chaos_host_parts,
             'chaos_outcome': chaos_outcome,
             'chaos_inject_results': chaos_inject_results,
+            'chaos_busy_faults': chaos_busy_faults,
         }

@@ -48,9 +48,9 @@ def capability_skips(checks, capabilities):
     return _preflight.capability_skips(checks, capabilities)
 
 
-def check_mode_problems(checks, results):
-    """One line per target whose fault module refused its options in check mode."""
-    return _preflight.check_mode_problems(checks, results)
+def preflight_problems(checks, preflights, skips=None):
+    """One line per target whose fault module refused its options, from chaos_preflight's verdicts."""
+    return _preflight.preflight_problems(checks, preflights, skips or {})
 
 
 def fault_parameters(defaults, parameters=None):
@@ -68,6 +68,6 @@ class FilterModule(object):
             'validate_scenarios': validate_scenarios,
             'preflight_plan': preflight_plan,
             'capability_skips': capability_skips,
-            'check_mode_problems': check_mode_problems,
+            'preflight_problems': preflight_problems,
             'fault_parameters': fault_parameters,
         }

@@ -53,6 +53,43 @@ def default_persist_dir():
     return os.path.join(os.path.expanduser('~'), '.local', 'state', 'magsasa-chaos')
 
 
+def active_records(state_dir, persist_dir, kinds=()):
+    """``(directory, record)`` for the active faults of this boot, then those a previous boot left
+    in the persist dir (a fault that outlives a reboot and was not reverted by its boot hook)."""
+    kinds = set(kinds or ())
+    found = [(state_dir, r) for r in _guard.list_records(state_dir)]
+    this_boot = _guard.boot_id()
+    if os.path.abspath(persist_dir) != os.path.abspath(state_dir):
+        found.extend((persist_dir, r) for r in _guard.list_records(persist_dir)
+                     if r.get('boot_id') and r.get('boot_id') != this_boot)
+    return [(d, r) for d, r in found if not kinds or r.get('kind') in kinds]
+
+
+def fault_summary(state_dir, record, now, previous_boot=False):
+    """What ``chaos_faults`` reports of one active fault (read-only: the lease file as the guard reads it)."""
+    guard = record.get('guard') or {}
+    expires = record.get('expires_at')
+    renewed_at, lease = (_guard.read_lease(state_dir, record['fault_id']) if record.get('lease_file')
+                         else (None, None))
+    deadline = _guard.fault_deadline(record, renewed_at, lease) if expires is not None else None
+    return dict(
+        fault_id=record.get('fault_id'), kind=record.get('kind'), module=record.get('module'),
+        started_at=record.get('started_at'), expires_at=expires,
+        lease_expires_at=_guard.lease_end(record, renewed_at, lease),
+        remaining=None if deadline is None else round(max(0.0, deadline - now), 3),
+        guard_alive=bool(guard.get('pid')) and _guard.process_alive(guard['pid'], guard.get('starttime')),
+        plan=record.get('plan') or {}, corrupt=record.get('corrupt'), previous_boot=previous_boot,
+    )
+
+
+def active_faults(state_dir=None, persist_dir=None, kinds=()):
+    """Summaries of every active fault on this host (see :func:`fault_summary`)."""
+    state_dir = state_dir or default_state_dir()
+    persist_dir = persist_dir or default_persist_dir()
+    now = time.time()
+    return [fault_summary(d, r, now, d != state_dir) for d, r in active_records(state_dir, persist_dir, kinds)]
+
+
 def fault_argument_spec():
     """The lifecycle options every fault module accepts (documented in doc_fragments/fault.py)."""
     return dict(

@@ -111,6 +111,20 @@ def host_parts(hosts, hostvars, planned=None):
     return parts
 
 
+def busy_faults(hosts, hostvars, preflight_fresh=False):
+    """Ids of the faults the targets already carry: what each one's lock query found, or, where the
+    experiment did not ask because the run's preflight just did (``preflight_fresh``), what that found."""
+    busy = []
+    for host in hosts:
+        hv = hostvars.get(host, {}) if hasattr(hostvars, 'get') else {}
+        answer = hv.get('chaos_experiment_lock')
+        if not (isinstance(answer, dict) and 'faults' in answer) and preflight_fresh:
+            answer = hv.get('chaos_experiment_preflight_host')
+        faults = answer.get('faults') if isinstance(answer, dict) else None
+        busy.extend(f.get('fault_id') for f in faults or [])
+    return busy
+
+
 def spread(parts):
     """Seconds between the first and the last host's injection (controller clock), or None."""
     times = [p['injected_at'] for p in parts if p.get('injected_at') is not None]

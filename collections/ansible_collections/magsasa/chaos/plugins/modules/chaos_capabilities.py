@@ -45,6 +45,21 @@ options:
     type: list
     elements: str
     default: []
+  active_faults:
+    description:
+      - Also list the faults active on the host, as O(magsasa.chaos.chaos_faults#module:state=query) does, so one
+        read-only visit answers both what a fault needs and whether the host already carries one (the chaos run's
+        active-fault lock for its first experiment).
+    type: bool
+    default: false
+  state_dir:
+    description:
+      - The fault state directory to read with O(active_faults). Default as for the fault modules.
+    type: path
+  persist_dir:
+    description:
+      - The directory of faults that outlive a reboot, read with O(active_faults). Default as for the fault modules.
+    type: path
 seealso:
   - module: magsasa.chaos.chaos_netem
 '''
@@ -78,6 +93,14 @@ systemd_units:
   returned: always
   type: dict
   sample: {"postgresql.service": true}
+faults:
+  description:
+    - The active faults, each summarised as in the RV(magsasa.chaos.chaos_faults#module:faults) of
+      M(magsasa.chaos.chaos_faults) (C(fault_id), C(kind), C(module), C(expires_at), C(remaining), C(guard_alive) ...).
+  returned: when O(active_faults=true)
+  type: list
+  elements: dict
+  sample: [{"fault_id": "cpu-1a2b3c4d5e", "kind": "cpu", "remaining": 12.5, "guard_alive": true}]
 '''
 
 import importlib
@@ -85,6 +108,7 @@ import os
 import platform
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.magsasa.chaos.plugins.module_utils._fault import active_faults
 
 
 def find_tool(module, name):
@@ -129,18 +153,24 @@ def main():
             python_modules=dict(type='list', elements='str', default=[]),
             qdiscs=dict(type='list', elements='str', default=[]),
             systemd_units=dict(type='list', elements='str', default=[]),
+            active_faults=dict(type='bool', default=False),
+            state_dir=dict(type='path'),
+            persist_dir=dict(type='path'),
         ),
         supports_check_mode=True,
     )
     params = module.params
     systemctl = module.get_bin_path('systemctl') if params['systemd_units'] else None
-    module.exit_json(
+    result = dict(
         changed=False,
         tools=dict((name, find_tool(module, name)) for name in params['tools']),
         python_modules=dict((name, importable(name)) for name in params['python_modules']),
         qdiscs=dict((kind, kernel_has_qdisc(kind)) for kind in params['qdiscs']),
         systemd_units=dict((unit, systemd_knows(module, systemctl, unit)) for unit in params['systemd_units']),
     )
+    if params['active_faults']:
+        result['faults'] = active_faults(params['state_dir'], params['persist_dir'])
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -197,12 +197,12 @@ state_dir:
   type: str
 '''
 
-import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magsasa.chaos.plugins.module_utils import _guard
-from ansible_collections.magsasa.chaos.plugins.module_utils._fault import default_persist_dir, default_state_dir
+from ansible_collections.magsasa.chaos.plugins.module_utils._fault import (
+    active_records, default_persist_dir, default_state_dir, fault_summary)
 
 
 class FaultInventory(object):
@@ -214,36 +214,13 @@ class FaultInventory(object):
         self.persist_dir = module.params['persist_dir'] or default_persist_dir()
 
     def records(self):
-        """The active records of this boot, then those a previous boot left in the persist dir."""
-        kinds = set(self.module.params['kinds'])
-        found = [(self.state_dir, r) for r in _guard.list_records(self.state_dir)]
-        this_boot = _guard.boot_id()
-        if os.path.abspath(self.persist_dir) != os.path.abspath(self.state_dir):
-            found.extend((self.persist_dir, r) for r in _guard.list_records(self.persist_dir)
-                         if r.get('boot_id') and r.get('boot_id') != this_boot)
-        return [(d, r) for d, r in found if not kinds or r.get('kind') in kinds]
-
-    @staticmethod
-    def summary(state_dir, record, now, previous_boot=False):
-        guard = record.get('guard') or {}
-        expires = record.get('expires_at')
-        renewed_at, lease = (_guard.read_lease(state_dir, record['fault_id']) if record.get('lease_file')
-                             else (None, None))
-        deadline = _guard.fault_deadline(record, renewed_at, lease) if expires is not None else None
-        return dict(
-            fault_id=record.get('fault_id'), kind=record.get('kind'), module=record.get('module'),
-            started_at=record.get('started_at'), expires_at=expires,
-            lease_expires_at=_guard.lease_end(record, renewed_at, lease),
-            remaining=None if deadline is None else round(max(0.0, deadline - now), 3),
-            guard_alive=bool(guard.get('pid')) and _guard.process_alive(guard['pid'], guard.get('starttime')),
-            plan=record.get('plan') or {}, corrupt=record.get('corrupt'), previous_boot=previous_boot,
-        )
+        return active_records(self.state_dir, self.persist_dir, self.module.params['kinds'])
 
     def run(self):
         params = self.module.params
         records = self.records()
         now = time.time()
-        result = dict(changed=False, faults=[self.summary(d, r, now, d != self.state_dir) for d, r in records],
+        result = dict(changed=False, faults=[fault_summary(d, r, now, d != self.state_dir) for d, r in records],
                       reverted=[], renewed=[], missing=[], failures=[], history=[], state_dir=self.state_dir)
         if params['state'] == 'query':
             result['history'] = self.history()

@@ -11,6 +11,7 @@ action read it here instead of keeping copies in task files.
 
 from ansible.plugins.loader import fragment_loader, module_loader
 from ansible.utils.plugin_docs import get_docstring
+from ansible_collections.magsasa.chaos.plugins.plugin_utils._preflight import unknown_options
 
 _CACHE = {}
 
@@ -31,3 +32,22 @@ def options_in_file(path, collection=None):
     """``{option: spec}`` documented in a module file, doc fragments included."""
     doc = get_docstring(path, fragment_loader, collection_name=collection)[0] or {}
     return doc.get('options') or {}
+
+
+def module_call(module, fixed, parameters, where='parameters'):
+    """``(module_args, None)`` for running ``module`` with the user's ``parameters`` exactly as given
+    plus the caller's ``fixed`` options, or ``(None, message)`` when the user's mapping is not one
+    the module takes: not a mapping, an option the module does not document, or one ``fixed`` sets."""
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, dict):
+        return None, '%s must be a mapping of %s options, got %s %r' % (where, module, type(parameters).__name__, parameters)
+    options = documented_options(module)
+    if options is None:
+        return None, 'module %s is not installed' % module
+    problems = unknown_options(where, parameters, options, reserved=list(fixed), module=module)
+    if problems:
+        return None, '; '.join(problems)
+    module_args = dict(parameters)
+    module_args.update(fixed)
+    return module_args, None

@@ -17,6 +17,7 @@ injected, and every problem is reported at once, each naming the scenario, the f
 * capability_gaps(needs, found) -> why a target cannot run the fault and how to fix it.
 * capability_skips(checks, capabilities) -> scenario -> why its targets cannot run it, and the fix.
 * check_mode_problems(checks, results) -> what the fault modules said of the options in check mode.
+* preflight_problems(checks, preflights, skips) -> the same, from chaos_preflight's verdicts per host.
 """
 
 import json
@@ -503,3 +504,17 @@ def check_mode_problems(checks, results):
                             % (check['scenario'], check['host'], check['module'],
                                result.get('msg') or 'failed without a message'))
     return problems
+
+
+def preflight_problems(checks, preflights, skips):
+    """``check_mode_problems`` for the verdicts of chaos_preflight: ``preflights`` maps each host to
+    what chaos_preflight returned there, whose ``checks`` follow that host's checks in plan order.
+    A scenario the run skips (``skips``) is not judged."""
+    results, seen = [], {}
+    for check in checks:
+        host = check['host']
+        index = seen[host] = seen.get(host, -1) + 1
+        verdicts = (preflights.get(host) or {}).get('checks') or []
+        verdict = verdicts[index] if index < len(verdicts) else None
+        results.append(None if check['scenario'] in skips else verdict)
+    return check_mode_problems(checks, results)

@@ -105,3 +105,17 @@ def test_experiment_outcome(parts, status, reason):
 @pytest.mark.parametrize('times, expected', [([], None), ([5.0], 0.0), ([5.0, 5.4, 6.25], 1.25)])
 def test_spread(times, expected):
     assert _fleet.spread([{'injected_at': t} for t in times] + [{'injected_at': None}]) == expected
+
+
+def test_busy_faults_from_the_lock_or_from_a_fresh_preflight():
+    hostvars = {
+        # asked by the experiment's own lock query
+        'a': {'chaos_experiment_lock': {'faults': [{'fault_id': 'cpu-1'}]}},
+        # the lock skipped: the run's preflight answered moments ago
+        'b': {'chaos_experiment_lock': {'skipped': True}, 'chaos_experiment_preflight_host': {'faults': [{'fault_id': 'disk-2'}]}},
+        'c': {'chaos_experiment_lock': {'faults': []}, 'chaos_experiment_preflight_host': {'faults': [{'fault_id': 'old'}]}},
+    }
+    assert _fleet.busy_faults(['a', 'b', 'c'], hostvars, preflight_fresh=True) == ['cpu-1', 'disk-2']
+    # a stale preflight answer (a later experiment) never counts
+    assert _fleet.busy_faults(['a', 'b', 'c'], hostvars, preflight_fresh=False) == ['cpu-1']
+    assert _fleet.busy_faults(['missing'], hostvars, preflight_fresh=True) == []

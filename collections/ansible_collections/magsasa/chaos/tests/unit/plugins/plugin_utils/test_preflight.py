@@ -208,6 +208,22 @@ def test_check_mode_refusals_name_scenario_host_and_module():
         "scenario 'A' on h1: magsasa.chaos.chaos_cpu refused its options: `load_percent` must be 1-100, got 150"]
 
 
+def test_preflight_verdicts_are_matched_to_each_hosts_own_checks_in_plan_order():
+    checks = [dict(scenario='A', host='h1', module=CPU, needs=[]), dict(scenario='A', host='h2', module=CPU, needs=[]),
+              dict(scenario='B', host='h1', module=CPU, needs=[]), dict(scenario='C', host='h2', module=CPU, needs=[])]
+    preflights = {
+        'h1': dict(checks=[dict(changed=True), dict(failed=True, msg='B refused on h1')]),
+        # h2 refused C, but C is skipped (another target lacks what it needs): no verdict on it
+        'h2': dict(checks=[dict(failed=True, msg='A refused on h2'), dict(failed=True, msg='C refused on h2')]),
+    }
+    assert pf.preflight_problems(checks, preflights, {'C': 'cannot run on h3: ...'}) == [
+        "scenario 'A' on h2: magsasa.chaos.chaos_cpu refused its options: A refused on h2",
+        "scenario 'B' on h1: magsasa.chaos.chaos_cpu refused its options: B refused on h1"]
+    # a host whose preflight never answered (unreachable, removed from the play) gives no verdict here
+    assert pf.preflight_problems(checks, {'h1': preflights['h1']}, {}) == [
+        "scenario 'B' on h1: magsasa.chaos.chaos_cpu refused its options: B refused on h1"]
+
+
 def test_good_run_is_not_changed_by_validation():
     run = good_run()
     before = copy.deepcopy(run)
