@@ -36,18 +36,31 @@ class ActionModule(ActionBase):
             active_faults=dict(type='bool', default=True),
         ))
         probe = dict((section, list(args['needs'].get(section) or [])) for section in NEED_SECTIONS)
-        probe['active_faults'] = args['active_faults']
-        if args['state_dir']:
-            probe['state_dir'] = args['state_dir']
-        found = self.run_module(CAPABILITIES, probe, task_vars, check_mode=False)
-        if found.get('failed'):
-            result.update(failed=True, msg='%s failed: %s' % (CAPABILITIES, found.get('msg') or 'no message'))
-            return result
+        found = dict((section, {}) for section in NEED_SECTIONS)
+        # Nothing to probe for: the fault modules' check-mode runs list the active faults themselves,
+        # so the capability probe's module run is saved.
+        if any(probe.values()) or not args['checks']:
+            found = self.capabilities(probe, args, task_vars)
+            if found.get('failed'):
+                result.update(failed=True, msg='%s failed: %s' % (CAPABILITIES, found.get('msg') or 'no message'))
+                return result
         for key in NEED_SECTIONS + ('faults',):
             if key in found:
                 result[key] = found[key]
         result['checks'] = [self.check(check, found, args, task_vars) for check in args['checks']]
+        if args['active_faults'] and 'faults' not in result:
+            # Every check was refused before it listed anything (the run stops on that anyway), or an
+            # identical fault is active (renewal answers instead): no answer, so the lock asks itself.
+            listed = [verdict['active_faults'] for verdict in result['checks'] if 'active_faults' in verdict]
+            if listed:
+                result['faults'] = listed[0]
         return result
+
+    def capabilities(self, probe, args, task_vars):
+        module_args = dict(probe, active_faults=args['active_faults'])
+        if args['state_dir']:
+            module_args['state_dir'] = args['state_dir']
+        return self.run_module(CAPABILITIES, module_args, task_vars, check_mode=False)
 
     def check(self, check, found, args, task_vars):
         """The fault module's verdict on the scenario's options, in check mode; a target without
@@ -65,7 +78,7 @@ class ActionModule(ActionBase):
         if problem:
             return dict(failed=True, msg=problem)
         verdict = self.run_module(check['module'], module_args, task_vars, check_mode=True)
-        return dict((key, verdict[key]) for key in ('failed', 'msg', 'changed', 'plan') if key in verdict)
+        return dict((key, verdict[key]) for key in ('failed', 'msg', 'changed', 'plan', 'active_faults') if key in verdict)
 
     def run_module(self, name, module_args, task_vars, check_mode):
         # The task's check mode is what ActionBase hands the module; the fault checks always run in

@@ -328,6 +328,8 @@ class FaultEngine(object):
                       started_at=now, expires_at=expires_at, lease_expires_at=lease_expires_at)
         if self.module.check_mode:
             result['msg'] = 'check mode: would inject a %s fault for %ss' % (self.kind, duration)
+            # what the fault would run beside; a chaos run's preflight takes its first lock from it
+            result['active_faults'] = active_faults(self.state_dir, params['persist_dir'])
             return result
 
         guard_script = self.ensure_state_dir()

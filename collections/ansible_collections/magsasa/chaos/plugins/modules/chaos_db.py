@@ -256,6 +256,14 @@ effect:
     C(ready_at) while waiting, C(downtime_seconds).
   returned: success with O(state=present)
   type: dict
+active_faults:
+  description:
+    - In check mode, the faults already active on the host, summarised as M(magsasa.chaos.chaos_faults) lists them
+      (C(fault_id), C(kind), C(expires_at), C(remaining), C(guard_alive) ...), so a dry run shows what the fault
+      would run beside. A chaos run's preflight takes its first experiment's active-fault lock from it.
+  returned: check mode with O(state=present)
+  type: list
+  elements: dict
 backstops:
   description: What stands behind the guard for this fault.
   returned: success with O(state=present) when a new fault was injected, not in check mode

@@ -14,6 +14,8 @@ description:
     with O(active_faults), the faults the target already carries; then, for each entry of O(checks) whose needs
     the target meets, the fault's own module in check mode with the scenario's options, exactly as the
     experiment will inject them.
+  - When there is nothing to probe for (O(needs) empty) the capability probe does not run: a fault module in check
+    mode lists the active faults itself, so the visit is one module run per check.
   - One task instead of three per target. The chaos_suite role runs it over every target of the run at once
     before the first experiment, and its answer about active faults is the first experiment's lock.
   - A fault module that refuses its options does not fail the task; its verdict is in RV(checks), so the run
@@ -97,8 +99,9 @@ systemd_units:
   returned: success
   type: dict
 faults:
-  description: The active faults, as returned by M(magsasa.chaos.chaos_capabilities).
-  returned: when O(active_faults=true)
+  description:
+    - The active faults, as returned by M(magsasa.chaos.chaos_capabilities) or by the first fault module's check mode.
+  returned: when O(active_faults=true) and the target answered it (not when every check was refused)
   type: list
   elements: dict
 checks:
