@@ -21,7 +21,7 @@ import psutil
 import pytest
 import yaml
 
-from harness import (REPO_ROOT, Service, ansible_env, playbook_command, require, require_image, run_playbook,
+from harness import (REPO_ROOT, QuietHandler, Service, ansible_env, playbook_command, require, require_image, run_playbook,
                      start_playbook)
 from harness.containers import BASE_IMAGE, STATE_IN_HOST, inventory_hosts, remove_container_hosts, start_container_hosts
 
@@ -136,12 +136,28 @@ class DockerExecs:
         return self.events
 
 
+class Webhook(QuietHandler):
+    """Keeps every POSTed JSON body with the peer address it came from."""
+
+    def do_POST(self):  # noqa: N802 (the http.server name)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.posts.append({"peer": self.client_address[0], "body": json.loads(body)})
+        self.reply(200)
+
+
 def test_five_hosts_are_injected_and_held_together(fleet, tmp_path):
     execs = DockerExecs(fleet.names[:5])
+    webhook = Service(Webhook, path="/hooks/fleet", posts=[])
     try:
-        result = fleet.run(tmp_path, suite(memory_scenario("Fleet Memory", duration=5)), args=("--forks", "10"))
+        result = fleet.run(tmp_path, dict(suite(memory_scenario("Fleet Memory", duration=5)),
+                                          chaos_notify_webhook_url=webhook.url), args=("--forks", "10"))
     finally:
         events = execs.stop()
+        webhook.close()
+    # the plan is posted once per run, from the controller, not once from every target
+    starts = [p for p in webhook.server.posts if p["body"].get("event") == "start"]
+    assert [p["peer"] for p in starts] == ["127.0.0.1"], webhook.server.posts
+    assert starts[0]["body"]["experiments"][0]["hosts"] == fleet.names[:5], starts[0]["body"]
     assert result.returncode == 0, result.stdout[-4000:]
     record = records(tmp_path)[0]
     assert record["status"] == "completed", record
