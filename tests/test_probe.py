@@ -413,6 +413,38 @@ def test_sampler_outlives_a_sigkilled_controller_only_until_max_lifetime(server,
     assert os.path.getsize(paths['samples']) == size
 
 
+def test_stopped_with_remove_probe_dir_computes_then_removes_the_experiments_directory(server, probe_dir, tmp_path):
+    own = os.path.join(probe_dir[0], 'experiment-%s' % uuid.uuid4().hex[:6])
+    probe_id, pid, paths = launch((own, probe_dir[1]), server.url, 0.05)
+    with open(os.path.join(own, 'stop'), 'w', encoding='utf-8') as handle:
+        handle.write('a holder stopped the experiment')
+    time.sleep(0.5)
+    now = time.time()
+    calls = [
+        {'state': 'status', 'probe_id': probe_id, 'probe_dir': own, 'remove_probe_dir': True},
+        {'state': 'stopped', 'probe_id': probe_id, 'remove_probe_dir': True},
+        {'state': 'stopped', 'probe_id': probe_id, 'probe_dir': own, 'remove_probe_dir': True,
+         'fault_start': now - 0.3, 'fault_end': now - 0.1},
+    ]
+    # a directory another probe shares (here: another probe's state file next to ours) is refused
+    other = os.path.join(own, 'other-probe.state.json')
+    with open(other, 'w', encoding='utf-8') as handle:
+        handle.write('{}')
+    calls.insert(2, {'state': 'stopped', 'probe_id': probe_id, 'probe_dir': own, 'remove_probe_dir': True})
+    results = run_probe_playbook(tmp_path, calls[:3])['results']
+    os.unlink(other)
+    wrong_state, unknown, shared = results
+    assert wrong_state['failed'] and '`remove_probe_dir` applies to state=stopped only' in wrong_state['msg'], wrong_state
+    assert unknown['failed'], unknown
+    assert shared['failed'] and 'the files of other probes' in shared['msg'] and 'other-probe' in shared['msg'], shared
+    assert _probe.pid_is_sampler(pid, probe_id), 'a refused stop stopped the sampler'
+    (stopped,) = run_probe_playbook(tmp_path, calls[3:])['results']
+    assert stopped['changed'] is True and stopped['running'] is False and stopped['removed'] == own, stopped
+    # the metrics come from the samples, read before the directory went
+    assert stopped['metrics']['samples_total'] >= 5 and stopped['metrics']['availability_percent'] == 100.0
+    assert not os.path.exists(own) and not _probe.pid_is_sampler(pid, probe_id)
+
+
 def test_once_and_bad_inputs_through_ansible_playbook(server, probe_dir, tmp_path):
     directory = probe_dir[0]
     closed = free_port()

@@ -14,7 +14,7 @@ description:
     with O(active_faults), the faults the target already carries; then, for each entry of O(checks) whose needs
     the target meets, the fault's own module in check mode with the scenario's options, exactly as the
     experiment will inject them.
-  - When there is nothing to probe for (O(needs) empty) the capability probe does not run: a fault module in check
+  - When there is nothing to probe for (O(needs) empty) the capability probe does not run. A fault module in check
     mode lists the active faults itself, so the visit is one module run per check.
   - One task instead of three per target. The chaos_suite role runs it over every target of the run at once
     before the first experiment, and its answer about active faults is the first experiment's lock.

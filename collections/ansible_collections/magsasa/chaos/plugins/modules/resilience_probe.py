@@ -199,6 +199,13 @@ options:
   recovery_timeout:
     description: Seconds after O(fault_end) within which recovery must happen to count.
     type: float
+  remove_probe_dir:
+    description:
+      - With O(state=stopped), remove O(probe_dir) and everything in it once the metrics are computed, in the same
+        module run (a chaos experiment gives each probe a directory of its own, with its stop file in it).
+      - Refused when O(probe_dir) holds another probe's files (the default directory is shared).
+    type: bool
+    default: false
 notes:
   - Every sample opens a fresh connection, so connection reuse never hides an outage.
   - A background sampler's files stay in O(probe_dir) after O(state=stopped) for the report; remove them when done.
@@ -279,6 +286,10 @@ samples_path:
   returned: when O(state) is not V(once)
   type: str
   sample: /root/.ansible/magsasa_chaos/probes/probe-3f2a91c04d.samples.jsonl
+removed:
+  description: The probe directory removed with O(remove_probe_dir); RV(samples_path) is gone with it.
+  returned: with O(state=stopped) and O(remove_probe_dir=true), not in check mode
+  type: str
 pid:
   description: Process id of the background sampler (null in check mode).
   returned: when O(state=started)
@@ -416,6 +427,7 @@ samples:
 
 import os
 import re
+import shutil
 import traceback
 import uuid
 from collections import Counter
@@ -432,6 +444,8 @@ from ansible_collections.magsasa.chaos.plugins.module_utils._probe import (
 
 PROBE_ID_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 MIN_INTERVAL = 0.01
+DEFAULT_PROBE_DIR = '~/.ansible/magsasa_chaos/probes'
+STATE_SUFFIX = '.state.json'
 
 
 class ResilienceProbe:
@@ -472,10 +486,24 @@ class ResilienceProbe:
                       'got %s' % streak)
         if p['probe_id'] is not None and not PROBE_ID_PATTERN.match(p['probe_id']):
             self.fail('`probe_id` may hold letters, digits, ".", "_" and "-" only (at most 64), got %r' % p['probe_id'])
+        if p['remove_probe_dir']:
+            if p['state'] != 'stopped':
+                self.fail('`remove_probe_dir` applies to state=stopped only, got state=%s' % p['state'])
+            others = sorted(name[:-len(STATE_SUFFIX)] for name in self.listdir() if name.endswith(STATE_SUFFIX)
+                            and name != p['probe_id'] + STATE_SUFFIX)
+            if others:
+                self.fail('`remove_probe_dir` would remove the files of other probes in probe_dir %s (%s); give the '
+                          'probe a probe_dir of its own' % (self.probe_dir, ', '.join(others[:5])))
         if p['state'] in ('once', 'started'):
             self.validate_target()
         if p['fault_start'] is not None and p['fault_end'] is not None and p['fault_end'] < p['fault_start']:
             self.fail('`fault_end` (%s) must not be before `fault_start` (%s)' % (p['fault_end'], p['fault_start']))
+
+    def listdir(self):
+        try:
+            return os.listdir(self.probe_dir)
+        except OSError:
+            return []
 
     def validate_target(self):
         p = self.params
@@ -602,7 +630,11 @@ class ResilienceProbe:
         was_running = pid_is_sampler(state.get('pid'), probe_id)
         if was_running and not self.module.check_mode:
             stop(self.probe_dir, probe_id, timeout=self.params['timeout'] + 10)
-        return self.report(probe_id, paths, changed=was_running, final=True)
+        result = self.report(probe_id, paths, changed=was_running, final=True)
+        if self.params['remove_probe_dir'] and not self.module.check_mode:
+            shutil.rmtree(self.probe_dir)
+            result.update(changed=True, removed=self.probe_dir)
+        return result
 
     def run(self):
         self.validate()
@@ -615,7 +647,7 @@ def main():
         argument_spec=dict(
             state=dict(type='str', default='once', choices=['once', 'started', 'status', 'stopped']),
             probe_id=dict(type='str'),
-            probe_dir=dict(type='path', default='~/.ansible/magsasa_chaos/probes'),
+            probe_dir=dict(type='path', default=DEFAULT_PROBE_DIR),
             type=dict(type='str', default='http', choices=['http', 'tcp', 'command']),
             url=dict(type='str'),
             method=dict(type='str', default='GET'),
@@ -649,6 +681,7 @@ def main():
             observe_end=dict(type='float'),
             recovery_samples=dict(type='int', default=3),
             recovery_timeout=dict(type='float'),
+            remove_probe_dir=dict(type='bool', default=False),
         ),
         required_if=[
             ('state', 'status', ['probe_id']),
