@@ -20,6 +20,8 @@ import time
 import pytest
 
 from harness import REPO_ROOT, ansible_env, missing, require, task_results
+from harness.faults import wait_history
+
 PACKETS = 2000
 TOLERANCE_POINTS = 3.0
 TABLE_MARKERS = ("magsasa", "chaos")
@@ -293,7 +295,9 @@ def net(tools, tmp_path):
 
 
 def history(net, fault_id):
-    return json.loads((net.state_dir / "history" / (fault_id + ".json")).read_text())
+    """The fault's revert history entry. The reverter writes it just after its last revert step, so a
+    test that saw the fault's effects go may look a moment before it is there."""
+    return wait_history(str(net.state_dir), fault_id, timeout=5)
 
 
 # ---------------------------------------------------------------- loss
