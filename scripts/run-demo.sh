@@ -34,12 +34,17 @@ print('Chaos report: %s' % report_path)
 print('Verdict: %s  (%s)' % (str(verdict).upper(), ', '.join('%d %s' % (n, k) for k, n in sorted(counts.items()))))
 for record in records:
     slo = record.get('slo') or {}
-    failed = [c['metric'] for c in slo.get('checks', []) if not c.get('passed')]
+    missed = [c for c in slo.get('checks', []) if not c.get('passed')]
+    failed = [c['metric'] for c in missed if not c.get('expected')]
+    # a miss the scenario declares expected (a crash costs availability) does not fail its SLO
+    expected = [c['metric'] for c in missed if c.get('expected')]
     line = '  - %-28s %-9s' % (record.get('name'), record.get('status'))
     if slo.get('verdict'):
         line += ' SLO %s' % slo['verdict'].upper()
     if failed:
         line += ' (violated: %s)' % ', '.join(failed)
+    if expected:
+        line += ' (expected misses: %s)' % ', '.join(expected)
     if record.get('reason') and record.get('status') != 'completed':
         line += ' - %s' % record['reason']
     print(line)
