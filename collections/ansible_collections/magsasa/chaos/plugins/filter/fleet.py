@@ -34,6 +34,17 @@ def chaos_busy_faults(hosts, hostvars, preflight_fresh=False):
     return _fleet.busy_faults(list(hosts), hostvars, preflight_fresh)
 
 
+def chaos_lock_hosts(hosts, hostvars, preflight_fresh=False):
+    """The targets an experiment's active-fault lock must ask (the first experiment takes the others'
+    answer from the run's preflight)."""
+    return _fleet.lock_hosts(list(hosts), hostvars, preflight_fresh)
+
+
+def chaos_rollback_hosts(hosts, hostvars):
+    """The targets to roll back and check for residue: all but those proven clean by their holder."""
+    return _fleet.rollback_hosts(list(hosts), hostvars)
+
+
 def chaos_outcome(parts):
     """``{status, reason, spread}`` the hosts' parts force on the experiment."""
     status, reason = _fleet.experiment_outcome(parts)
@@ -50,4 +61,6 @@ class FilterModule(object):
             'chaos_outcome': chaos_outcome,
             'chaos_inject_results': chaos_inject_results,
             'chaos_busy_faults': chaos_busy_faults,
+            'chaos_lock_hosts': chaos_lock_hosts,
+            'chaos_rollback_hosts': chaos_rollback_hosts,
         }

@@ -125,6 +125,31 @@ def busy_faults(hosts, hostvars, preflight_fresh=False):
     return busy
 
 
+def lock_hosts(hosts, hostvars, preflight_fresh=False):
+    """Targets that must be asked for their active faults: all of them, except, for the run's first
+    experiment (``preflight_fresh``), those whose preflight answer already lists them."""
+    ask = []
+    for host in hosts:
+        hv = hostvars.get(host, {}) if hasattr(hostvars, 'get') else {}
+        answer = hv.get('chaos_experiment_preflight_host')
+        if not (preflight_fresh and isinstance(answer, dict) and 'faults' in answer):
+            ask.append(host)
+    return ask
+
+
+def rollback_hosts(hosts, hostvars):
+    """Targets to roll back and check for residue: every one but those whose holder watched the
+    guard revert the fault with every step succeeding (``chaos_experiment_hold.history.revert_ok``)."""
+    out = []
+    for host in hosts:
+        hv = hostvars.get(host, {}) if hasattr(hostvars, 'get') else {}
+        hold = hv.get('chaos_experiment_hold')
+        history = hold.get('history') if isinstance(hold, dict) else None
+        if not (isinstance(history, dict) and history.get('revert_ok')):
+            out.append(host)
+    return out
+
+
 def spread(parts):
     """Seconds between the first and the last host's injection (controller clock), or None."""
     times = [p['injected_at'] for p in parts if p.get('injected_at') is not None]

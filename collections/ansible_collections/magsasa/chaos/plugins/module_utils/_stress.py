@@ -217,18 +217,22 @@ def process_rss(pid):
         return None
 
 
-def wait_for_rss(pid, target_bytes, timeout):
-    """Poll the worker's RSS until it reaches the target or stops growing; return the last RSS."""
-    deadline = time.time() + timeout
+def wait_for_rss(pid, target_bytes, timeout, poll=0.02, stall=2.0):
+    """Poll the worker's RSS until it reaches the target or has not grown for ``stall`` seconds;
+    return the last RSS. The short poll keeps the moment the fault took effect (the injection time)
+    within a few hundredths of a second: on a fleet the hosts' injection spread is made of it."""
+    now = time.time()
+    deadline = now + timeout
     rss = process_rss(pid)
-    stable = 0
+    grew_at = now
     while rss is not None and time.time() < deadline and rss < target_bytes:
-        time.sleep(0.1)
+        time.sleep(poll)
         current = process_rss(pid)
-        stable = stable + 1 if current == rss else 0
-        rss = current
-        if stable >= 20:
+        if current != rss:
+            grew_at = time.time()
+        elif time.time() - grew_at >= stall:
             break
+        rss = current
     return rss
 
 

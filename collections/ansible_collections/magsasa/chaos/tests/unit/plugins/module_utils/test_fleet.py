@@ -119,3 +119,25 @@ def test_busy_faults_from_the_lock_or_from_a_fresh_preflight():
     # a stale preflight answer (a later experiment) never counts
     assert _fleet.busy_faults(['a', 'b', 'c'], hostvars, preflight_fresh=False) == ['cpu-1']
     assert _fleet.busy_faults(['missing'], hostvars, preflight_fresh=True) == []
+
+
+def test_lock_hosts_asks_every_target_but_those_a_fresh_preflight_answered():
+    hostvars = {
+        'a': {'chaos_experiment_preflight_host': {'faults': []}},
+        'b': {'chaos_experiment_preflight_host': {'skipped': True}},  # not in the preflight plan
+        'c': {},
+    }
+    assert _fleet.lock_hosts(['a', 'b', 'c'], hostvars, preflight_fresh=True) == ['b', 'c']
+    # a later experiment asks every target: the preflight's answer is stale by then
+    assert _fleet.lock_hosts(['a', 'b', 'c'], hostvars, preflight_fresh=False) == ['a', 'b', 'c']
+
+
+def test_rollback_hosts_skips_only_hosts_whose_holder_saw_every_revert_step_succeed():
+    hostvars = {
+        'clean': {'chaos_experiment_hold': {'history': {'revert_ok': True}}},
+        'failed-step': {'chaos_experiment_hold': {'history': {'revert_ok': False}}},
+        'stopped-early': {'chaos_experiment_hold': {'ended': 'stopped'}},
+        'unreachable': {'chaos_experiment_hold': {'unreachable': True, 'msg': 'lost'}},
+        'never-held': {},
+    }
+    assert _fleet.rollback_hosts(list(hostvars), hostvars) == ['failed-step', 'stopped-early', 'unreachable', 'never-held']
