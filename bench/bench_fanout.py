@@ -120,6 +120,69 @@ class DockerExecs(object):
         return self.events
 
 
+class TargetCPU(object):
+    """The container hosts' own CPU time (their cgroups: module runs, the docker exec machinery inside
+    them, guards and workers), sampled while a run lasts: on this machine the targets share the
+    controller's cores, so a step over N hosts costs the controller's CPU and theirs."""
+
+    def __init__(self, client, names, every=0.2):
+        self.paths = []
+        for name in names:
+            cid = client.containers.get(name).id
+            for path in ('/sys/fs/cgroup/cpuacct/docker/%s/cpuacct.usage' % cid,  # cgroup v1, cgroupfs driver
+                         '/sys/fs/cgroup/system.slice/docker-%s.scope/cpu.stat' % cid):  # cgroup v2, systemd driver
+                if os.path.exists(path):
+                    self.paths.append(path)
+                    break
+        self.samples = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        total = 0.0
+        for path in self.paths:
+            try:
+                with open(path) as handle:
+                    text = handle.read()
+            except (IOError, OSError):
+                continue
+            if path.endswith('cpu.stat'):
+                usec = [line.split()[1] for line in text.splitlines() if line.startswith('usage_usec')]
+                total += float(usec[0]) / 1e6 if usec else 0.0
+            else:
+                total += float(text) / 1e9
+        return total
+
+    def _run(self, every):
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self._read()))
+            self._stop.wait(every)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.samples.append((time.time(), self._read()))
+        return self.samples
+
+
+def cpu_at(samples, at):
+    """Cumulative CPU seconds at time ``at``, interpolated between samples (None without samples)."""
+    if not samples:
+        return None
+    if at <= samples[0][0]:
+        return samples[0][1]
+    for (t0, c0), (t1, c1) in zip(samples, samples[1:]):
+        if t0 <= at <= t1:
+            return c0 + (c1 - c0) * ((at - t0) / (t1 - t0) if t1 > t0 else 0.0)
+    return samples[-1][1]
+
+
+def cpu_in(samples, start, end):
+    a, b = cpu_at(samples, start), cpu_at(samples, end)
+    return None if a is None or b is None else max(0.0, b - a)
+
+
 HOLD_TASK = 'Renew the lease on this target until the fault\'s end, a stop, or the end of the round'
 
 
@@ -128,8 +191,10 @@ def load_timeline(path):
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def profile(lines, execs, started, ended):
-    """Tables of where the wall time of one run went, from the bench_timeline callback's lines."""
+def profile(lines, execs, started, ended, controller=(), targets=()):
+    """Tables of where the wall time of one run went, from the bench_timeline callback's lines, with
+    the CPU the controller (ansible-playbook's process tree) and the targets (their cgroups) spent
+    in each step."""
     tasks = [line for line in lines if line['event'] == 'task']
     bounds = [t['at'] for t in tasks[1:]] + [ended]
     steps = {}
@@ -141,10 +206,12 @@ def profile(lines, execs, started, ended):
         done = [line for line in lines if line['event'] == 'end' and line['uuid'] == task['uuid']]
         ran = [d for d in done if d['status'] != 'skipped']
         if task['task'] not in steps:
-            steps[task['task']] = dict(wall=0.0, count=0, hosts=0, longest=0.0, busy=0.0)
+            steps[task['task']] = dict(wall=0.0, count=0, hosts=0, longest=0.0, busy=0.0, ctl=0.0, tgt=0.0)
             order.append(task['task'])
         step = steps[task['task']]
         step['wall'] += end - task['at']
+        step['ctl'] += cpu_in(controller, task['at'], end) or 0.0
+        step['tgt'] += cpu_in(targets, task['at'], end) or 0.0
         step['count'] += 1
         step['hosts'] = max(step['hosts'], len(ran))
         for d in ran:
@@ -160,22 +227,30 @@ def profile(lines, execs, started, ended):
             hold.append((task['at'], end))
     total = ended - started
     out = ['', 'Where the wall time goes, per step (sum over the step\'s runs; a step\'s time runs from its start to the next\'s):', '',
-           '| step | runs | wall | share | hosts | slowest host | mean per host |', '|---|---|---|---|---|---|---|']
+           '| step | runs | wall | share | hosts | slowest host | mean per host | controller CPU | targets CPU | CPU / cores |',
+           '|---|---|---|---|---|---|---|---|---|---|']
+    cores = os.cpu_count() or 1
     for name in sorted(order, key=lambda n: -steps[n]['wall'])[:25]:
         step = steps[name]
-        out.append('| %s | %d | %.2f s | %.1f %% | %d | %.2f s | %s |' % (
+        out.append('| %s | %d | %.2f s | %.1f %% | %d | %.2f s | %s | %.2f s | %s | %.2f s |' % (
             name.replace('magsasa.chaos.chaos_', '')[:100], step['count'], step['wall'], 100.0 * step['wall'] / total, step['hosts'], step['longest'],
-            '%.2f s' % (step['busy'] / step['hosts'] / step['count']) if step['hosts'] else '-'))
+            '%.2f s' % (step['busy'] / step['hosts'] / step['count']) if step['hosts'] else '-', step['ctl'],
+            '%.2f s' % step['tgt'] if targets else '-', (step['ctl'] + step['tgt']) / cores))
     rest = sum(steps[n]['wall'] for n in order)
     out.append('| (before the first step: start-up, inventory, parsing) | 1 | %.2f s | %.1f %% | | | |'
                % (tasks[0]['at'] - started if tasks else total, 100.0 * (tasks[0]['at'] - started) / total if tasks else 100))
     out.append('| all steps | %d | %.2f s | %.1f %% | | | |' % (len(tasks), rest, 100.0 * rest / total))
     held = sum(e - s for s, e in hold)
     in_hold = sum(1 for at, _n, _a in execs if any(s <= at <= e for s, e in hold))
-    out += ['', '| phase | wall | docker exec calls |', '|---|---|---|',
-            '| inside the hold | %.2f s | %d |' % (held, in_hold),
-            '| outside the hold | %.2f s | %d |' % (total - held, len(execs) - in_hold),
-            '| whole run | %.2f s | %d |' % (total, len(execs))]
+    ctl_hold = sum(cpu_in(controller, s, e) or 0.0 for s, e in hold)
+    tgt_hold = sum(cpu_in(targets, s, e) or 0.0 for s, e in hold)
+    ctl_all, tgt_all = cpu_in(controller, started, ended) or 0.0, cpu_in(targets, started, ended) or 0.0
+    out += ['', '"CPU / cores" is the wall time the step would take if its CPU (controller and targets) were all it waited '
+            'for, spread over this machine\'s %d cores.' % cores,
+            '', '| phase | wall | docker exec calls | controller CPU | targets CPU |', '|---|---|---|---|---|',
+            '| inside the hold | %.2f s | %d | %.2f s | %.2f s |' % (held, in_hold, ctl_hold, tgt_hold),
+            '| outside the hold | %.2f s | %d | %.2f s | %.2f s |' % (total - held, len(execs) - in_hold, ctl_all - ctl_hold, tgt_all - tgt_hold),
+            '| whole run | %.2f s | %d | %.2f s | %.2f s |' % (total, len(execs), ctl_all, tgt_all)]
     out += ['', 'Per host (target steps only): time from each step\'s start to the host\'s own start (fork queueing) and busy time:',
             '', '| host | steps | mean start lag | max start lag | busy | docker exec calls |', '|---|---|---|---|---|---|']
     for name in sorted(hosts):
@@ -194,7 +269,8 @@ def cpu_between(samples, start, end):
     return 100.0 * (c1 - c0) / (t1 - t0) if t1 > t0 else None
 
 
-def experiment(record_dir, inventory, state_root, targets, duration, forks, extra_vars, extra_env, profile_with=None):
+def experiment(record_dir, inventory, state_root, targets, duration, forks, extra_vars, extra_env, profile_with=None,
+               client=None):
     """One memory scenario over ``targets``; returns the bench row (and the profile, when asked)."""
     scenario = {'name': 'Bench Memory %d' % len(targets), 'type': 'memory', 'intensity': 'light',
                 'targets': ','.join(targets), 'duration': duration,
@@ -209,14 +285,17 @@ def experiment(record_dir, inventory, state_root, targets, duration, forks, extr
     run_env.update(BENCH_TIMELINE_FILE=timeline,
                    ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, 'bench', 'callback_plugins'),
                    ANSIBLE_CALLBACKS_ENABLED='magsasa.chaos.chaos_report,bench_timeline')
+    target_cpu = None
     if profile_with:
         execs = DockerExecs(profile_with)
+        target_cpu = TargetCPU(client, targets) if client is not None else None
     started = time.time()
     try:
         wall, rc, output, samples = run_playbook(
             ['playbooks/chaos.yml', '-i', inventory, '-e', json.dumps(extra), '--forks', str(forks)], run_env)
     finally:
         events = execs.stop() if execs else []
+        target_samples = target_cpu.stop() if target_cpu else []
     try:
         with open(os.path.join(record_dir, 'chaos_results.json')) as handle:
             record = json.load(handle)['experiments'][0]
@@ -238,7 +317,7 @@ def experiment(record_dir, inventory, state_root, targets, duration, forks, extr
                held_max=max(held), cpu=hold_cpu,
                lapsed=sum(1 for e in entries if e['reverted_by'] == 'guard:lease-expired'))
     if profile_with:
-        row['profile'] = profile(lines, events, started, started + wall)
+        row['profile'] = profile(lines, events, started, started + wall, samples, target_samples)
     return row
 
 
@@ -295,7 +374,7 @@ def main():
         for size in sizes:
             rows.append(experiment(os.path.join(root, 'reports-%d' % size), inventory, state_root, names[:size],
                                    opts.duration, max(size, 10), {'chaos_experiment_state_dir': STATE_IN_HOST}, {},
-                                   profile_with=opts.prefix if opts.profile and size == max(sizes) else None))
+                                   profile_with=opts.prefix if opts.profile and size == max(sizes) else None, client=client))
         if rows:
             print_rows(rows, opts.duration, 'docker')
         if opts.local:
@@ -331,7 +410,7 @@ def smoke(root, with_profile):
                        ANSIBLE_CALLBACKS_ENABLED='magsasa.chaos.chaos_report,bench_timeline')
     try:
         started = time.time()
-        wall, rc, output, _samples = run_playbook(
+        wall, rc, output, samples = run_playbook(
             ['playbooks/chaos.yml', '-i', 'inventories/local', '-e',
              json.dumps({'chaos_group': 'smoke_test', 'chaos_experiment_state_dir': faults})], run_env)
         with open(os.path.join(reports, 'chaos_results.json')) as handle:
@@ -349,7 +428,7 @@ def smoke(root, with_profile):
         print('| %d experiments (%d ran), rc %d | %.1f s | %.1f s | %d s | %.1f s | %.2fx |' % (
             len(records), ran, rc, wall, windows, pauses, windows + pauses, wall / (windows + pauses)))
         if with_profile:
-            print('\n### Profile of the smoke suite\n%s' % profile(load_timeline(timeline), [], started, started + wall))
+            print('\n### Profile of the smoke suite\n%s' % profile(load_timeline(timeline), [], started, started + wall, samples))
     finally:
         subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/demo_down.yml', '-e',
                         json.dumps({'demo_target_state_dir': demo_state, 'demo_target_purge': True})],

@@ -105,3 +105,29 @@ def test_stress_ng_cpu_argv():
     full = _stress.stress_ng_cpu_argv('stress-ng', 1, 100, 5)
     assert '--taskset' not in full and '--cpu-load-slice' not in full
     assert _stress.stress_ng_cpu_argv('stress-ng', 1, 1, 5)[5:7] == ['--cpu-load-slice', '1']
+
+
+@pytest.mark.skipif(not _stress.HAS_PSUTIL, reason='psutil is part of the dev requirements')
+def test_wait_for_rss_sees_the_target_within_a_poll_and_gives_up_on_a_stall():
+    import subprocess
+    import sys
+    import time
+    # a real process that holds 48 MiB after 0.3 s, then nothing more
+    grow = ("import time; time.sleep(0.3); b = bytearray(48 * 1024 * 1024)\n"
+            "for i in range(0, len(b), 4096): b[i] = 1\n"
+            "time.sleep(30)")
+    proc = subprocess.Popen([sys.executable, '-c', grow])
+    try:
+        started = time.time()
+        rss = _stress.wait_for_rss(proc.pid, 40 * _stress.MIB, timeout=10)
+        took = time.time() - started
+        assert rss >= 40 * _stress.MIB
+        assert 0.3 <= took < 5, took
+        # a target it never reaches: it stops once the size has not grown for the stall time
+        started = time.time()
+        rss = _stress.wait_for_rss(proc.pid, 500 * _stress.MIB, timeout=10, stall=0.5)
+        assert rss < 500 * _stress.MIB
+        assert 0.5 <= time.time() - started < 5
+    finally:
+        proc.kill()
+        proc.wait()
