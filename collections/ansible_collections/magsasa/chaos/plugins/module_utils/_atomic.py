@@ -15,7 +15,6 @@ the probe sampler): those get this file copied next to them (``magsasa_chaos_ato
 standard library only, no Ansible imports.
 """
 
-import inspect
 import json
 import os
 import threading
@@ -77,5 +76,6 @@ def install_program(program_module, filename, directory):
     for needed in getattr(program_module, 'PROGRAM_NEEDS', ()):
         install_program(needed, needed.PROGRAM_FILENAME, directory)
     target = os.path.join(directory, filename)
+    import inspect  # here: every guard and worker imports this file, inspect costs each ~15 ms to start
     replace_if_changed(target, inspect.getsource(program_module))
     return target

@@ -63,11 +63,6 @@ try:
 except ImportError:
     from ansible_collections.magsasa.chaos.plugins.module_utils import _atomic, _proc
 
-try:
-    import http.client as http_client
-except ImportError:  # Python 2 is not a target; keep the import error readable anyway
-    http_client = None
-
 GUARD_FILENAME = 'magsasa_chaos_guard.py'
 # The modules the copied guard imports, installed next to it under their PROGRAM_FILENAME.
 PROGRAM_NEEDS = (_proc, _atomic)
@@ -321,29 +316,34 @@ def _revert_command(action):
     return 'rc=%d' % proc.returncode
 
 
-class _UnixHTTPConnection(http_client.HTTPConnection if http_client else object):
-    def __init__(self, socket_path, timeout):
-        http_client.HTTPConnection.__init__(self, 'localhost', timeout=timeout)
-        self.socket_path = socket_path
+def _http_connection(docker_host, timeout):
+    """An HTTP connection to the Docker Engine at ``docker_host`` (unix:// or tcp://)."""
+    # Imported here: only a docker revert needs it, and every guard, watchdog and fault module
+    # imports this file; http.client costs each of them tens of milliseconds of start-up.
+    import http.client
 
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.socket_path)
-        self.sock = sock
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        def __init__(self, socket_path):
+            http.client.HTTPConnection.__init__(self, 'localhost', timeout=timeout)
+            self.socket_path = socket_path
+
+        def connect(self):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            sock.connect(self.socket_path)
+            self.sock = sock
+
+    if docker_host.startswith('unix://'):
+        return UnixHTTPConnection(docker_host[len('unix://'):])
+    if docker_host.startswith('tcp://'):
+        host, port = docker_host[len('tcp://'):].rstrip('/').rsplit(':', 1)
+        return http.client.HTTPConnection(host, int(port), timeout=timeout)
+    raise RevertError('docker_host %r is not unix:// or tcp://' % docker_host)
 
 
 def docker_api_request(docker_host, method, path, timeout=30.0):
     """One Docker Engine API call; returns (status, body text). Plain unix:// or tcp:// only."""
-    docker_host = docker_host or 'unix:///var/run/docker.sock'
-    if docker_host.startswith('unix://'):
-        conn = _UnixHTTPConnection(docker_host[len('unix://'):], timeout)
-    elif docker_host.startswith('tcp://'):
-        hostport = docker_host[len('tcp://'):].rstrip('/')
-        host, port = hostport.rsplit(':', 1)
-        conn = http_client.HTTPConnection(host, int(port), timeout=timeout)
-    else:
-        raise RevertError('docker_host %r is not unix:// or tcp://' % docker_host)
+    conn = _http_connection(docker_host or 'unix:///var/run/docker.sock', timeout)
     try:
         conn.request(method, path, headers={'Content-Type': 'application/json'})
         response = conn.getresponse()
