@@ -4,7 +4,9 @@ a known time reports that time, not a fraction of it (issue #12).
 supervisord reaps a killed program at once but respawns it at the next tick of its main loop, one
 second later, unless something (a ``supervisorctl`` request) wakes the loop early; the service then
 listens exactly ``READY_AFTER`` seconds after it started. So an undisturbed crash is an outage of
-1 + READY_AFTER seconds, which our experiment's MTTR must match within 10 %.
+1 + READY_AFTER seconds, which our experiment's MTTR must match within 10 %. The respawn time the
+test holds us to is read from supervisord's own log (a kill reaped at the end of a tick is
+respawned at once, which a loaded machine makes likelier).
 """
 
 import uuid
@@ -47,18 +49,22 @@ def test_crash_mttr_is_the_services_real_restart_time(crash_run):
     assert record['_rc'] == 0 and record['status'] == 'completed', record['_output'][-3000:]
     metrics = record['metrics']
     assert len(metrics['outages']) == 1, metrics['outages']
-    # supervisord's own log: it respawned the program one tick after the kill, not sooner.
+    # supervisord's own log is the truth: usually one tick from exit to respawn, but a kill reaped at
+    # the very end of a tick (a loaded machine delays the reap) is respawned in the next iteration at
+    # once. Whatever it took, our MTTR and our restart time must be that, not a fraction of it.
     assert len(crash_run['respawns']) == 1, crash_run['respawns']
     exited, spawned = crash_run['respawns'][0]
-    assert abs((spawned - exited) - SUPERVISORD_TICK) <= 0.1, 'supervisord respawned after %.3f s' % (spawned - exited)
-    assert abs(metrics['mttr_seconds'] - KNOWN_OUTAGE) <= 0.1 * KNOWN_OUTAGE, (metrics['mttr_seconds'], KNOWN_OUTAGE)
+    respawn = spawned - exited
+    assert 0 <= respawn <= SUPERVISORD_TICK + 0.1, 'supervisord respawned after %.3f s' % respawn
+    known_outage = respawn + READY_AFTER
+    assert abs(metrics['mttr_seconds'] - known_outage) <= 0.1 * KNOWN_OUTAGE, (metrics['mttr_seconds'], known_outage, respawn)
     window = record['window']
     independent = crash_run['probe'].outages(window['fault_start'] - 1, window['observe_end'])
     assert len(independent) == 1, independent
     assert abs(metrics['mttr_seconds'] - independent[0]) <= 0.1 + 0.02 + 0.1, (metrics['mttr_seconds'], independent)
     effect = record['fault']['results'][0]['effect']
     assert effect['restarted'] is True, effect
-    assert abs(effect['restart_seconds'] - SUPERVISORD_TICK) <= 0.2, effect
+    assert abs(effect['restart_seconds'] - respawn) <= 0.2, (effect, respawn)
 
 
 # The hold phase may cost the controller at most 10 % of one core (issue #12); CPU time barely grows
