@@ -24,8 +24,8 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.magsasa.chaos.plugins.module_utils._hold import (
-    CLOCK_COMMAND, GONE_MARKER, TICK_END_MARKER, ended_by, history_summary, parse_clock, renewal_command,
-    renewal_loop, split_answer,
+    CLOCK_COMMAND, GONE_MARKER, TICK_END_MARKER, ended_by, gone_history, history_summary, parse_clock,
+    renewal_command, renewal_loop, split_answer,
 )
 from ansible_collections.magsasa.chaos.plugins.module_utils._metrics import (
     MetricsError, evaluate_stop_condition, load_samples_file,
@@ -227,7 +227,8 @@ class ActionModule(ActionBase):
                         res.get('rc'), to_text(res.get('stderr', '')).strip() or out.strip())
                     break
                 if fault_id and GONE_MARKER in out:
-                    history = self._history(state_dir, fault_id)
+                    # printed with the marker; read again only when the answer did not carry it
+                    history = gone_history(out) or self._history(state_dir, fault_id)
                     if expect_fault:
                         ended, reason = ended_by(history)
                         break
@@ -242,8 +243,9 @@ class ActionModule(ActionBase):
                     if now >= end + grace:
                         ended = 'deadline'
                         break
-                    # look again just after the deadline, when the guard should have reverted it
-                    wake = end + 0.3 if now < end else now + min(tick, 0.5)
+                    # look again just after the deadline, when the guard should have reverted it, then
+                    # often (a line on the channel is a pipe write; a command per look costs more)
+                    wake = end + 0.3 if now < end else now + (0.2 if channel is not None else min(tick, 0.5))
                 else:
                     if until is not None and now >= until:
                         ended = 'deadline'

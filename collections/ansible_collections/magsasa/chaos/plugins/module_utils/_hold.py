@@ -8,6 +8,7 @@ renews a lease over any connection, the shell loop that runs it once per line it
 the line's status from their output, and naming how a fault that is gone ended from its history
 entry."""
 
+import json
 import shlex
 
 GONE_MARKER = 'MAGSASA_CHAOS_FAULT_GONE'
@@ -25,12 +26,29 @@ _ENDINGS = (
 
 def renewal_command(state_dir, fault_id, lease):
     """One POSIX shell line: print the host's clock, then renew the lease by rewriting its file
-    (mtime = now, content = the lease in seconds), or print the gone marker when the fault's record
-    is no longer active, so a late renewal cannot revive a lapsed fault."""
-    record = shlex.quote('%s/%s.json' % (state_dir.rstrip('/'), fault_id))
-    path = shlex.quote('%s/%s.lease' % (state_dir.rstrip('/'), fault_id))
-    return '%s; if [ -e %s ]; then printf %%s %s > %s; else echo %s; fi' % (
-        CLOCK_COMMAND, record, shlex.quote('%g' % float(lease)), path, GONE_MARKER)
+    (mtime = now, content = the lease in seconds), or, when the fault's record is no longer active,
+    print the gone marker and the fault's history entry (the guard writes it before it removes the
+    record), so a late renewal cannot revive a lapsed fault and the holder learns how it ended in
+    the same round trip."""
+    state_dir = state_dir.rstrip('/')
+    record = shlex.quote('%s/%s.json' % (state_dir, fault_id))
+    path = shlex.quote('%s/%s.lease' % (state_dir, fault_id))
+    history = shlex.quote('%s/history/%s.json' % (state_dir, fault_id))
+    return '%s; if [ -e %s ]; then printf %%s %s > %s; else echo %s; cat %s 2>/dev/null; true; fi' % (
+        CLOCK_COMMAND, record, shlex.quote('%g' % float(lease)), path, GONE_MARKER, history)
+
+
+def gone_history(stdout):
+    """The history entry a renewal printed after the gone marker, or None (no marker, no entry yet,
+    or not a JSON object)."""
+    head, marker, tail = stdout.partition(GONE_MARKER)
+    if not marker or not tail.strip():
+        return None
+    try:
+        entry = json.loads(tail)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 def renewal_loop(command):

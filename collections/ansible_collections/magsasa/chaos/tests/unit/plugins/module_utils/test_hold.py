@@ -26,6 +26,21 @@ def test_renewal_rewrites_the_lease_the_guard_reads_and_never_revives_a_gone_fau
     out = subprocess.run(['sh', '-c', _hold.renewal_command(state, 'f1', 3)], capture_output=True, text=True,
                          check=True).stdout
     assert _hold.GONE_MARKER in out and not os.path.exists(_guard.lease_path(state, 'f1'))
+    # no history entry yet: the holder reads it again; once there, it comes in the same answer
+    assert _hold.gone_history(out) is None
+    (tmp_path / 'history').mkdir()
+    (tmp_path / 'history' / 'f1.json').write_text('{"fault_id": "f1", "reverted_by": "guard:deadline"}')
+    out = subprocess.run(['sh', '-c', _hold.renewal_command(state, 'f1', 3)], capture_output=True, text=True,
+                         check=True).stdout
+    assert _hold.gone_history(out) == {'fault_id': 'f1', 'reverted_by': 'guard:deadline'}
+    assert _hold.parse_clock(out) is not None and not os.path.exists(_guard.lease_path(state, 'f1'))
+
+
+def test_gone_history_needs_the_marker_and_a_json_object():
+    assert _hold.gone_history('1.5\n{"a": 1}') is None
+    assert _hold.gone_history('1.5\n%s\n[1]' % _hold.GONE_MARKER) is None
+    assert _hold.gone_history('1.5\n%s\n{"a": ' % _hold.GONE_MARKER) is None
+    assert _hold.gone_history('1.5\n%s\n{"a": 1}\n' % _hold.GONE_MARKER) == {'a': 1}
 
 
 def test_renewal_loop_renews_once_per_line_and_ends_when_its_input_closes(tmp_path):
