@@ -6,7 +6,8 @@ loopback HTTP service as the probe target, and runs playbooks/chaos.yml with one
 against N = 1, 5, 10, 20 of them (forks >= N). Each host's fault state directory is a bind mount,
 so injection times and held times come from the hosts' own revert history, not from the report.
 Prints a table: wall time of ansible-playbook, ratio to N = 1, injection spread, held time per host
-against planned, and the controller's CPU (the ansible-playbook process tree) during the hold.
+against planned, the lead each host had left when it was ready to inject (below 0: it was reached
+after the common start), and the controller's CPU (the ansible-playbook process tree) during the hold.
 
 With --local it also runs the scenario once against this machine over the local connection (the
 controller's CPU during the hold at 1 host, local and docker side by side).
@@ -315,7 +316,8 @@ def experiment(record_dir, inventory, state_root, targets, duration, forks, extr
                            min([min(e['revert_started_at'] for e in entries)] + hold[-1:]) - 0.5)
     row = dict(n=len(targets), rc=rc, status=record.get('status'), wall=wall, spread=max(injected) - min(injected), held_min=min(held),
                held_max=max(held), cpu=hold_cpu,
-               lapsed=sum(1 for e in entries if e['reverted_by'] == 'guard:lease-expired'))
+               lapsed=sum(1 for e in entries if e['reverted_by'] == 'guard:lease-expired'),
+               slack=[p['start_slack'] for p in record.get('hosts') or [] if p.get('start_slack') is not None])
     if profile_with:
         row['profile'] = profile(lines, events, started, started + wall, samples, target_samples)
     return row
@@ -326,12 +328,13 @@ def print_rows(rows, duration, connection):
     print('\nOne memory scenario of %d s, forks >= N, %s connection; load average at the end: %s\n'
           % (duration, connection, ', '.join('%.1f' % v for v in os.getloadavg())))
     print('| hosts | status (rc) | wall time | ratio to N=%d | injection spread | held per host (planned %d s) '
-          '| leases lapsed | controller CPU during the hold |' % (rows[0]['n'], duration))
-    print('|---|---|---|---|---|---|---|---|')
+          '| leases lapsed | lead left per host | controller CPU during the hold |' % (rows[0]['n'], duration))
+    print('|---|---|---|---|---|---|---|---|---|')
     for row in rows:
-        print('| %d | %s (%d) | %.1f s | %.2fx | %.2f s | %.2f-%.2f s | %d | %s |' % (
+        print('| %d | %s (%d) | %.1f s | %.2fx | %.2f s | %.2f-%.2f s | %d | %s | %s |' % (
             row['n'], row['status'], row['rc'], row['wall'], row['wall'] / base, row['spread'], row['held_min'],
             row['held_max'], row['lapsed'],
+            '%.2f-%.2f s' % (min(row['slack']), max(row['slack'])) if row['slack'] else 'n/a',
             '%.1f %% of one core' % row['cpu'] if row['cpu'] is not None else 'n/a'))
     for row in rows:
         if row.get('profile'):

@@ -359,8 +359,10 @@ class FaultEngine(object):
         ctx = InjectContext(self, record)
         if params.get('start_at') is not None:
             # Every host of an experiment got the same start_at: they prepared in whatever order
-            # the controller reached them, and inject together.
-            time.sleep(max(0.0, params['start_at'] - time.time()))
+            # the controller reached them, and inject together. How long this host waited (below 0:
+            # it was ready only after start_at) tells whether the controller's lead was enough.
+            result['start_slack'] = round(params['start_at'] - time.time(), 3)
+            time.sleep(max(0.0, result['start_slack']))
         try:
             self.fault.inject(ctx)
         except Exception as exc:  # pylint: disable=broad-except

@@ -96,6 +96,8 @@ def host_part(host, inject=None, hold=None, revert=None, residue=None, lock=None
         'held_seconds': None if injected is None or released is None else round(released - injected, 3),
         'revert_seconds': None if released is None or reverted is None else round(reverted - released, 3),
         'reverted_by': by or None,
+        # seconds the host waited for the common start (below 0: it was ready late, and injected late)
+        'start_slack': _num(inject.get('start_slack')),
     }
     return part
 

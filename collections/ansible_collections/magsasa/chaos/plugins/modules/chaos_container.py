@@ -161,6 +161,12 @@ injected_at:
   description: Epoch seconds when the injection was complete (the moment the fault took effect; metrics count from here).
   returned: success and O(state=present) and not in check mode
   type: float
+start_slack:
+  description:
+    - Seconds this host waited for O(start_at) before injecting; below 0 when it was ready only after O(start_at)
+      (the controller's lead was too short for it, and it injected late by that much).
+  returned: success and O(start_at) given and not in check mode
+  type: float
 kind:
   description: The fault kind, V(container).
   returned: success and O(state=present)

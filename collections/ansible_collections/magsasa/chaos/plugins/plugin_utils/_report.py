@@ -601,6 +601,12 @@ def hosts_view(record):
         injected, reverted, held = part.get('injected_at'), part.get('reverted_at'), part.get('held_seconds')
         ended = part.get('ended') or ('not injected' if injected is None else 'unknown')
         normal = ended in ('deadline', 'revert', 'instant') and part.get('status') != 'failed'
+        reason = part.get('reason')
+        slack = part.get('start_slack')
+        if _is_number(slack) and float(slack) < 0:
+            # the controller reached this host after the common start: it injected late by that much
+            late = 'ready %s after the common start (chaos_experiment_inject_lead_per_host, forks)' % fmt_number(-float(slack), 's')
+            reason = '%s; %s' % (reason, late) if reason else late
         rows.append({
             'host': plain_text(part.get('host'), 80),
             'window': _host_window(injected, reverted, start),
@@ -609,7 +615,7 @@ def hosts_view(record):
             'ended': plain_text(ended, 40),
             'mark': MARK_PASS if normal else MARK_FAIL,
             'offset': fmt_number(part.get('clock_offset'), 's'),
-            'reason': plain_text(part.get('reason'), 300),
+            'reason': plain_text(reason, 300),
         })
     return rows
 

@@ -45,12 +45,12 @@ def test_task_error_keeps_the_real_message(result, message):
 
 def test_host_part_puts_the_window_in_the_controller_clock():
     part = _fleet.host_part(
-        'web1', inject={'injected_at': 1000.5, 'state_dir': '/run/x'},
+        'web1', inject={'injected_at': 1000.5, 'state_dir': '/run/x', 'start_slack': -0.25},
         hold={'ended': 'deadline', 'clock_offset': 0.5, 'reason': None},
         residue={'history': [{'fault_id': 'f', 'injected_at': 1000.5, 'reverted_at': 1010.5, 'reverted_by': 'guard:deadline'}]})
     assert part == {'host': 'web1', 'status': 'ok', 'ended': 'deadline', 'reason': None, 'clock_offset': 0.5,
                     'injected_at': 1000.0, 'reverted_at': 1010.0, 'held_seconds': 10.0, 'revert_seconds': 0.0,
-                    'reverted_by': 'guard:deadline'}
+                    'reverted_by': 'guard:deadline', 'start_slack': -0.25}
 
 
 @pytest.mark.parametrize('hold, revert_by, ended, status', [

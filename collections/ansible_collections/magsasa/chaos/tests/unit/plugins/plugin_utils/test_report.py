@@ -480,7 +480,8 @@ def _fleet_record(status='completed', **extra):
             {'host': 'web1', 'status': 'ok', 'ended': 'deadline', 'injected_at': 1000.0, 'reverted_at': 1010.0,
              'held_seconds': 10.0, 'clock_offset': 0.01},
             {'host': 'web2', 'status': 'failed', 'ended': 'lease-lapsed', 'injected_at': 1000.4,
-             'reverted_at': 1005.3, 'held_seconds': 4.9, 'clock_offset': -0.02, 'reason': 'the lease lapsed'},
+             'reverted_at': 1005.3, 'held_seconds': 4.9, 'clock_offset': -0.02, 'reason': 'the lease lapsed',
+             'start_slack': -0.4},
         ],
     }
     record.update(extra)
@@ -492,6 +493,8 @@ def test_the_report_shows_each_hosts_window_the_spread_and_a_lapsed_lease():
     assert 'Injection spread 0.4 s across 2 host(s)' in text
     assert '| web1 | 0 s to 10 s | 10 s of 10 s | %s deadline |' % report_lib.MARK_PASS in text
     assert '| web2 | 0.4 s to 5.3 s | 4.9 s of 10 s | %s lease-lapsed |' % report_lib.MARK_FAIL in text
+    # a host the controller reached after the common start says so (it explains its part of the spread)
+    assert 'the lease lapsed; ready 0.4 s after the common start' in text
     assert 'every 0.1 s, timeout 1 s' in text
 
 
