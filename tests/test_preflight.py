@@ -304,6 +304,32 @@ def test_a_group_whose_second_scenario_is_invalid_injects_nothing(target, tmp_pa
     assert "Inject the scenario's fault" not in result.stdout
 
 
+def test_checks_run_side_by_side_keep_each_verdict_with_its_scenario(target, tmp_path):
+    """The target's fault checks go out side by side (pipelining, no become): each module's refusal
+    must still be reported for its own scenario, whatever order the runs finish in."""
+    run = base_run()
+    refused = {"PF CPU": ("workers", 0), "PF Memory": ("size_mb", 0), "PF Loss": ("loss_percent", 150),
+               "PF Disk": ("path", "/nonexistent/scratch")}
+    accepted = ["PF Delay", "PF Partition"]
+    for entry in run["chaos_suite_scenarios"]:
+        if entry["name"] in refused:
+            key, value = refused[entry["name"]]
+            entry["parameters"][key] = value
+    run["chaos_suite_groups"] = {"six": sorted(refused) + accepted}
+    run["chaos_group"] = "six"
+    result = chaos(target, run, tmp_path / "faults", tmp_path / "reports")
+    assert result.returncode != 0, result.stdout[-3000:]
+    fatal = [line for line in result.stdout.splitlines() if line.startswith("fatal:") and "problem(s)" in line]
+    assert len(fatal) == 1, result.stdout[-3000:]
+    problems = json.loads(fatal[0].split("=> ", 1)[1])["msg"][1:]
+    assert len(problems) == len(refused), problems
+    for name, (key, value) in refused.items():
+        mine = [p for p in problems if p.startswith("scenario '%s' on" % name)]
+        assert len(mine) == 1 and key in mine[0], (name, problems)
+    assert not [p for p in problems if any("'%s'" % name in p for name in accepted)], problems
+    assert traces(tmp_path / "faults") == []
+
+
 def test_falsy_options_reach_the_module_exactly(target, tmp_path):
     marker = "preflight-victim-%s" % uuid.uuid4().hex[:8]
     victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", marker])
