@@ -173,6 +173,12 @@ def test_five_hosts_are_injected_and_held_together(fleet, tmp_path):
     assert fleet.history(fleet.names[5], record["fault"]["fault_ids"][0]) is None, "the spare host was faulted"
     assert [p["host"] for p in record["hosts"]] == fleet.names[:5]
     assert all(p["ended"] == "deadline" and p["status"] == "ok" for p in record["hosts"]), record["hosts"]
+    # each host says how much of the lead it had left; the hosts that waited woke at the same
+    # start_at, so their injections (from the hosts' own history) lie close together
+    slack = {p["host"]: p["start_slack"] for p in record["hosts"]}
+    assert all(isinstance(v, float) for v in slack.values()), slack
+    waited = [entries[name]["injected_at"] for name, v in slack.items() if v >= 0]
+    assert waited and max(waited) - min(waited) <= 1.0, (slack, waited)
     report = (tmp_path / "chaos_report.md").read_text()
     assert "injection spread" in report.lower() and fleet.names[0] in report
     assert_no_faults(fleet)
