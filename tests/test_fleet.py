@@ -17,13 +17,13 @@ import time
 import uuid
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
 
 from harness import (REPO_ROOT, QuietHandler, Service, ansible_env, playbook_command, require, require_image, run_playbook,
                      start_playbook)
 from harness.containers import BASE_IMAGE, STATE_IN_HOST, inventory_hosts, remove_container_hosts, start_container_hosts
+from harness.faults import probe_samplers
 
 HOSTS = 6
 FAST = {"chaos_experiment_baseline_seconds": 1, "chaos_experiment_recovery_samples": 2,
@@ -218,17 +218,6 @@ def test_fewer_forks_than_targets_and_a_blast_radius_cap(fleet, tmp_path):
     assert_no_faults(fleet)
 
 
-def samplers(home):
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        try:
-            if any(arg.startswith(str(home)) and arg.endswith(".sampler.py") for arg in proc.info["cmdline"] or []):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
 def renewed(fleet, name):
     leases = list(fleet.state(name).glob("*.lease"))
     return bool(leases) and all(p.read_text().strip() == "3" for p in leases)
@@ -253,7 +242,7 @@ def test_a_killed_controller_leaves_every_fault_reverted_within_5_seconds(fleet,
             assert proc.poll() is None, proc.stdout.read()[-4000:]
             time.sleep(0.1)
         assert all(renewed(fleet, name) for name in names), "the holders never renewed the leases"
-        assert samplers(home), "no probe sampler running"
+        assert probe_samplers(home), "no probe sampler running"
         time.sleep(1.5)
         assert len(fleet.active(names)) == 3, "the faults ended before the controller was killed"
         killed = time.time()
@@ -264,7 +253,7 @@ def test_a_killed_controller_leaves_every_fault_reverted_within_5_seconds(fleet,
             now = time.time()
             if faults_gone is None and not fleet.active(names):
                 faults_gone = now - killed
-            if sampler_gone is None and not samplers(home):
+            if sampler_gone is None and not probe_samplers(home):
                 sampler_gone = now - killed
             time.sleep(0.05)
     finally:

@@ -295,13 +295,23 @@ def test_a_group_whose_second_scenario_is_invalid_injects_nothing(target, tmp_pa
     run["chaos_suite_scenarios"][1] = scenario("PF CPU Overload", "cpu", workers=1, load_percent=150)
     run["chaos_suite_groups"] = {"two": ["PF CPU", "PF CPU Overload"]}
     run["chaos_group"] = "two"
-    result = chaos(target, run, tmp_path / "faults", tmp_path / "reports")
+    home = tmp_path / "home"
+    home.mkdir()
+    result = chaos(target, run, tmp_path / "faults", tmp_path / "reports",
+                   env=ansible_env(CHAOS_REPORT_OUTPUT_DIR=str(tmp_path / "reports"), HOME=str(home)))
     assert result.returncode != 0
     assert "PF CPU Overload" in result.stdout and "`load_percent` must be 1-100, got 150" in result.stdout, \
         result.stdout[-3000:]
     assert traces(tmp_path / "faults") == []
     assert not fault_processes()
     assert "Inject the scenario's fault" not in result.stdout
+    # The first experiment's probe started before the targets' checks (its baseline); the refusal
+    # stopped it and removed its directory.
+    started = result.stdout.split("Start the first experiment's background probe", 1)[-1].split("TASK [", 1)[0]
+    assert "changed: [" in started, result.stdout[-3000:]
+    probes = home / ".ansible" / "magsasa_chaos" / "probes"
+    assert probes.is_dir() and list(probes.iterdir()) == [], list(probes.iterdir())
+    assert not h.probe_samplers(home)
 
 
 def test_checks_run_side_by_side_keep_each_verdict_with_its_scenario(target, tmp_path):
@@ -405,10 +415,22 @@ def test_a_target_that_already_carries_a_fault_is_refused_by_every_experiment(ta
         run["chaos_suite_groups"] = {"two": ["PF CPU", "PF Memory"]}
         run["chaos_group"] = "two"
         reports = tmp_path / "reports"
-        result = chaos(target, run, state_dir, reports)
+        home = tmp_path / "home"
+        home.mkdir()
+        result = chaos(target, run, state_dir, reports,
+                       env=ansible_env(CHAOS_REPORT_OUTPUT_DIR=str(reports), HOME=str(home)))
         # the first experiment took the preflight's answer, the second asked the target itself
         lock = re.findall(r"TASK \[magsasa.chaos.chaos_experiment : Active-fault lock[^\n]*\n(\w+):", result.stdout)
         assert lock == ["skipping", "ok"], lock
+        # the first experiment's probe was started before the targets' preflight and taken over by
+        # the experiment; the second started its own; both were stopped and their directories removed
+        early = re.findall(r"TASK \[magsasa.chaos.chaos_experiment : Start the first experiment's background probe[^\n]*\n(\w+):",
+                           result.stdout)
+        own = re.findall(r"TASK \[magsasa.chaos.chaos_experiment : Start the background probe[^\n]*\n(\w+):", result.stdout)
+        assert early == ["changed"] and own == ["skipping", "changed"], (early, own)
+        probes = home / ".ansible" / "magsasa_chaos" / "probes"
+        assert list(probes.iterdir()) == [], list(probes.iterdir())
+        assert not h.probe_samplers(home)
         assert result.returncode != 0, result.stdout[-3000:]
         with open(str(reports / "chaos_results.json")) as handle:
             records = {r["name"]: r for r in json.load(handle)["experiments"]}

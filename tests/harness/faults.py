@@ -112,6 +112,18 @@ def fault_processes(state_dir):
     return found
 
 
+def probe_samplers(home):
+    """The background probe samplers running from a probe directory under ``home`` (a run's HOME)."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if any(arg.startswith(str(home)) and arg.endswith(".sampler.py") for arg in proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
 def alive(pids):
     living = []
     for pid in pids:
