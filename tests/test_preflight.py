@@ -447,3 +447,32 @@ def test_a_target_that_already_carries_a_fault_is_refused_by_every_experiment(ta
         h.run_tasks(tmp_path, [h.task("chaos_faults", state="absent_all", state_dir=str(state_dir))])
     assert h.records(str(state_dir)) == []
     assert not fault_processes()
+
+
+def test_an_experiment_whose_probe_cannot_start_is_recorded_once_as_failed(target, tmp_path):
+    """A controller step of the experiment that fails for real (the probe cannot write its directory):
+    each experiment is recorded once, failed with the module's own message, nothing is injected."""
+    run = base_run()
+    run["chaos_suite_groups"] = {"two": ["PF CPU", "PF Memory"]}
+    run["chaos_group"] = "two"
+    home = tmp_path / "home"
+    (home / ".ansible" / "magsasa_chaos").mkdir(parents=True)
+    # the probes' directory is a file: every probe start fails to create its directory
+    (home / ".ansible" / "magsasa_chaos" / "probes").write_text("not a directory")
+    reports = tmp_path / "reports"
+    result = chaos(target, run, tmp_path / "faults", reports,
+                   env=ansible_env(CHAOS_REPORT_OUTPUT_DIR=str(reports), HOME=str(home)))
+    assert result.returncode != 0, result.stdout[-3000:]
+    # the probe the run's preflight starts for the first experiment failed too, and was let go: the
+    # experiment started its own and reports that failure itself
+    early = result.stdout.split("Start the first experiment's background probe", 1)[-1].split("TASK [", 1)[0]
+    assert "...ignoring" in early, early
+    with open(str(reports / "chaos_results.json")) as handle:
+        records = json.load(handle)["experiments"]
+    assert sorted(r["name"] for r in records) == ["PF CPU", "PF Memory"], records
+    for record in records:
+        assert record["status"] == "failed", record
+        assert record["reason"].startswith("Start the background probe"), record
+        assert "Not a directory" in record["reason"], record
+    assert traces(tmp_path / "faults") == []
+    assert not fault_processes()
