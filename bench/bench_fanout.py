@@ -416,6 +416,8 @@ def smoke(root, with_profile):
         wall, rc, output, samples = run_playbook(
             ['playbooks/chaos.yml', '-i', 'inventories/local', '-e',
              json.dumps({'chaos_group': 'smoke_test', 'chaos_experiment_state_dir': faults})], run_env)
+        if not os.path.exists(os.path.join(reports, 'chaos_results.json')):
+            raise SystemExit('the smoke suite wrote no report (rc %s):\n%s' % (rc, output[-4000:]))
         with open(os.path.join(reports, 'chaos_results.json')) as handle:
             records = json.load(handle)['experiments']
         windows = 0.0
