@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 
+import psutil
 import pytest
 
 from harness import REPO_ROOT, ansible_env, missing, require, task_results
@@ -175,6 +176,15 @@ class Net(object):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        # A test that SIGKILLs a run's process group (a dead controller) leaves the run's Ansible
+        # worker behind: workers run in sessions of their own. One in a long pause stays for good.
+        plays = str(self.tmp / "play-")
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if any(arg.startswith(plays) for arg in proc.info["cmdline"] or []):
+                    proc.kill()
+            except psutil.Error:
+                continue
         for netns in [self.a, self.b] + self.extra:
             run([self.tools["ip"], "netns", "del", netns], check=False)
         return leftovers
